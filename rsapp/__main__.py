@@ -1,0 +1,3 @@
+from rsapp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""AOI → pixel window → square chip at the model's input size, with its own affine transform and effective GSD."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from rsapp.errors import RsappError
+from rsapp.geo.aoi import aoi_to_scene
+from rsapp.geo.raster import ground_gsd_m, read_masked
+
+# A second date must cover at least this share of the first date's chip to be compared with it.
+MIN_PAIR_COVERAGE = 0.5
+EDGE_EPS_PX = 1e-6
+
+
+@dataclass
+class Chip:
+    """What the model sees: a size×size RGB picture of a square window of the scene, letterboxed, never upsampled."""
+
+    rgb: np.ndarray  # (size, size, 3) uint8
+    valid: np.ndarray  # (size, size) bool: inside the image, not nodata, inside the AOI
+    transform: Affine  # chip pixel → scene CRS (→ scene pixels when the scene has no georeference)
+    crs: object  # rasterio CRS, or None for pixel space
+    window_px: Window  # the square of scene pixels the chip covers
+    gsd_m: float | None  # ground size of one chip pixel at the chip centre, after resampling
+    source: str  # scene file name
+
+    @property
+    def size(self) -> int:
+        return self.rgb.shape[0]
+
+    def to_scene(self, cols, rows) -> tuple[np.ndarray, np.ndarray]:
+        """Chip pixel coordinates (edges: 0..size) → scene CRS coordinates."""
+        xs, ys = self.transform @ (np.asarray(cols, dtype=float), np.asarray(rows, dtype=float))
+        return np.asarray(xs), np.asarray(ys)
+
+    def footprint(self) -> shapely.Polygon:
+        """The chip's square in the scene CRS."""
+        corners = [(0, 0), (self.size, 0), (self.size, self.size), (0, self.size)]
+        return shapely.Polygon([self.transform @ c for c in corners])
+
+
+def aoi_window(scene, aoi_scene: shapely.Geometry) -> Window:
+    """Integer pixel window of the AOI's bounding box, clipped to the image; RsappError when they do not meet."""
+    x0, y0, x1, y1 = aoi_scene.bounds
+    inv = ~scene.transform
+    cols, rows = zip(*(inv @ (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))))
+    # Snap to whole pixels, forgiving the float noise of a lon/lat round trip.
+    c0, c1 = max(0, math.floor(min(cols) + EDGE_EPS_PX)), min(scene.width, math.ceil(max(cols) - EDGE_EPS_PX))
+    r0, r1 = max(0, math.floor(min(rows) + EDGE_EPS_PX)), min(scene.height, math.ceil(max(rows) - EDGE_EPS_PX))
+    if c1 <= c0 or r1 <= r0 or not aoi_scene.intersects(scene.footprint()):
+        raise RsappError(f"the AOI lies outside {scene.name}")
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def square_window(window: Window, min_side_px: int) -> Window:
+    """The square centred on window whose side is its longer side (at least min_side_px, so chips never upsample)."""
+    side = max(int(window.width), int(window.height), min_side_px)
+    col = math.floor(window.col_off + window.width / 2 - side / 2)
+    row = math.floor(window.row_off + window.height / 2 - side / 2)
+    return Window(col, row, side, side)
+
+
+def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256) -> Chip:
+    """Chip of the AOI (EPSG:4326 GeoJSON geometry, or pixel space for unreferenced images), or of the whole scene."""
+    aoi_scene = aoi_to_scene(aoi, scene) if aoi is not None else None
+    window = aoi_window(scene, aoi_scene) if aoi_scene is not None else Window(0, 0, scene.width, scene.height)
+    square = square_window(window, size)
+    scale = square.width / size
+    transform = scene.transform @ Affine.translation(square.col_off, square.row_off) @ Affine.scale(scale)
+    inside = square.col_off >= 0 and square.row_off >= 0 and (
+        square.col_off + square.width <= scene.width and square.row_off + square.height <= scene.height)
+    data = read_masked(scene.ds, list(scene.rgb_bands), window=square, out_shape=(3, size, size), boundless=not inside,
+                       resampling=Resampling.average if scale > 1 else Resampling.nearest)
+    rgb, valid = scene.stretch.apply(data)
+    if aoi_scene is not None:
+        valid &= geometry_mask([aoi_scene], out_shape=(size, size), transform=transform, invert=True, all_touched=True)
+        rgb[~valid] = 0
+    return Chip(rgb=rgb, valid=valid, transform=transform, crs=scene.crs, window_px=square,
+                gsd_m=ground_gsd_m(scene.crs, transform, size / 2, size / 2), source=scene.name)
+
+
+def make_pair(scene_a, scene_b, aoi: shapely.Geometry | None = None, size: int = 256) -> tuple[Chip, Chip]:
+    """Chips of two dates on the first one's grid: the second is warped onto it, or refused with the reason."""
+    chip_a = make_chip(scene_a, aoi, size)
+    if scene_a.georeferenced != scene_b.georeferenced:
+        raise RsappError("one date is georeferenced and the other is not, so they cannot be aligned")
+    if not scene_a.georeferenced:
+        if (scene_a.width, scene_a.height) != (scene_b.width, scene_b.height):
+            raise RsappError(
+                f"the two dates have no georeference and different sizes ({scene_a.width}×{scene_a.height} vs "
+                f"{scene_b.width}×{scene_b.height}), so they cannot be aligned")
+        return chip_a, make_chip(scene_b, aoi, size)
+
+    b_in_a = scene_b.footprint_in(scene_a.crs)
+    if not b_in_a.intersects(scene_a.footprint()):
+        raise RsappError(f"the two dates do not overlap: {scene_b.name} lies outside {scene_a.name}")
+    looked_at = chip_a.footprint().intersection(scene_a.footprint())
+    coverage = looked_at.intersection(b_in_a).area / looked_at.area
+    if coverage < MIN_PAIR_COVERAGE:
+        raise RsappError(
+            f"the two dates barely overlap here: {scene_b.name} covers {coverage:.0%} of the area "
+            f"(at least {MIN_PAIR_COVERAGE:.0%} needed)")
+    with WarpedVRT(scene_b.ds, crs=scene_a.crs, transform=chip_a.transform, width=size, height=size,
+                   resampling=Resampling.bilinear) as vrt:
+        data = read_masked(vrt, list(scene_b.rgb_bands))
+    rgb, valid = scene_b.stretch.apply(data)
+    valid &= chip_a.valid
+    rgb[~valid] = 0
+    chip_b = Chip(rgb=rgb, valid=valid, transform=chip_a.transform, crs=chip_a.crs, window_px=chip_a.window_px,
+                  gsd_m=chip_a.gsd_m, source=scene_b.name)
+    return chip_a, chip_b

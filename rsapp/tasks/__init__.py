@@ -1,0 +1,1 @@
+"""Task tokens, the training-free router, prompt templates and the text ↔ geometry codecs."""

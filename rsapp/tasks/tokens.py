@@ -1,0 +1,84 @@
+"""Task tokens and RSUniVLM's training-free router: the token decides the G-MoE expert, no learned gate."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rsapp.errors import RsappError
+
+# DESIGN.md task table: token → (expert, images it takes). Expert 0 image, 1 region, 2 pixel.
+TASKS: dict[str, tuple[int, tuple[int, ...]]] = {
+    "[CAP]": (0, (1,)),
+    "[CLS]": (0, (1,)),
+    "[VQA]": (0, (1,)),
+    "[CCD]": (0, (2,)),
+    "[VG]": (1, (1,)),
+    "[REF]": (1, (1,)),
+    "[SEG]": (2, (1, 2)),
+}
+TASK_TOKENS = tuple(TASKS)
+_TOKEN_RE = re.compile(r"^\s*(\[[A-Za-z]+\])\s*")
+_BOX_RE = re.compile(r"\[\s*-?\d+(?:\.\d+)?\s*(?:,\s*-?\d+(?:\.\d+)?\s*){3}\]")
+
+# Inference of a token from the wording, checked in this order; first match wins.
+_CUES: list[tuple[str, re.Pattern]] = [
+    ("[SEG]", re.compile(r"\b(segment\w*|mask|outline|delineate|map (?:the|all)|pixels? of)\b", re.I)),
+    ("[CAP]", re.compile(r"\b(caption|describe|description|summari[sz]e)\b", re.I)),
+    ("[CLS]", re.compile(r"\b(classify|scene class|what (?:kind|type) of (?:scene|area|place|land)|land[- ]?(?:use|cover) class)\b", re.I)),
+    ("[VG]", re.compile(r"\b(find|locate|where (?:is|are)|detect|box(?:es)?|ground|point out|show me)\b", re.I)),
+]
+_CHANGE_SEG_CUE = re.compile(r"\b(segment\w*|mask|map|where|outline|delineate)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the router decided for one request."""
+
+    token: str
+    expert: int
+    question: str  # the prompt without its token
+    inferred: bool  # True when no token was given and the router chose one
+
+
+def route(prompt: str, n_images: int = 1, force: str | None = None) -> Route:
+    """Pick the task token (forced, written in the prompt, or inferred) and its expert; check the image count."""
+    prompt = (prompt or "").strip()
+    m = _TOKEN_RE.match(prompt)
+    written = m.group(1).upper() if m else None
+    question = prompt[m.end():].strip() if m else prompt
+    if written and written not in TASKS:
+        raise RsappError(f"unknown task token {written}; use one of {' '.join(TASK_TOKENS)}")
+    token = _normalise(force) or written
+    inferred = token is None
+    if inferred:
+        token = infer_token(question, n_images)
+    expert, images = TASKS[token]
+    if n_images not in images:
+        want = " or ".join(str(i) for i in images)
+        raise RsappError(f"{token} takes {want} image{'s' if images != (1,) else ''}, but {n_images} {'was' if n_images == 1 else 'were'} given")
+    if not question and token not in ("[CAP]", "[CLS]", "[CCD]", "[SEG]"):
+        raise RsappError(f"{token} needs a question or phrase after the token")
+    return Route(token=token, expert=expert, question=question, inferred=inferred)
+
+
+def _normalise(token: str | None) -> str | None:
+    if token is None or token.strip().lower() in ("", "auto"):
+        return None
+    t = token.strip().upper()
+    t = t if t.startswith("[") else f"[{t}]"
+    if t not in TASKS:
+        raise RsappError(f"unknown task token {token}; use one of {' '.join(TASK_TOKENS)}")
+    return t
+
+
+def infer_token(question: str, n_images: int) -> str:
+    """The token a prompt with none most likely means (the answer reports it, the user can override)."""
+    if n_images == 2:
+        return "[SEG]" if _CHANGE_SEG_CUE.search(question) else "[CCD]"
+    if _BOX_RE.search(question):
+        return "[REF]"
+    for token, cue in _CUES:
+        if cue.search(question):
+            return token
+    return "[VQA]"

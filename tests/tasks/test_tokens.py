@@ -1,0 +1,51 @@
+import pytest
+
+from rsapp.errors import RsappError
+from rsapp.tasks.tokens import TASKS, route
+
+
+@pytest.mark.parametrize("token,expert", [("[CAP]", 0), ("[CLS]", 0), ("[VQA]", 0), ("[VG]", 1), ("[REF]", 1),
+                                          ("[SEG]", 2)])
+def test_written_token_picks_its_expert(token, expert):
+    r = route(f"{token} the largest pond [10, 20, 30, 40]", n_images=1)
+    assert (r.token, r.expert, r.inferred) == (token, expert, False)
+    assert r.question == "the largest pond [10, 20, 30, 40]"
+
+
+def test_change_tokens_take_two_images():
+    assert route("[CCD] what changed?", n_images=2).expert == 0
+    assert route("[SEG] changed buildings", n_images=2).expert == 2
+    with pytest.raises(RsappError, match="takes 2 images"):
+        route("[CCD] what changed?", n_images=1)
+    with pytest.raises(RsappError, match="takes 1 image"):
+        route("[VG] the pond", n_images=2)
+
+
+@pytest.mark.parametrize("prompt,n,token", [
+    ("how many ships are there?", 1, "[VQA]"),
+    ("is there a built-up area?", 1, "[VQA]"),
+    ("segment the roads", 1, "[SEG]"),
+    ("describe this image", 1, "[CAP]"),
+    ("what kind of scene is this?", 1, "[CLS]"),
+    ("find the largest pond", 1, "[VG]"),
+    ("where is the stadium?", 1, "[VG]"),
+    ("what is at [10, 10, 40, 50]?", 1, "[REF]"),
+    ("what changed?", 2, "[CCD]"),
+    ("map the new buildings", 2, "[SEG]"),
+])
+def test_router_infers_a_token_without_one(prompt, n, token):
+    r = route(prompt, n_images=n)
+    assert r.token == token and r.inferred and r.expert == TASKS[token][0]
+
+
+def test_forced_token_overrides_the_prompt():
+    r = route("[VQA] segment the roads", n_images=1, force="SEG")
+    assert r.token == "[SEG]" and r.expert == 2
+    assert route("segment the roads", force="auto").token == "[SEG]"
+
+
+def test_bad_tokens_and_empty_questions():
+    with pytest.raises(RsappError, match="unknown task token"):
+        route("[FOO] bar")
+    with pytest.raises(RsappError, match="needs a question"):
+        route("[VG]")
