@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
+import numpy as np
 import shapely
 
 from rsapp.answer import Answer
 from rsapp.errors import RsappError
-from rsapp.geo import Scene, make_chip, make_pair
-from rsapp.tasks.tokens import route
+from rsapp.geo import Chip, Scene, make_chip, make_pair
+from rsapp.geo.aoi import aoi_to_scene
+from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
+from rsapp.tasks.descriptors import grid_to_mask, text_to_mask
+from rsapp.tasks.prompts import build_prompt
+from rsapp.tasks.tokens import Route, route
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-tiny"
 # Chip side used to check the geometry of a request when no model is loaded to say its own input size.
 DEFAULT_CHIP_PX = 256
-# GSDs outside this range are not imagery of the Earth's surface anyone would mean (0.01 m .. 1 km).
+# GSDs outside this range are not imagery of the Earth's surface anyone would mean (1 cm .. 1 km).
 GSD_RANGE_M = (0.01, 1000.0)
+# A [REF] box is shown with this much surrounding context (chip side / box side).
+REF_CONTEXT = 3.0
 
 
 def default_weights() -> Path:
@@ -27,24 +35,21 @@ def default_weights() -> Path:
 class Analyst:
     """Holds the loaded model (lazily) and answers prompts about one scene or a two-date pair."""
 
-    def __init__(self, weights: str | Path | None = None, quant: str = "auto"):
+    def __init__(self, weights: str | Path | None = None, quant: str = "auto", runtime=None):
         self.weights = Path(weights) if weights else default_weights()
         self.quant = quant
-        self._runtime = None
+        self._runtime = runtime
 
     @property
     def runtime(self):
         if self._runtime is None:
-            self._runtime = self._load_runtime()
+            if not (self.weights / "config.json").exists():
+                raise RsappError(
+                    f"model not available: no weights in {self.weights} (train them with `python -m rsapp train`)")
+            from rsapp.model.runtime import Runtime  # torch is imported only when a model is really needed
+
+            self._runtime = Runtime.load(self.weights, quant=self.quant)
         return self._runtime
-
-    def _load_runtime(self):
-        if not (self.weights / "config.json").exists():
-            raise RsappError(
-                f"model not available: no weights in {self.weights} (train them with `python -m rsapp train`)")
-        from rsapp.model.runtime import Runtime  # torch is imported only when a model is really needed
-
-        return Runtime.load(self.weights, quant=self.quant)
 
     def available(self) -> bool:
         return self._runtime is not None or (self.weights / "config.json").exists()
@@ -59,15 +64,81 @@ class Analyst:
         t0 = time.perf_counter()
         if not scenes or len(scenes) > 2:
             raise RsappError("give one image, or two dates of the same place")
-        if gsd is not None and not GSD_RANGE_M[0] <= gsd <= GSD_RANGE_M[1]:
+        if gsd is not None and not (math.isfinite(gsd) and GSD_RANGE_M[0] <= gsd <= GSD_RANGE_M[1]):
             raise RsappError(f"GSD override {gsd} m is outside {GSD_RANGE_M[0]}–{GSD_RANGE_M[1]} m")
         r = route(prompt, n_images=len(scenes), force=task)
         size = self.runtime.image_size if self.available() else DEFAULT_CHIP_PX
-        if len(scenes) == 2:
-            chips = list(make_pair(scenes[0], scenes[1], aoi, size))
-        else:
-            chips = [make_chip(scenes[0], aoi, size)]
+        chips, question, ref_box = self._chips(scenes, r, aoi, size)
         t_chip = time.perf_counter()
-        answer = self.runtime.answer(chips, r, gsd_override_m=gsd)
-        answer.timings_s = {"chip": t_chip - t0, **answer.timings_s, "total": time.perf_counter() - t0}
+        rt = self.runtime
+        gsd_m, source, s = self._scale(chips[0], gsd)
+        gen = rt.generate([c.rgb for c in chips], build_prompt(r.token, question, len(chips)), r.expert, s)
+        answer = Answer(
+            task=r.token, expert=r.expert, text=gen.text, raw_text=gen.text, prompt=prompt.strip(), model=rt.name,
+            sources=[c.source for c in chips], transform=chips[0].transform, crs=chips[0].crs,
+            chip_size=chips[0].size, gsd_m=gsd_m if source != "predicted" else 10 ** gen.s_mu, gsd_source=source,
+            gsd_sigma_log10=gen.s_sigma if source == "predicted" else None, tokens_total=gen.tokens_total,
+            tokens_kept=gen.tokens_kept, quant=rt.quant, aoi_box_px=ref_box)
+        if r.inferred:
+            answer.warnings.append(f"no task token given: used {r.token}")
+        self._decode(answer, r, question, chips)
+        answer.timings_s = {"chip": t_chip - t0, **gen.timings_s, "total": time.perf_counter() - t0}
         return answer
+
+    # --- steps ----------------------------------------------------------------------------------------------
+    def _chips(self, scenes, r: Route, aoi, size) -> tuple[list[Chip], str, tuple | None]:
+        """The chip(s) the model sees, the question (a [REF] drawn box is written into it), and that box."""
+        if len(scenes) == 2:
+            return list(make_pair(scenes[0], scenes[1], aoi, size)), r.question, None
+        if r.token == "[REF]" and aoi is not None and "[" not in r.question:
+            chip = make_chip(scenes[0], aoi, size, context=REF_CONTEXT, mask_outside_aoi=False)
+            x0, y0, x1, y1 = aoi_to_scene(aoi, scenes[0]).bounds
+            cols, rows = zip(*((~chip.transform) @ (x, y) for x, y in ((x0, y0), (x1, y1))))
+            box = (min(cols), min(rows), max(cols), max(rows))
+            question = f"{r.question} {boxes_to_text([box], chip.size)}".strip()
+            return [chip], question, box
+        if r.token == "[REF]" and "[" not in r.question:
+            raise RsappError("[REF] needs a box: draw a rectangle on the map or write [x1, y1, x2, y2] (0–100)")
+        return [make_chip(scenes[0], aoi, size)], r.question, None
+
+    @staticmethod
+    def _scale(chip: Chip, override: float | None) -> tuple[float | None, str, float | None]:
+        """(gsd_m, source, log10 GSD for CS-HLoRA or None to let SSE-U predict it), in DESIGN.md's order."""
+        if override is not None:
+            return override, "user", math.log10(override)
+        if chip.gsd_m is not None:
+            return chip.gsd_m, "metadata", math.log10(chip.gsd_m)
+        return None, "predicted", None
+
+    def _decode(self, answer: Answer, r: Route, question: str, chips: list[Chip]) -> None:
+        """Model text → boxes / mask on the chip grid; problems become warnings, never exceptions."""
+        size = chips[0].size
+        if r.token == "[VG]":
+            answer.boxes_px, warnings = text_to_boxes(answer.raw_text, size)
+            answer.box_labels = [question] * len(answer.boxes_px)
+            answer.warnings += warnings
+            answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
+        elif r.token == "[SEG]":
+            n = self.runtime.config.seg_grid
+            grid, labels, warnings = text_to_mask(answer.raw_text, n)
+            mask = grid_to_mask(grid, size)
+            valid = np.logical_and.reduce([c.valid for c in chips])
+            mask[~valid] = 0
+            answer.mask, answer.mask_labels, answer.is_change = mask, labels, len(chips) == 2
+            answer.warnings += warnings
+            answer.text = mask_summary(mask, labels, valid, answer.gsd_m, answer.is_change)
+
+
+def mask_summary(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: float | None, change: bool) -> str:
+    """'road: 12 % of the area (0.31 km²)' per label, for a person to read."""
+    n_valid = max(int(valid.sum()), 1)
+    parts = []
+    for i, name in enumerate(labels[1:], start=1):
+        px = int((mask == i).sum())
+        if not px:
+            continue
+        area = f", {px * gsd_m**2 / 1e6:.3g} km²" if gsd_m else ""
+        parts.append(f"{name}: {100 * px / n_valid:.1f} % of the area{area}")
+    if not parts:
+        return "no change found" if change else "nothing of that class found"
+    return ("changed — " if change else "") + "; ".join(parts)

@@ -19,7 +19,7 @@ def utc_now_iso() -> str:
 class Answer:
     task: str  # the task token used, e.g. "[VG]"
     expert: int  # G-MoE granularity: 0 image, 1 region, 2 pixel
-    text: str  # what the model said
+    text: str  # the answer for a person (for [SEG], a summary of the mask)
     prompt: str
     model: str  # weights name
     sources: list[str]  # image file name(s), first date first
@@ -42,6 +42,8 @@ class Answer:
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     created: str = field(default_factory=utc_now_iso)
+    raw_text: str = ""  # what the model generated, verbatim
+    aoi_box_px: tuple[float, float, float, float] | None = None  # the [REF] box, chip pixels
 
     @property
     def expert_name(self) -> str:
@@ -66,6 +68,7 @@ class Answer:
             "expert": self.expert,
             "expert_name": self.expert_name,
             "text": self.text,
+            "raw_text": self.raw_text,
             "prompt": self.prompt,
             "model": self.model,
             "sources": self.sources,

@@ -62,19 +62,25 @@ def aoi_window(scene, aoi_scene: shapely.Geometry) -> Window:
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def square_window(window: Window, min_side_px: int) -> Window:
-    """The square centred on window whose side is its longer side (at least min_side_px, so chips never upsample)."""
-    side = max(int(window.width), int(window.height), min_side_px)
+def square_window(window: Window, min_side_px: int, context: float = 1.0) -> Window:
+    """The square centred on window whose side is its longer side × context (at least min_side_px, so chips
+    never upsample)."""
+    side = max(math.ceil(max(window.width, window.height) * context), min_side_px)
     col = math.floor(window.col_off + window.width / 2 - side / 2)
     row = math.floor(window.row_off + window.height / 2 - side / 2)
     return Window(col, row, side, side)
 
 
-def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256) -> Chip:
-    """Chip of the AOI (EPSG:4326 GeoJSON geometry, or pixel space for unreferenced images), or of the whole scene."""
+def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256, context: float = 1.0,
+              mask_outside_aoi: bool = True) -> Chip:
+    """Chip of the AOI (EPSG:4326 GeoJSON geometry, or pixel space for unreferenced images), or of the whole scene.
+
+    context > 1 widens the square around the AOI (a [REF] box needs its surroundings); pixels outside the AOI
+    polygon are blanked unless mask_outside_aoi is False.
+    """
     aoi_scene = aoi_to_scene(aoi, scene) if aoi is not None else None
     window = aoi_window(scene, aoi_scene) if aoi_scene is not None else Window(0, 0, scene.width, scene.height)
-    square = square_window(window, size)
+    square = square_window(window, size, context)
     scale = square.width / size
     transform = scene.transform @ Affine.translation(square.col_off, square.row_off) @ Affine.scale(scale)
     inside = square.col_off >= 0 and square.row_off >= 0 and (
@@ -82,7 +88,7 @@ def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256) -> Ch
     data = read_masked(scene.ds, list(scene.rgb_bands), window=square, out_shape=(3, size, size), boundless=not inside,
                        resampling=Resampling.average if scale > 1 else Resampling.nearest)
     rgb, valid = scene.stretch.apply(data)
-    if aoi_scene is not None:
+    if aoi_scene is not None and mask_outside_aoi:
         valid &= geometry_mask([aoi_scene], out_shape=(size, size), transform=transform, invert=True, all_touched=True)
         rgb[~valid] = 0
     return Chip(rgb=rgb, valid=valid, transform=transform, crs=scene.crs, window_px=square,

@@ -1,0 +1,59 @@
+"""CS-HLoRA (ScaleEarth): LoRA whose rank tiers are gated by the continuous scale s = log10(GSD).
+
+ΔW(s)x = (α/r)·B·(h(s) ⊙ A x),   h_k(s) = σ(a(τ_k − s)) for rank tier k (object, structure, semantic).
+
+Choice of a and τ (the paper publishes neither): τ starts at 1 m, 5 m and 50 m (log10: 0, 0.7, 1.7) and is
+learnable, so training can move the tier boundaries to where the corpus says objects, structures and
+semantics separate; a is fixed at 4 (the gate goes from 0.12 to 0.88 over one decade of GSD), so the gates
+stay smooth: a learnable a tends to collapse them into steps, which makes answers jump between two nearby GSDs
+and starves τ of gradient. Each h_k is monotone decreasing in s: a finer image opens more tiers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class ScaleGate(nn.Module):
+    """h(s): one sigmoid per rank tier, expanded to the r rank dimensions. Shared by every CS-HLoRA layer."""
+
+    def __init__(self, tiers: list[tuple[int, int]], tau: list[float], a: float, learn_tau: bool):
+        super().__init__()
+        self.tiers = tiers
+        self.a = a
+        self.tau = nn.Parameter(torch.tensor(tau, dtype=torch.float32), requires_grad=learn_tau)
+        index = torch.cat([torch.full((end - start,), k, dtype=torch.long) for k, (start, end) in enumerate(tiers)])
+        self.register_buffer("tier_of_rank", index, persistent=False)
+
+    def tier_gates(self, s: torch.Tensor) -> torch.Tensor:
+        """(B,) log10 GSD → (B, tiers)."""
+        return torch.sigmoid(self.a * (self.tau[None, :] - s[:, None]))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        """(B,) → (B, r)."""
+        return self.tier_gates(s)[:, self.tier_of_rank]
+
+
+class CSHLoRALinear(nn.Module):
+    """A linear layer plus its scale-gated low-rank update; never merged, since the update depends on s."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float, bias: bool = False):
+        super().__init__()
+        self.base = nn.Linear(in_features, out_features, bias=bias)
+        self.rank = rank
+        self.scaling = alpha / rank if rank else 0.0
+        if rank:
+            self.lora_A = nn.Parameter(torch.empty(rank, in_features))
+            self.lora_B = nn.Parameter(torch.zeros(out_features, rank))  # zero: the update starts at ΔW = 0
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, in); gate (B, r) from ScaleGate, or None to run the base layer alone."""
+        y = self.base(x)
+        if self.rank and gate is not None:
+            z = (x @ self.lora_A.t()) * gate[:, None, :]
+            y = y + self.scaling * (z @ self.lora_B.t())
+        return y

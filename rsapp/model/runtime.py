@@ -1,0 +1,131 @@
+"""Load a checkpoint (any size of this architecture), quantize it, and turn pictures + a prompt into text.
+
+Knows nothing about maps or files beyond its own weights folder: images come in as uint8 arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsapp.model.config import RsappConfig
+from rsapp.model.modeling import Encoded, RsappVLM
+from rsapp.model.quant import choose_path, linear_bytes, quantize
+from rsapp.model.tokenizer import load_tokenizer
+
+# Longest answer: a 16×16 descriptor with many runs, or a handful of boxes.
+MAX_NEW_TOKENS = 320
+TILE_BATCH = 64  # UHR tiles encoded at once: bounds memory whatever the chip size
+
+
+@dataclass
+class Generation:
+    text: str
+    s_mu: float  # SSE-U mean of log10 GSD
+    s_sigma: float  # SSE-U standard deviation of log10 GSD
+    s_used: float  # the log10 GSD that gated CS-HLoRA
+    tokens_total: int
+    tokens_kept: int
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+
+
+class Runtime:
+    def __init__(self, model: RsappVLM, tokenizer, quant: str, name: str, bytes_fp32: int, bytes_quantized: int):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.quant = quant
+        self.name = name
+        self.bytes_fp32 = bytes_fp32
+        self.bytes_quantized = bytes_quantized
+
+    @classmethod
+    def load(cls, folder: str | Path, quant: str = "auto") -> "Runtime":
+        folder = Path(folder)
+        model = RsappVLM.from_pretrained(folder).float().eval()
+        return cls.from_model(model, load_tokenizer(folder), quant, folder.name)
+
+    @classmethod
+    def from_model(cls, model: RsappVLM, tokenizer, quant: str = "auto", name: str = "in-memory") -> "Runtime":
+        path = choose_path(quant)
+        fp32 = linear_bytes(model, "fp32")
+        quantized = linear_bytes(model, path)
+        return cls(quantize(model.eval(), path), tokenizer, path, name, fp32, quantized)
+
+    @property
+    def config(self) -> RsappConfig:
+        return self.model.config
+
+    @property
+    def image_size(self) -> int:
+        """The chip side the analyst should cut."""
+        return self.config.chip_size
+
+    def prompt_ids(self, prompt: str) -> torch.Tensor:
+        return torch.tensor([self.tokenizer.encode(prompt).ids])
+
+    @torch.no_grad()
+    def encode(self, images: list[np.ndarray]) -> Encoded:
+        """Chips of the model's size in one batch; bigger chips (UHR) are streamed tile by tile."""
+        side = images[0].shape[0]
+        if side <= self.config.chip_size:
+            return self.model.encode(torch.stack([to_tensor(im) for im in images])[None])
+        return self.model.encode_stream([self._stream_views(im) for im in images])
+
+    def _stream_views(self, rgb: np.ndarray):
+        size = self.config.image_size
+        per_side = math.ceil(rgb.shape[0] / size)
+        return global_view(rgb, size), iter_tiles(rgb, size, per_side), per_side
+
+    @torch.no_grad()
+    def generate(self, images: list[np.ndarray], prompt: str, expert: int, log10_gsd: float | None,
+                 max_new_tokens: int = MAX_NEW_TOKENS, allowed: Callable | None = None) -> Generation:
+        """Greedy answer. With log10_gsd None, SSE-U's prediction gates CS-HLoRA."""
+        t0 = time.perf_counter()
+        enc = self.encode(images)
+        t1 = time.perf_counter()
+        mu = float(enc.s_mu[0])
+        sigma = float(torch.exp(0.5 * enc.s_logvar[0]))
+        s = mu if log10_gsd is None else float(log10_gsd)
+        ids = self.model.generate_answer(enc, self.prompt_ids(prompt), len(images), expert, s, max_new_tokens,
+                                         allowed)
+        t2 = time.perf_counter()
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return Generation(text=text.strip(), s_mu=mu, s_sigma=sigma, s_used=s, tokens_total=enc.tokens_total,
+                          tokens_kept=enc.tokens_kept,
+                          timings_s={"encode": t1 - t0, "decode": t2 - t1, "new_tokens": len(ids)})
+
+
+def global_view(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """Area-average a big (H, W, 3) uint8 chip down to (1, 3, size, size), a band of rows at a time."""
+    edges = np.linspace(0, rgb.shape[0], size + 1).round().astype(int)
+    cols = np.linspace(0, rgb.shape[1], size + 1).round().astype(int)
+    out = np.zeros((size, size, 3), np.float32)
+    for i in range(size):
+        band = rgb[edges[i]:edges[i + 1]].astype(np.float32).mean(0)  # (W, 3)
+        out[i] = np.add.reduceat(band, cols[:-1], axis=0) / np.diff(cols)[:, None]
+    return torch.from_numpy(out).permute(2, 0, 1)[None] / 255.0
+
+
+def iter_tiles(rgb: np.ndarray, size: int, per_side: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Tiles of a big (H, W, 3) chip in batches of TILE_BATCH, zero-padded at the edges, with their col/row."""
+    coords = [(c, r) for r in range(per_side) for c in range(per_side)]
+    for i in range(0, len(coords), TILE_BATCH):
+        batch, xy = [], []
+        for c, r in coords[i:i + TILE_BATCH]:
+            tile = np.zeros((size, size, 3), np.uint8)
+            part = rgb[r * size:(r + 1) * size, c * size:(c + 1) * size]
+            tile[: part.shape[0], : part.shape[1]] = part
+            batch.append(to_tensor(tile))
+            xy.append((c, r))
+        yield torch.stack(batch), torch.tensor(xy)

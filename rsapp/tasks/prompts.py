@@ -1,0 +1,16 @@
+"""The text the language model sees: one `<image>` per image, the task token, the question, then `<ans>`."""
+
+from __future__ import annotations
+
+IMAGE = "<image>"
+ANSWER = "<ans>"
+EOS = "<eos>"
+
+
+def build_prompt(token: str, question: str, n_images: int) -> str:
+    return IMAGE * n_images + f"{token} {question}".strip() + ANSWER
+
+
+def training_text(token: str, question: str, n_images: int, answer: str) -> str:
+    """Prompt + answer + end of sequence, as the corpus stores it."""
+    return build_prompt(token, question, n_images) + answer + EOS
