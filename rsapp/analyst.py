@@ -12,6 +12,7 @@ import shapely
 from rsapp.answer import Answer
 from rsapp.errors import RsappError
 from rsapp.geo import Chip, Scene, make_chip, make_pair
+from rsapp.geo.chips import make_detail_chip
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_to_mask, text_to_mask
@@ -55,11 +56,12 @@ class Analyst:
         return self._runtime is not None or (self.weights / "config.json").exists()
 
     def ask(self, scenes: list[Scene], prompt: str, aoi: shapely.Geometry | None = None, gsd: float | None = None,
-            task: str | None = None) -> Answer:
+            task: str | None = None, detail: bool = False) -> Answer:
         """Route the prompt, cut the chip(s) the AOI asks for, run the model, decode its text into geometry.
 
-        The geometry is checked before the model is needed, so a bad AOI or pair is reported as such even
-        when no weights are installed.
+        detail=True (one image) shows the model the AOI at native resolution, up to 8192 px, through the
+        GeoLLaVA-8K token budget, instead of resampling it to the chip size. The geometry is checked before the
+        model is needed, so a bad AOI or pair is reported as such even when no weights are installed.
         """
         t0 = time.perf_counter()
         if not scenes or len(scenes) > 2:
@@ -68,7 +70,7 @@ class Analyst:
             raise RsappError(f"GSD override {gsd} m is outside {GSD_RANGE_M[0]}–{GSD_RANGE_M[1]} m")
         r = route(prompt, n_images=len(scenes), force=task)
         size = self.runtime.image_size if self.available() else DEFAULT_CHIP_PX
-        chips, question, ref_box = self._chips(scenes, r, aoi, size)
+        chips, question, ref_box = self._chips(scenes, r, aoi, size, detail)
         t_chip = time.perf_counter()
         rt = self.runtime
         gsd_m, source, s = self._scale(chips[0], gsd)
@@ -86,10 +88,14 @@ class Analyst:
         return answer
 
     # --- steps ----------------------------------------------------------------------------------------------
-    def _chips(self, scenes, r: Route, aoi, size) -> tuple[list[Chip], str, tuple | None]:
+    def _chips(self, scenes, r: Route, aoi, size, detail=False) -> tuple[list[Chip], str, tuple | None]:
         """The chip(s) the model sees, the question (a [REF] drawn box is written into it), and that box."""
         if len(scenes) == 2:
             return list(make_pair(scenes[0], scenes[1], aoi, size)), r.question, None
+        if detail and r.token != "[REF]":
+            chip = make_detail_chip(scenes[0], aoi)
+            if chip.size > size:
+                return [chip], r.question, None
         if r.token == "[REF]" and aoi is not None and "[" not in r.question:
             chip = make_chip(scenes[0], aoi, size, context=REF_CONTEXT, mask_outside_aoi=False)
             x0, y0, x1, y1 = aoi_to_scene(aoi, scenes[0]).bounds

@@ -48,7 +48,7 @@ def cmd_ask(args) -> int:
         for f in [args.file] + ([args.file2] if args.file2 else []):
             scenes.append(Scene(f))
         answer = Analyst(weights=args.weights, quant=args.quant).ask(
-            scenes, args.prompt, aoi=aoi, gsd=args.gsd, task=args.task)
+            scenes, args.prompt, aoi=aoi, gsd=args.gsd, task=args.task, detail=args.detail)
     finally:
         for s in scenes:
             s.close()
@@ -61,6 +61,70 @@ def cmd_ask(args) -> int:
     else:
         print(f"{answer.task} (expert {answer.expert}: {answer.expert_name}) {answer.text}")
         print(f"GSD {answer.gsd_m} m ({answer.gsd_source}); {answer.n_boxes} boxes, {answer.n_mask_pixels} mask px")
+    return 0
+
+
+def cmd_model_info(args) -> int:
+    import torch
+
+    from rsapp.analyst import Analyst
+    from rsapp.model.config import PRESETS, RsappConfig
+    from rsapp.model.info import describe
+    from rsapp.model.modeling import RsappVLM
+    from rsapp.model.quant import choose_path, linear_bytes
+
+    analyst = Analyst(weights=args.weights, quant=args.quant)
+    if analyst.available():
+        rt = analyst.runtime
+        fp32_model = RsappVLM.from_pretrained(analyst.weights)
+        info = describe(fp32_model) | {"weights": str(analyst.weights), "trained": True}
+        info.update(quant=rt.quant, bytes_fp32=rt.bytes_fp32, bytes_quantized=rt.bytes_quantized)
+    else:
+        torch.manual_seed(0)
+        model = RsappVLM(RsappConfig(**PRESETS["tiny"]))
+        path = choose_path(args.quant)
+        info = describe(model) | {"weights": None, "trained": False,
+                                  "note": f"no weights in {analyst.weights}: the tiny preset's architecture"}
+        info.update(quant=path, bytes_fp32=linear_bytes(model, "fp32"), bytes_quantized=linear_bytes(model, path))
+    _print_json(info) if args.json else print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from rsapp.analyst import Analyst
+    from rsapp.evaluate.bench import bench
+
+    result = bench(Analyst(weights=args.weights, quant=args.quant), repeats=args.repeats, uhr=not args.no_uhr)
+    _print_json(result) if args.json else print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from rsapp.analyst import Analyst
+    from rsapp.evaluate.run import evaluate
+
+    result = evaluate(Analyst(weights=args.weights, quant=args.quant).runtime, args.seed, args.n, real=not args.no_real)
+    _print_json(result) if args.json else print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_corpus(args) -> int:
+    from rsapp.data.corpus import write_corpus
+
+    path = write_corpus(Path(args.out), seed=args.seed, n=args.n)
+    print(json.dumps({"out": str(path), "n": args.n, "seed": args.seed}))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from rsapp.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(preset=args.preset, out=args.out, seed=args.seed)
+    for key in ("stage1_steps", "stage2_steps", "batch_size"):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
+    final = train(cfg)
+    print(json.dumps({"final": str(final)}))
     return 0
 
 
@@ -83,8 +147,48 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--out", help="write the answer's boxes/masks as GeoJSON here")
     ask.add_argument("--weights", help="model folder (default: weights/rsapp-tiny)")
     ask.add_argument("--quant", default="auto", help="auto | int8 | nf4 | fp32")
+    ask.add_argument("--detail", action="store_true",
+                     help="show the model the AOI at native resolution (up to 8192 px) through the token budget")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.set_defaults(func=cmd_ask)
+
+    mi = sub.add_parser("model-info", help="parameters per part, CS-HLoRA tiers, quantization, sizes")
+    mi.add_argument("--weights")
+    mi.add_argument("--quant", default="auto")
+    mi.add_argument("--json", action="store_true")
+    mi.set_defaults(func=cmd_model_info)
+
+    be = sub.add_parser("bench", help="latency per task (512×512 chip), decode speed, the 8192×8192 UHR path")
+    be.add_argument("--weights")
+    be.add_argument("--quant", default="auto")
+    be.add_argument("--repeats", type=int, default=3)
+    be.add_argument("--no-uhr", action="store_true", help="skip the 8192×8192 run")
+    be.add_argument("--json", action="store_true")
+    be.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser("evaluate", help="scores on a fresh seeded split and the real labelled samples")
+    ev.add_argument("--seed", type=int, required=True)
+    ev.add_argument("--n", type=int, default=200, help="samples per task")
+    ev.add_argument("--weights")
+    ev.add_argument("--quant", default="auto")
+    ev.add_argument("--no-real", action="store_true", help="skip the real labelled sets")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    co = sub.add_parser("corpus", help="write a generated split (images + JSONL) for inspection")
+    co.add_argument("--seed", type=int, required=True)
+    co.add_argument("--n", type=int, required=True)
+    co.add_argument("--out", required=True)
+    co.set_defaults(func=cmd_corpus)
+
+    tr = sub.add_parser("train", help="train the default model (two stages, resumable)")
+    tr.add_argument("--preset", default="tiny", choices=["tiny", "small"])
+    tr.add_argument("--out", default="runs/tiny")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--stage1-steps", dest="stage1_steps", type=int)
+    tr.add_argument("--stage2-steps", dest="stage2_steps", type=int)
+    tr.add_argument("--batch-size", dest="batch_size", type=int)
+    tr.set_defaults(func=cmd_train)
     return p
 
 

@@ -49,6 +49,28 @@ class Chip:
         return shapely.Polygon([self.transform @ c for c in corners])
 
 
+class WindowRGB:
+    """A scene window at native resolution as a lazy (H, W, 3) uint8 array: slicing reads only that part.
+
+    Lets the model stream an 8192 × 8192 chip tile by tile without ever holding it whole.
+    """
+
+    def __init__(self, scene, window: Window):
+        self.scene = scene
+        self.window = window
+        self.shape = (int(window.height), int(window.width), 3)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        r0, r1, _ = rows.indices(self.shape[0])
+        c0, c1, _ = cols.indices(self.shape[1])
+        win = Window(self.window.col_off + c0, self.window.row_off + r0, max(c1 - c0, 0), max(r1 - r0, 0))
+        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.scene.width
+                  and win.row_off + win.height <= self.scene.height)
+        data = read_masked(self.scene.ds, list(self.scene.rgb_bands), window=win, boundless=not inside)
+        return self.scene.stretch.apply(data)[0]
+
+
 def aoi_window(scene, aoi_scene: shapely.Geometry) -> Window:
     """Integer pixel window of the AOI's bounding box, clipped to the image; RsappError when they do not meet."""
     x0, y0, x1, y1 = aoi_scene.bounds
@@ -93,6 +115,24 @@ def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256, conte
         rgb[~valid] = 0
     return Chip(rgb=rgb, valid=valid, transform=transform, crs=scene.crs, window_px=square,
                 gsd_m=ground_gsd_m(scene.crs, transform, size / 2, size / 2), source=scene.name)
+
+
+def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: int = 8192) -> Chip:
+    """The AOI (or scene) at native resolution for the UHR path: pixels are read lazily, tile by tile."""
+    aoi_scene = aoi_to_scene(aoi, scene) if aoi is not None else None
+    window = aoi_window(scene, aoi_scene) if aoi_scene is not None else Window(0, 0, scene.width, scene.height)
+    square = square_window(window, 1)
+    if square.width > max_side_px:
+        raise RsappError(f"the area is {square.width} px across, more than the {max_side_px} px detail limit: "
+                         "draw a smaller AOI, or ask without detail")
+    transform = scene.transform @ Affine.translation(square.col_off, square.row_off)
+    side = int(square.width)
+    valid = np.ones((side, side), bool)
+    cols = np.arange(side) + square.col_off
+    rows = np.arange(side) + square.row_off
+    valid &= ((cols >= 0) & (cols < scene.width))[None, :] & ((rows >= 0) & (rows < scene.height))[:, None]
+    return Chip(rgb=WindowRGB(scene, square), valid=valid, transform=transform, crs=scene.crs, window_px=square,
+                gsd_m=ground_gsd_m(scene.crs, transform, side / 2, side / 2), source=scene.name)
 
 
 def make_pair(scene_a, scene_b, aoi: shapely.Geometry | None = None, size: int = 256) -> tuple[Chip, Chip]:

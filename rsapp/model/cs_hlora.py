@@ -25,8 +25,8 @@ class ScaleGate(nn.Module):
         self.tiers = tiers
         self.a = a
         self.tau = nn.Parameter(torch.tensor(tau, dtype=torch.float32), requires_grad=learn_tau)
-        index = torch.cat([torch.full((end - start,), k, dtype=torch.long) for k, (start, end) in enumerate(tiers)])
-        self.register_buffer("tier_of_rank", index, persistent=False)
+        # A plain list, not a buffer: from_pretrained leaves non-persistent buffers uninitialised.
+        self.tier_of_rank = [k for k, (start, end) in enumerate(tiers) for _ in range(start, end)]
 
     def tier_gates(self, s: torch.Tensor) -> torch.Tensor:
         """(B,) log10 GSD → (B, tiers)."""

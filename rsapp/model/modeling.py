@@ -69,7 +69,8 @@ class RsappVLM(PreTrainedModel):
         return Encoded(tokens, mu, logvar, sum(v.tokens_total for v in views), sum(v.tokens_kept for v in views))
 
     # --- language model -------------------------------------------------------------------------------------
-    def _run_layers(self, h, g, s, positions, mask, cache, visual):
+    def _run_layers(self, h, g, s, positions, mask, cache, visual, head_from: int | None = None):
+        """Decoder stack; returns logits, or (head_from given) the final hidden states from that position on."""
         gate = self.scale_gate(s) if s is not None else None
         for i, layer in enumerate(self.layers):
             kv = None
@@ -81,6 +82,8 @@ class RsappVLM(PreTrainedModel):
                     if cache is not None:
                         cache.cross[i] = kv
             h = layer(h, g, gate, positions, mask, cache, i, kv, None)
+        if head_from is not None:
+            return h[:, head_from:]
         return self.lm_head(self.norm(h))
 
     def text_embeddings(self, encoded: Encoded, input_ids: torch.Tensor, n_images: int) -> torch.Tensor:
@@ -90,20 +93,28 @@ class RsappVLM(PreTrainedModel):
         return torch.cat([encoded.tokens, self.embed(input_ids[:, n_images:])], 1)
 
     def forward(self, images, input_ids, attention_mask, labels=None, g=None, s=None, s_target=None,
-                sse_weight: float = 1.0):
-        """Training forward: LM cross-entropy on answer tokens (+ SSE-U Gaussian NLL where s_target is known)."""
+                sse_weight: float = 1.0, use_predicted_s=None):
+        """Training forward: LM cross-entropy on answer tokens (+ SSE-U Gaussian NLL where s_target is known).
+
+        use_predicted_s (B,) bool: rows whose CS-HLoRA gate takes SSE-U's own (detached) prediction instead of
+        s, so the model also learns to work when metadata is missing.
+        """
         n = images.shape[1]
         enc = self.encode(images)
+        if s is not None and use_predicted_s is not None:
+            s = torch.where(use_predicted_s, enc.s_mu.detach(), s)
         h = self.text_embeddings(enc, input_ids, n)
         b, t_vis = h.shape[0], enc.tokens.shape[1]
         valid = torch.cat([torch.ones(b, t_vis, dtype=torch.bool), attention_mask[:, n:].bool()], 1)
         total = valid.shape[1]
         causal = torch.ones(total, total, dtype=torch.bool).tril()
         mask = (causal[None] & valid[:, None, :])[:, None]
-        logits = self._run_layers(h, g, s, torch.arange(total), mask, None, enc.tokens)
+        # Only text positions are scored: the head runs from the last visual token on.
+        hidden = self._run_layers(h, g, s, torch.arange(total), mask, None, enc.tokens, head_from=t_vis - 1)
+        logits = self.lm_head(self.norm(hidden))  # (B, text + 1, V): position p predicts text token p + 1
         out = {"logits": logits, "s_mu": enc.s_mu, "s_logvar": enc.s_logvar}
         if labels is not None:
-            text_logits = logits[:, t_vis - 1 : -1]  # position p predicts text token p + 1
+            text_logits = logits[:, :-1]
             lm_loss = F.cross_entropy(text_logits.reshape(-1, text_logits.shape[-1]),
                                       labels[:, n:].reshape(-1), ignore_index=-100)
             loss = lm_loss

@@ -93,15 +93,15 @@ class VisionTower(nn.Module):
         self.projector = nn.Sequential(nn.Linear(dv, d), nn.GELU(), nn.Linear(d, d))  # 2-layer MLP into the LM
         self.position = nn.Linear(32, d)
         self.view = nn.Embedding(2, d)  # 0 global, 1 local
-        self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8-range or [0, 1] floats → normalised floats."""
         x = x.float()
         if x.max() > 1.5:
             x = x / 255.0
-        return (x - self.mean) / self.std
+        mean = torch.tensor(PIXEL_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(PIXEL_STD, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x - mean) / std
 
     def global_view(self, chips: torch.Tensor) -> torch.Tensor:
         size = self.cfg.image_size

@@ -1,0 +1,81 @@
+"""Scores: exact-match accuracy, grounding acc@0.5, mIoU, change F1, corpus BLEU-4 (sacrebleu)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import sacrebleu
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]+", "", (text or "").lower()).strip()
+
+
+def exact(pred: str, truth: str) -> bool:
+    return normalise(pred) == normalise(truth)
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def grounding_hit(pred_boxes, true_boxes, threshold: float = 0.5) -> bool:
+    """Every true box matched one-to-one by a predicted box at IoU ≥ threshold, and no extra predictions."""
+    if len(pred_boxes) != len(true_boxes):
+        return False
+    free = list(pred_boxes)
+    for t in true_boxes:
+        best = max(range(len(free)), key=lambda i: iou(free[i], t), default=None)
+        if best is None or iou(free[best], t) < threshold:
+            return False
+        free.pop(best)
+    return True
+
+
+class IoUAccumulator:
+    """Dataset-level intersection/union per class (foreground classes and background), then their mean."""
+
+    def __init__(self):
+        self.inter: dict[str, float] = {}
+        self.union: dict[str, float] = {}
+
+    def add(self, pred: np.ndarray, truth: np.ndarray, label: str) -> None:
+        for name, p, t in ((label, pred > 0, truth > 0), ("others", pred == 0, truth == 0)):
+            self.inter[name] = self.inter.get(name, 0.0) + float((p & t).sum())
+            self.union[name] = self.union.get(name, 0.0) + float((p | t).sum())
+
+    def per_class(self) -> dict[str, float]:
+        return {k: self.inter[k] / self.union[k] for k in self.union if self.union[k] > 0}
+
+    def miou(self) -> float:
+        pc = self.per_class()
+        return float(np.mean(list(pc.values()))) if pc else 0.0
+
+
+class F1Accumulator:
+    def __init__(self):
+        self.tp = self.fp = self.fn = 0.0
+
+    def add(self, pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> None:
+        p, t = pred > 0, truth > 0
+        if valid is not None:
+            p, t = p[valid], t[valid]
+        self.tp += float((p & t).sum())
+        self.fp += float((p & ~t).sum())
+        self.fn += float((~p & t).sum())
+
+    def f1(self) -> float:
+        d = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / d if d else 1.0
+
+
+def bleu4(predictions: list[str], references: list[str]) -> float:
+    """Corpus BLEU-4 in [0, 1] (sacrebleu, one reference per sample)."""
+    if not predictions:
+        return 0.0
+    return sacrebleu.corpus_bleu(predictions, [references]).score / 100.0

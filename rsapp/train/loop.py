@@ -1,0 +1,235 @@
+"""Two-stage training on the generated corpus (RSUniVLM stages, ScaleEarth's scale-conditioned second stage).
+
+Stage 1: every parameter on the whole mix, one FFN (expert 0 for all tasks), no CS-HLoRA, no SSE-U.
+Stage 2: the FFN is duplicated into the three G-MoE experts, CS-HLoRA and SSE-U join; the router's granularity
+picks the expert, s = log10(GSD) gates the LoRA tiers, SSE-U learns with Gaussian NLL.
+Checkpoints are safetensors (model and optimizer) + a JSON of the step, so a run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from rsapp.data.samples import SEG_GRID, Sample, make_sample
+from rsapp.model.config import PRESETS, RsappConfig
+from rsapp.model.modeling import RsappVLM
+from rsapp.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from rsapp.tasks.prompts import build_prompt, training_text
+from rsapp.tasks.tokens import TASK_TOKENS, TASKS
+
+MAX_TOKENS = 420  # text tokens per sample; longer answers are cut (their end is lost, the rest still teaches)
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "tiny"
+    out: str = "runs/tiny"
+    seed: int = 0
+    batch_size: int = 16
+    pair_share: float = 0.18  # share of batches that are two-date pairs ([CCD], change [SEG])
+    stage1_steps: int = 3000
+    stage2_steps: int = 3000
+    lr: float = 1.5e-3
+    lr_stage2: float = 8e-4
+    warmup: int = 200
+    weight_decay: float = 0.05
+    clip: float = 1.0
+    predicted_s_share: float = 0.2  # stage 2: share of rows gated by SSE-U's (detached) prediction, not the truth
+    sse_weight: float = 0.5
+    tokenizer_samples: int = 3000
+    save_every: int = 250
+    threads: int = 2
+    workers: int = 1
+    model_overrides: dict | None = None  # config fields over the preset (tests use a toy size)
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+class Batches(torch.utils.data.IterableDataset):
+    """Endless homogeneous batches (all single images or all pairs), seeded per worker and start step."""
+
+    def __init__(self, cfg: TrainConfig, chip_px: int, start_step: int):
+        self.cfg = cfg
+        self.chip_px = chip_px
+        self.start = start_step
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info else 0
+        rng = np.random.default_rng([self.cfg.seed, wid, self.start])
+        singles = [t for t in ("[VQA]", "[CAP]", "[CLS]", "[VG]", "[REF]", "[SEG]")]
+        from rsapp.data.samples import TASK_WEIGHTS
+
+        p = np.array([TASK_WEIGHTS[t] for t in singles])
+        while True:
+            if rng.random() < self.cfg.pair_share:
+                tasks = rng.choice(["[CCD]", "[SEG2]"], self.cfg.batch_size)
+            else:
+                tasks = rng.choice(singles, self.cfg.batch_size, p=p / p.sum())
+            yield [make_sample(rng, str(t), self.chip_px) for t in tasks]
+
+
+def encode_batch(samples: list[Sample], tok, image_token_id: int) -> dict:
+    """Samples → padded ids, labels (answer tokens only), images, expert, true log10 GSD."""
+    ids, labels = [], []
+    for s in samples:
+        n = len(s.images)
+        prompt = tok.encode(build_prompt(s.token, s.question, n)).ids
+        full = tok.encode(training_text(s.token, s.question, n, s.answer)).ids[:MAX_TOKENS]
+        ids.append(full)
+        labels.append([-100] * len(prompt) + full[len(prompt):])
+    width = max(map(len, ids))
+    pad = lambda seqs, v: torch.tensor([q + [v] * (width - len(q)) for q in seqs])  # noqa: E731
+    images = torch.from_numpy(np.stack([np.stack(s.images) for s in samples])).permute(0, 1, 4, 2, 3)
+    return {
+        "images": images.float() / 255.0,
+        "input_ids": pad(ids, 0),
+        "attention_mask": pad([[1] * len(q) for q in ids], 0),
+        "labels": pad(labels, -100),
+        "g": torch.tensor([TASKS[s.token][0] for s in samples]),
+        "s_true": torch.tensor([math.log10(s.gsd_m) for s in samples], dtype=torch.float32),
+    }
+
+
+def corpus_texts(n: int, seed: int, chip_px: int) -> list[str]:
+    rng = np.random.default_rng([seed, 999])
+    out = []
+    for _ in tqdm(range(n), desc="tokenizer corpus", leave=False):
+        s = make_sample(rng, None, chip_px)
+        out.append(training_text(s.token, s.question, len(s.images), s.answer))
+    return out
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+def save_checkpoint(folder: Path, model: RsappVLM, opt: torch.optim.Optimizer, state: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder / "model")
+    tensors, meta = {}, {"param_groups": opt.state_dict()["param_groups"], **state}
+    for pid, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"{pid}.{k}"] = v.contiguous() if torch.is_tensor(v) else torch.tensor(v)
+    save_file(tensors, str(folder / "optimizer.safetensors"))
+    (folder / "trainer_state.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_optimizer(folder: Path, opt: torch.optim.Optimizer) -> dict:
+    meta = json.loads((folder / "trainer_state.json").read_text())
+    flat = load_file(str(folder / "optimizer.safetensors"))
+    state: dict = {}
+    for key, v in flat.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta
+
+
+# --- stages ----------------------------------------------------------------------------------------------------
+def split_experts(model: RsappVLM) -> None:
+    """Stage 1 → 2: every expert starts as a copy of the single FFN trained in stage 1."""
+    with torch.no_grad():
+        for layer in model.layers:
+            first = layer.ffn.experts[0].state_dict()
+            for e in layer.ffn.experts[1:]:
+                e.load_state_dict(first)
+
+
+def stage_parameters(model: RsappVLM, stage: int) -> list[torch.nn.Parameter]:
+    """Stage 1 leaves out the (still unused) LoRA factors, gate, spare experts and SSE-U."""
+    params = []
+    for name, p in model.named_parameters():
+        new_in_stage2 = ("lora_" in name or name.startswith("scale_gate") or name.startswith("sse_u")
+                         or any(f"experts.{i}." in name for i in range(1, model.config.num_experts)))
+        if stage == 2 or not new_in_stage2:
+            if p.requires_grad:
+                params.append(p)
+    return params
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup)))) + peak * 0.02
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) both stages; the final model + tokenizer land in cfg.out/final."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    model_cfg = RsappConfig(**(PRESETS[cfg.preset] | (cfg.model_overrides or {})))
+    if (out / "tokenizer.json").exists():
+        tok = load_tokenizer(out)
+    else:
+        tok = train_tokenizer(corpus_texts(cfg.tokenizer_samples, cfg.seed, model_cfg.chip_size),
+                              model_cfg.vocab_size, list(TASK_TOKENS))
+        save_tokenizer(tok, out)
+    model_cfg.vocab_size = tok.get_vocab_size()
+    model_cfg.seg_grid = SEG_GRID
+    for stage, steps, peak in ((1, cfg.stage1_steps, cfg.lr), (2, cfg.stage2_steps, cfg.lr_stage2)):
+        ckpt = out / f"stage{stage}"
+        done = ckpt / "trainer_state.json"
+        if done.exists() and json.loads(done.read_text())["step"] >= steps:
+            continue
+        if done.exists():
+            model = RsappVLM.from_pretrained(ckpt / "model")
+        elif stage == 2:
+            model = RsappVLM.from_pretrained(out / "stage1" / "model")
+            split_experts(model)
+        else:
+            model = RsappVLM(model_cfg)
+        model.train()
+        opt = torch.optim.AdamW(stage_parameters(model, stage), lr=peak, weight_decay=cfg.weight_decay)
+        start = load_optimizer(ckpt, opt)["step"] if done.exists() else 0
+        _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt)
+    final = out / "final"
+    model = RsappVLM.from_pretrained(out / "stage2" / "model")
+    model.save_pretrained(final)
+    save_tokenizer(tok, final)
+    return final
+
+
+def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
+    loader = torch.utils.data.DataLoader(Batches(cfg, model.config.chip_size, start), batch_size=None,
+                                         num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None)
+    log = (ckpt.parent / f"stage{stage}_log.jsonl").open("a")
+    bar = tqdm(total=steps, initial=start, desc=f"stage {stage}")
+    t0, ema = time.time(), None
+    for step, samples in zip(range(start, steps), loader):
+        b = encode_batch(samples, tok, model.config.image_token_id)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, peak, cfg.warmup)
+        if stage == 1:
+            g, s, s_target = torch.zeros_like(b["g"]), None, None
+        else:
+            g, s_target = b["g"], b["s_true"]
+            s = b["s_true"]
+        use_pred = torch.rand(len(b["g"])) < cfg.predicted_s_share if stage == 2 else None
+        outp = model(b["images"], b["input_ids"], b["attention_mask"], labels=b["labels"], g=g, s=s,
+                     s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred)
+        opt.zero_grad(set_to_none=True)
+        outp["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        lm = float(outp["lm_loss"].detach())
+        ema = lm if ema is None else 0.98 * ema + 0.02 * lm
+        sse = float(outp["sse_loss"].detach()) if "sse_loss" in outp else float("nan")
+        rec = {"step": step + 1, "lm_loss": lm, "sse_loss": sse,
+               "lr": opt.param_groups[0]["lr"], "elapsed_s": time.time() - t0}
+        log.write(json.dumps(rec) + "\n")
+        bar.set_postfix(loss=f"{ema:.3f}", sse=f"{rec['sse_loss']:.2f}")
+        bar.update(1)
+        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
+            save_checkpoint(ckpt, model, opt, {"step": step + 1, "stage": stage})
+            log.flush()
+    bar.close()
+    log.close()

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from rsapp.data.render import VISIBLE_PX, render
+from rsapp.data.samples import NOT_VISIBLE, TASK_WEIGHTS, SceneFacts, cell_grid, make_sample, vqa
+from rsapp.data.world import CLASS_INDEX, make_world
+from rsapp.tasks.boxes import text_to_boxes
+from rsapp.tasks.descriptors import text_to_mask
+
+
+def test_generator_is_deterministic_per_seed():
+    a = make_sample(np.random.default_rng(7), "[VG]")
+    b = make_sample(np.random.default_rng(7), "[VG]")
+    assert a.question == b.question and a.answer == b.answer and np.array_equal(a.images[0], b.images[0])
+
+
+@pytest.mark.parametrize("task", list(TASK_WEIGHTS))
+def test_every_task_has_samples_whose_answers_decode(task):
+    rng = np.random.default_rng(hash(task) % 1000)
+    for _ in range(3):
+        s = make_sample(rng, task, 128)
+        assert all(im.shape == (128, 128, 3) and im.dtype == np.uint8 for im in s.images)
+        assert len(s.images) == (2 if task in ("[CCD]", "[SEG2]") else 1)
+        if "grid" in s.target:
+            grid, _, warnings = text_to_mask(s.answer, 16, ["others", s.target["label"]])
+            assert np.array_equal(grid > 0, s.target["grid"] > 0) and not warnings
+        if "boxes" in s.target:
+            boxes, _ = text_to_boxes(s.answer, 128)
+            assert len(boxes) == len(s.target["boxes"])
+
+
+def test_labels_are_exact_world_geometry():
+    rng = np.random.default_rng(3)
+    w = make_world(rng, 0.5, 256, "harbor")
+    r = render(w, rng, 256)
+    water = sum(t.geom.area for t in w.of("water")) / w.extent_m ** 2
+    assert abs((r.labels == CLASS_INDEX["water"]).mean() - water) < 0.1
+
+
+def test_questions_know_the_gsd():
+    """Cars are counted at 0.3 m and 'not visible at this resolution' at 5 m, for the same kind of scene."""
+    for gsd, expect_visible in ((0.3, True), (5.0, False)):
+        rng = np.random.default_rng(11)
+        answers = set()
+        for _ in range(60):
+            f = SceneFacts(make_world(rng, gsd, 128, "residential"), rng, 128)
+            q, a, kind = vqa(rng, f)
+            if "cars" in q and q.startswith("how many"):
+                answers.add(a)
+        assert answers, "no car question drawn"
+        assert (NOT_VISIBLE in answers) != expect_visible
+    assert 1.9 / 0.3 >= VISIBLE_PX > 1.9 / 5.0
+
+
+def test_change_pairs_have_masks_where_things_changed():
+    rng = np.random.default_rng(5)
+    seen = 0
+    for _ in range(8):
+        s = make_sample(rng, "[SEG2]", 128)
+        if s.target["mask"].any():
+            seen += 1
+            assert cell_grid(s.target["mask"]).any()
+    assert seen >= 3
