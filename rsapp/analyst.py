@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -40,9 +41,14 @@ class Analyst:
         self.weights = Path(weights) if weights else default_weights()
         self.quant = quant
         self._runtime = runtime
+        self._loading = threading.Lock()
 
     @property
     def runtime(self):
+        with self._loading:  # the app preloads in a thread while the first question may already ask
+            return self._load()
+
+    def _load(self):
         if self._runtime is None:
             if not (self.weights / "config.json").exists():
                 raise RsappError(
@@ -120,7 +126,10 @@ class Analyst:
         """Model text → boxes / mask on the chip grid; problems become warnings, never exceptions."""
         size = chips[0].size
         if r.token == "[VG]":
-            answer.boxes_px, warnings = text_to_boxes(answer.raw_text, size)
+            boxes, warnings = text_to_boxes(answer.raw_text, size)
+            answer.boxes_px = clip_boxes(boxes, np.logical_and.reduce([c.valid for c in chips]))
+            if len(answer.boxes_px) < len(boxes):
+                warnings.append(f"dropped {len(boxes) - len(answer.boxes_px)} box(es) outside the image or AOI")
             answer.box_labels = [question] * len(answer.boxes_px)
             answer.warnings += warnings
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
@@ -133,6 +142,20 @@ class Analyst:
             answer.mask, answer.mask_labels, answer.is_change = mask, labels, len(chips) == 2
             answer.warnings += warnings
             answer.text = mask_summary(mask, labels, valid, answer.gsd_m, answer.is_change)
+
+
+def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Boxes cut to the bounding box of the chip's valid pixels (the image inside the AOI); empty ones dropped."""
+    rows, cols = np.nonzero(valid)
+    if not len(rows):
+        return []
+    x0, y0, x1, y1 = cols.min(), rows.min(), cols.max() + 1, rows.max() + 1
+    out = []
+    for bx0, by0, bx1, by1 in boxes:
+        c = (max(bx0, x0), max(by0, y0), min(bx1, x1), min(by1, y1))
+        if c[2] - c[0] >= 1 and c[3] - c[1] >= 1:
+            out.append(tuple(float(v) for v in c))
+    return out
 
 
 def mask_summary(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: float | None, change: bool) -> str:

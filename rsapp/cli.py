@@ -103,7 +103,8 @@ def cmd_evaluate(args) -> int:
     from rsapp.analyst import Analyst
     from rsapp.evaluate.run import evaluate
 
-    result = evaluate(Analyst(weights=args.weights, quant=args.quant).runtime, args.seed, args.n, real=not args.no_real)
+    result = evaluate(Analyst(weights=args.weights, quant=args.quant).runtime, args.seed, args.n,
+                      real=not args.no_real, ablation=args.ablation, spoof=args.ablation == "none")
     _print_json(result) if args.json else print(json.dumps(result, indent=2))
     return 0
 
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--weights")
     ev.add_argument("--quant", default="auto")
     ev.add_argument("--no-real", action="store_true", help="skip the real labelled sets")
+    ev.add_argument("--ablation", default="none", choices=["none", "predicted_gsd", "static_gate", "single_expert"],
+                    help="inference-time ablation of the trained model")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

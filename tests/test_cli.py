@@ -74,6 +74,7 @@ def _bad_inputs(tmp_path, utm_tif):
         "unknown token": ("ask", utm_tif, "--prompt", "[XYZ] hello"),
         "CCD with one image": ("ask", utm_tif, "--prompt", "[CCD] what changed?"),
         "absurd gsd": (*ask, "--gsd", "-3"),
+        "no weights there": (*ask, "--weights", tmp_path / "empty-weights"),
     }
 
 
@@ -84,3 +85,29 @@ def test_every_bad_input_exits_nonzero_with_one_clear_line(tmp_path, utm_tif):
         assert r.returncode != 0, name
         assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: {r.stderr!r}"
         assert "Traceback" not in r.stderr and "unexpected" not in r.stderr, f"{name}: {r.stderr!r}"
+
+
+def test_ask_answers_on_a_sample_and_writes_geojson(tmp_path):
+    """The whole path on real imagery with the shipped weights: route, chip, model, codec, export."""
+    import shapely
+
+    out = tmp_path / "answer.geojson"
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text('{"type": "Polygon", "coordinates": [[[-115.2472, 36.1988], [-115.2463, 36.1988], '
+                   '[-115.2463, 36.1999], [-115.2472, 36.1999], [-115.2472, 36.1988]]]}')
+    r = rsapp("ask", SAMPLES / "vegas_buildings_0.3m.tif", "--prompt", "[SEG] segment the buildings", "--aoi", aoi,
+              "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout)
+    assert {"task", "expert", "text", "gsd_m", "gsd_source", "n_boxes", "n_mask_pixels"} <= set(answer)
+    assert answer["task"] == "[SEG]" and answer["expert"] == 2 and answer["gsd_source"] == "metadata"
+    assert answer["gsd_m"] == pytest.approx(0.27 * 408 / 256, rel=0.05)  # the 408 px AOI resampled to 256
+    fc = json.loads(out.read_text())
+    assert fc["type"] == "FeatureCollection"
+    area = shapely.geometry.shape(json.loads(aoi.read_text()))
+    for f in fc["features"]:
+        assert area.buffer(1e-5).contains(shapely.geometry.shape(f["geometry"]))
+    r = rsapp("ask", SAMPLES / "taizhou_2000_30m.tif", SAMPLES / "taizhou_2003_30m.tif", "--prompt",
+              "what changed?", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["task"] == "[CCD]"

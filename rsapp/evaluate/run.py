@@ -21,10 +21,18 @@ from rsapp.tasks.tokens import TASKS
 SPOOF_FACTORS = ("0.1", "0.3", "1", "3", "10")
 EVAL_TASKS = ("[VQA]", "[CLS]", "[VG]", "[REF]", "[SEG]", "[CAP]", "[CCD]", "[SEG2]")
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
+# Inference-time ablations of the trained model (the training-time ones need runs of their own):
+# predicted_gsd: SSE-U's GSD instead of the metadata; static_gate: one fixed s for every image (a CS-HLoRA that
+# ignores scale, i.e. a static LoRA); single_expert: expert 0 for every task (one FFN instead of G-MoE).
+ABLATIONS = ("none", "predicted_gsd", "static_gate", "single_expert")
+STATIC_LOG10_GSD = 0.24  # the centre of the corpus's 0.1–30 m range
 
 
-def evaluate(runtime, seed: int, n: int, real: bool = True) -> dict:
+def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "none",
+             tasks: tuple[str, ...] = EVAL_TASKS, spoof: bool = True) -> dict:
     """Scores of a Runtime on n fresh samples per task (seeded), plus the GSD-spoofing sweep on [VQA]."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {ABLATIONS}")
     t0 = time.perf_counter()
     rng = np.random.default_rng([seed, 7919])
     chip = runtime.config.chip_size
@@ -32,12 +40,15 @@ def evaluate(runtime, seed: int, n: int, real: bool = True) -> dict:
     vqa_samples = []
     seg, seg_px, change = IoUAccumulator(), IoUAccumulator(), F1Accumulator()
     caps, cap_refs, ccds, ccd_refs = [], [], [], []
-    bar = tqdm(total=n * len(EVAL_TASKS), desc="evaluate", leave=False)
+    bar = tqdm(total=n * len(tasks), desc="evaluate", leave=False)
     for task in EVAL_TASKS:
+        if task not in tasks:
+            continue
         for _ in range(n):
             s = make_sample(rng, task, chip)
-            gen = runtime.generate(s.images, build_prompt(s.token, s.question, len(s.images)), TASKS[s.token][0],
-                                   math.log10(s.gsd_m))
+            log10_gsd = {"predicted_gsd": None, "static_gate": STATIC_LOG10_GSD}.get(ablation, math.log10(s.gsd_m))
+            expert = 0 if ablation == "single_expert" else TASKS[s.token][0]
+            gen = runtime.generate(s.images, build_prompt(s.token, s.question, len(s.images)), expert, log10_gsd)
             bar.update(1)
             if len(s.images) == 1:
                 res["gsd_err"].append(abs(gen.s_mu - math.log10(s.gsd_m)))
@@ -65,13 +76,13 @@ def evaluate(runtime, seed: int, n: int, real: bool = True) -> dict:
                 ccds.append(gen.text)
                 ccd_refs.append(s.answer)
                 res["ccd_exact"].append(exact(gen.text, s.answer))
-    spoof = {}
-    for factor in SPOOF_FACTORS:
+    spoof_acc = {}
+    for factor in SPOOF_FACTORS if spoof else ():
         hits = []
         for s in vqa_samples:
             gen = runtime.generate(s.images, build_prompt(s.token, s.question, 1), 0, math.log10(s.gsd_m * float(factor)))
             hits.append(exact(gen.text, s.answer))
-        spoof[factor] = float(np.mean(hits)) if hits else 0.0
+        spoof_acc[factor] = float(np.mean(hits)) if hits else 0.0
     bar.close()
     out = {
         "seed": seed,
@@ -88,7 +99,8 @@ def evaluate(runtime, seed: int, n: int, real: bool = True) -> dict:
         "ccd_bleu4": bleu4(ccds, ccd_refs),
         "ccd_exact": _mean(res["ccd_exact"]),
         "gsd_mae_log10": _mean(res["gsd_err"]),
-        "spoof": spoof,
+        "spoof": spoof_acc,
+        "ablation": ablation,
         "vqa_by_kind": {k[4:]: _mean(v) for k, v in sorted(res.items()) if k.startswith("vqa_")},
         "quant": runtime.quant,
         "model": runtime.name,

@@ -60,3 +60,20 @@ def test_quantized_model_decodes_like_fp32(path):
         b = quant.generate(s.images, prompt, TASKS[task][0], np.log10(s.gsd_m), max_new_tokens=12)
         agree += a.text == b.text
     assert agree >= 3  # quantization noise may flip a near-tie, not the answers
+
+
+def test_runtime_loads_a_checkpoint_of_another_size(tmp_path, toy_config):
+    """The same code loads any size of the architecture: here a toy checkpoint with its own tokenizer."""
+    from rsapp.model.tokenizer import save_tokenizer, train_tokenizer
+    from rsapp.tasks.tokens import TASK_TOKENS
+
+    tok = train_tokenizer(["<image>[VG] the pond<ans>[1, 2, 3, 4]<eos>"] * 20, 300, list(TASK_TOKENS))
+    toy_config.vocab_size = tok.get_vocab_size()
+    toy_config.hidden_size, toy_config.num_layers, toy_config.hlora_rank = 48, 3, 12
+    RsappVLM(toy_config).save_pretrained(tmp_path)
+    save_tokenizer(tok, tmp_path)
+    rt = Runtime.load(tmp_path, quant="int8")
+    assert rt.config.hidden_size == 48 and rt.config.num_layers == 3 and rt.quant == "int8"
+    img = np.zeros((64, 64, 3), np.uint8)
+    gen = rt.generate([img], "<image>[VG] the pond<ans>", 1, None, max_new_tokens=4)
+    assert gen.s_sigma > 0 and gen.tokens_kept == toy_config.grid ** 2 + toy_config.local_token_budget

@@ -1,0 +1,212 @@
+"""The Gradio page: map canvas, drawn AOIs, chat, overlays, change maps, exports. Built on Analyst.ask.
+
+Every handler turns the user's mistakes into a message in the chat (and a toast), never a traceback, and
+leaves the session as it was, so no work is lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import traceback
+from pathlib import Path
+
+import gradio as gr
+
+from rsapp.analyst import Analyst
+from rsapp.errors import RsappError
+from rsapp.tasks.tokens import TASK_TOKENS
+from rsapp.ui.mapview import render_map
+from rsapp.ui.session import Session, overlay_for
+
+log = logging.getLogger("rsapp.ui")
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
+SAMPLES = {
+    "Las Vegas buildings — SpaceNet, 0.3 m": ["vegas_buildings_0.3m.tif"],
+    "Paraná, Landsat 8 — 30 m": ["landsat8_224078_20200518_30m.tif"],
+    "RGBN — 5 m": ["rgbn_5m.tif"],
+    "Taizhou 2000 → 2003 — Landsat, change pair": ["taizhou_2000_30m.tif", "taizhou_2003_30m.tif"],
+}
+DEFAULT_SAMPLE = next(iter(SAMPLES))
+TASK_CHOICES = ["auto", *TASK_TOKENS]
+CSS = """
+#rsapp-chat {min-height: 380px}
+.rsapp-small textarea {font-family: monospace; font-size: 11px}
+"""
+
+
+def _say(chat: list, role: str, text: str) -> list:
+    return [*chat, {"role": role, "content": text}]
+
+
+def guarded(n_outputs_before_chat: int):
+    """Wrap a handler: RsappError → warning in the chat, other errors → a short message; state unchanged."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except RsappError as e:
+                message = str(e)
+            except Exception as e:  # a bug: log it, tell the user plainly, keep the session
+                log.error("handler %s failed:\n%s", fn.__name__, traceback.format_exc())
+                message = f"something went wrong ({type(e).__name__}); the session is unchanged"
+            gr.Warning(message)
+            chat = kwargs.get("chat", args[-1] if args else [])
+            return (*[gr.skip()] * n_outputs_before_chat, _say(chat, "assistant", f"⚠️ {message}"))
+
+        return wrapper
+
+    return deco
+
+
+def map_html(session: Session) -> str:
+    overlays = []
+    for i, path in enumerate(session.paths):
+        url, bounds = overlay_for(path)
+        label = Path(path).name if len(session.paths) == 1 else f"{'before' if i == 0 else 'after'}: {Path(path).name}"
+        overlays.append({"name": label, "data_url": url, "bounds": bounds})
+    layers = [{"name": layer.name, "geojson": layer.geojson(not session.georeferenced)} for layer in session.layers]
+    return render_map(overlays, layers, session.aoi, pixel_space=not session.georeferenced,
+                      view_key="|".join(session.paths))
+
+
+def outputs_for(session: Session) -> tuple:
+    """Map, layer picker, the three downloads."""
+    files = session.export()
+    names = [layer.name for layer in session.layers]
+    return (
+        map_html(session),
+        gr.update(choices=names, value=names[-1] if names else None),
+        gr.update(value=files["geojson"], interactive=bool(files["geojson"])),
+        gr.update(value=files["gpkg"], interactive=bool(files["gpkg"])),
+        gr.update(value=files["mask_tif"], interactive=bool(files["mask_tif"])),
+    )
+
+
+def build_app(analyst: Analyst) -> gr.Blocks:
+    with gr.Blocks(title="rsapp — chat with remote-sensing imagery") as demo:
+        session = gr.State(None)
+        gr.Markdown("### rsapp — chat with remote-sensing imagery, offline")
+        with gr.Row():
+            with gr.Column(scale=3):
+                the_map = gr.HTML(elem_id="rsapp-map")
+                with gr.Row():
+                    sample = gr.Dropdown(list(SAMPLES), value=DEFAULT_SAMPLE, label="Sample imagery",
+                                         elem_id="rsapp-sample")
+                    upload = gr.File(label="Open a GeoTIFF / PNG / JPEG", file_types=[".tif", ".tiff", ".png",
+                                     ".jpg", ".jpeg"], elem_id="rsapp-upload", height=90)
+                    upload2 = gr.File(label="Second date (for change)", file_types=[".tif", ".tiff", ".png",
+                                      ".jpg", ".jpeg"], elem_id="rsapp-upload2", height=90)
+                info = gr.Markdown(elem_id="rsapp-info")
+            with gr.Column(scale=2):
+                chat = gr.Chatbot(label="Analyst", elem_id="rsapp-chat", height=420)
+                with gr.Row():
+                    task = gr.Dropdown(TASK_CHOICES, value="auto", label="Task", elem_id="rsapp-task", scale=1)
+                    gsd = gr.Number(label="GSD override, m (0: from metadata)", value=0, minimum=0, elem_id="rsapp-gsd",
+                                    scale=1)
+                    detail = gr.Checkbox(label="Full detail (UHR)", value=False, scale=1)
+                prompt = gr.Textbox(label="Ask", placeholder="[VQA] how many buildings are there?",
+                                    elem_id="rsapp-prompt", lines=1)
+                send = gr.Button("Send", variant="primary", elem_id="rsapp-send")
+                aoi = gr.Textbox(label="AOI (GeoJSON, EPSG:4326) — draw on the map, paste one, or clear",
+                                 elem_id="rsapp-aoi", lines=2, elem_classes=["rsapp-small"])
+                with gr.Row():
+                    layer_pick = gr.Dropdown([], label="Layers", elem_id="rsapp-layers", scale=2)
+                    remove = gr.Button("Remove layer", elem_id="rsapp-remove", scale=1)
+                with gr.Row():
+                    dl_geojson = gr.DownloadButton("GeoJSON (all layers)", elem_id="rsapp-export-geojson",
+                                                   interactive=False)
+                    dl_gpkg = gr.DownloadButton("GeoPackage", elem_id="rsapp-export-gpkg", interactive=False)
+                    dl_tif = gr.DownloadButton("Mask GeoTIFF", elem_id="rsapp-export-mask", interactive=False)
+
+        view = [the_map, layer_pick, dl_geojson, dl_gpkg, dl_tif]
+
+        def loaded(s: Session, paths: list[str], chat, note: str = ""):
+            desc = s.load(paths)
+            aoi_text = json.dumps(s.aoi) if s.aoi else ""
+            return (*outputs_for(s), s, f"**Loaded** {desc}", aoi_text, _say(chat, "assistant", f"Loaded {desc}{note}"))
+
+        @guarded(len(view) + 3)
+        def on_sample(choice, state, chat):
+            return loaded(state or Session(), [str(SAMPLE_DIR / f) for f in SAMPLES[choice]], chat)
+
+        @guarded(len(view) + 3)
+        def on_upload(file, state, chat):
+            if not file:
+                return (*[gr.skip()] * (len(view) + 3), chat)
+            return loaded(state or Session(), [file], chat)
+
+        @guarded(len(view) + 3)
+        def on_upload2(file, state, chat):
+            if not file:
+                return (*[gr.skip()] * (len(view) + 3), chat)
+            if not state or not state.paths:
+                raise RsappError("load the first date before the second")
+            return loaded(state, [state.paths[0], file], chat, ". Two dates: ask [CCD] what changed?")
+
+        @guarded(len(view) + 1)
+        def on_aoi(text, state, chat):
+            if state is None:
+                raise RsappError("load an image first")
+            unchanged = (text or "").strip() == (json.dumps(state.aoi) if state.aoi else "")
+            if unchanged:  # set by a (re)load, not by the user: nothing to say
+                return (*[gr.skip()] * (len(view) + 1), chat)
+            message = state.set_aoi(text)
+            return (*outputs_for(state), state, _say(chat, "assistant", message))
+
+        @guarded(len(view) + 2)
+        def on_send(text, token, gsd_m, full_detail, state, chat, progress=gr.Progress()):
+            if not state or not state.paths:
+                raise RsappError("load an image first (pick a sample or upload one)")
+            if not (text or "").strip() and token in (None, "auto"):
+                raise RsappError("type a question, e.g. [VQA] how many buildings are there?")
+            chat = _say(chat, "user", text)
+            progress(0.1, desc="reading imagery")
+            scenes = state.open()
+            try:
+                progress(0.3, desc="running the model")
+                answer = analyst.ask(scenes, text, aoi=state.aoi_for_model(), gsd=gsd_m or None,
+                                     task=None if token == "auto" else token, detail=bool(full_detail))
+            finally:
+                for s in scenes:
+                    s.close()
+            progress(0.9, desc="drawing layers")
+            layer = state.add(answer)
+            chat = _say(chat, "assistant", answer_markdown(answer, layer.name if layer else None))
+            return (*outputs_for(state), state, "", chat)
+
+        @guarded(len(view) + 1)
+        def on_remove(name, state, chat):
+            if not state or not name or not state.remove(name):
+                raise RsappError("pick a layer to remove")
+            return (*outputs_for(state), state, _say(chat, "assistant", f"Removed layer {name}"))
+
+        demo.load(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
+        sample.input(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
+        upload.upload(on_upload, [upload, session, chat], [*view, session, info, aoi, chat])
+        upload2.upload(on_upload2, [upload2, session, chat], [*view, session, info, aoi, chat])
+        # .change, not .input: the map page sets the value from script, which Gradio 6 reports as a change only.
+        aoi.change(on_aoi, [aoi, session, chat], [*view, session, chat])
+        send_inputs = [prompt, task, gsd, detail, session, chat]
+        send.click(on_send, send_inputs, [*view, session, prompt, chat])
+        prompt.submit(on_send, send_inputs, [*view, session, prompt, chat])
+        remove.click(on_remove, [layer_pick, session, chat], [*view, session, chat])
+    return demo
+
+
+def answer_markdown(a, layer_name: str | None) -> str:
+    if a.gsd_source == "predicted":
+        gsd = f"{a.gsd_m:.3g} m (predicted, ×/÷ {10 ** a.gsd_sigma_log10:.2f})"
+    else:
+        gsd = f"{a.gsd_m:.3g} m ({a.gsd_source})" if a.gsd_m else "unknown"
+    lines = [f"**{a.text}**", "",
+             f"`{a.task}` · expert {a.expert} ({a.expert_name}) · GSD {gsd} · "
+             f"{a.tokens_kept}/{a.tokens_total} visual tokens · {a.quant} · {a.timings_s.get('total', 0):.2f} s"]
+    if layer_name:
+        lines.append(f"Layer added: *{layer_name}* ({a.n_boxes} boxes, {a.n_mask_pixels} mask px)")
+    for w in a.warnings:
+        lines.append(f"note: {w}")
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""The app as a user drives it: a real server started by the test, Debian's Chromium through Playwright."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import shapely
+
+from rsapp.analyst import default_weights
+from tests.conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "tests" / "ui" / "screenshots"
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    weights = os.environ.get("RSAPP_TEST_WEIGHTS") or str(default_weights())
+    assert Path(weights, "config.json").exists(), f"no weights at {weights}"
+    assert Path(CHROMIUM).exists(), "Debian chromium is needed (.ci/run installs it)"
+    port = _free_port()
+    env = os.environ | {"RSAPP_MAX_UPLOAD_MB": "5", "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", weights], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read())
+            time.sleep(1)
+    else:
+        proc.kill()
+        raise RuntimeError("the app did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        pg = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        pg.goto(server)
+        pg.wait_for_selector("#rsapp-map iframe", timeout=120_000)
+        pg.frame_locator("#rsapp-map iframe").locator(".leaflet-image-layer").first.wait_for(timeout=60_000)
+        yield pg
+        browser.close()
+
+
+def chat_text(page) -> str:
+    return page.locator("#rsapp-chat").inner_text()
+
+
+def wait_chat(page, needle: str, count: int = 1, timeout_s: float = 180) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if chat_text(page).count(needle) >= count:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{needle!r} ×{count} never appeared in the chat:\n{chat_text(page)[-1500:]}")
+
+
+def overlay_names(page) -> list[str]:
+    return page.frame_locator("#rsapp-map iframe").locator(".leaflet-control-layers-overlays label").all_inner_texts()
+
+
+def draw_rectangle(page, fx0, fy0, fx1, fy1) -> None:
+    """Drag a rectangle with the mouse using Leaflet.draw's rectangle tool; fractions of the image overlay."""
+    frame = page.frame_locator("#rsapp-map iframe")
+    frame.locator(".leaflet-draw-draw-rectangle").click()
+    box = frame.locator(".leaflet-image-layer").first.bounding_box()
+    x0, y0 = box["x"] + fx0 * box["width"], box["y"] + fy0 * box["height"]
+    x1, y1 = box["x"] + fx1 * box["width"], box["y"] + fy1 * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+
+
+def ask(page, prompt: str, n_answers: int) -> None:
+    page.locator("#rsapp-prompt textarea, #rsapp-prompt input").first.fill(prompt)
+    page.locator("#rsapp-send").click()
+    wait_chat(page, "visual tokens", n_answers)
+
+
+def download_geojson(page, tmp_path) -> dict:
+    with page.expect_download() as d:
+        page.locator("#rsapp-export-geojson").click()
+    path = tmp_path / "layers.geojson"
+    d.value.save_as(path)
+    return json.loads(path.read_text())
+
+
+def test_draw_aoi_ask_seg_and_vg_then_export_inside_aoi(page, tmp_path):
+    SHOTS.mkdir(exist_ok=True)
+    assert "vegas_buildings_0.3m.tif" in chat_text(page)
+    draw_rectangle(page, 0.15, 0.2, 0.8, 0.7)
+    wait_chat(page, "AOI:")
+    aoi = shapely.geometry.shape(json.loads(page.locator("#rsapp-aoi textarea").input_value())["geometry"])
+    assert aoi.geom_type == "Polygon" and aoi.area > 0
+    before = len(overlay_names(page))
+    ask(page, "[SEG] segment the buildings", 1)
+    ask(page, "[VG] the largest building", 2)
+    text = chat_text(page)
+    assert "[SEG]" in text and "[VG]" in text and "expert 2" in text and "expert 1" in text
+    names = overlay_names(page)
+    assert len(names) >= before + 1, names  # at least one answer drew a layer (the mask or the boxes)
+    page.screenshot(path=str(SHOTS / "seg_vg.png"), full_page=True)
+    fc = download_geojson(page, tmp_path)
+    assert fc["features"], "the export holds the answer layers"
+    footprint = shapely.box(-115.2474426, 36.1984977, -115.2460926, 36.2002527)  # vegas sample bounds
+    pixel = 2.7e-6 * 256 / 100  # one chip pixel of slack, in degrees
+    for f in fc["features"]:
+        g = shapely.geometry.shape(f["geometry"])
+        assert g.is_valid and aoi.buffer(pixel).contains(g), f["properties"]
+        assert footprint.buffer(pixel).contains(g)
+        assert f["properties"]["gsd_source"] == "metadata" and f["properties"]["area_m2"] > 0
+
+
+def test_two_date_change_question(page):
+    page.locator("#rsapp-sample").click()
+    page.get_by_role("option", name="Taizhou 2000 → 2003 — Landsat, change pair").click()
+    wait_chat(page, "taizhou_2003_30m.tif")
+    names = overlay_names(page)
+    assert any("before" in n for n in names) and any("after" in n for n in names)
+    ask(page, "[CCD] what changed?", 1)
+    ask(page, "[SEG] segment the changes", 2)
+    assert "[CCD]" in chat_text(page) and "expert 0" in chat_text(page)
+    page.screenshot(path=str(SHOTS / "change.png"), full_page=True)
+
+
+def test_bad_uploads_show_a_message_and_the_app_keeps_working(page, tmp_path, utm_tif):
+    text = tmp_path / "notes.tif"
+    text.write_text("not an image")
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(utm_tif.read_bytes()[:3000])
+    huge = tmp_path / "huge.tif"
+    huge.write_bytes(b"II*\x00" + os.urandom(6 * 1024 * 1024))
+    for i, f in enumerate((text, corrupt)):
+        page.locator("#rsapp-upload input[type=file]").set_input_files(str(f))
+        wait_chat(page, "⚠️", i + 1)
+    page.locator("#rsapp-upload input[type=file]").set_input_files(str(huge))
+    page.wait_for_function("document.body.innerText.toLowerCase().includes('too large') || "
+                           "document.body.innerText.includes('MB limit')", timeout=60_000)
+    assert "Traceback" not in page.content()
+    ask(page, "[VQA] how many buildings are there?", 1)  # the sample is still loaded and answers
+    page.screenshot(path=str(SHOTS / "bad_upload.png"), full_page=True)
