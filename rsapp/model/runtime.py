@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers.utils import logging as hf_logging
 
 from rsapp.model.config import RsappConfig
 from rsapp.model.modeling import Encoded, RsappVLM
@@ -52,6 +53,7 @@ class Runtime:
     @classmethod
     def load(cls, folder: str | Path, quant: str = "auto") -> "Runtime":
         folder = Path(folder)
+        hf_logging.disable_progress_bar()  # a local load of a few MB needs no progress bar on stderr
         model = RsappVLM.from_pretrained(folder).float().eval()
         return cls.from_model(model, load_tokenizer(folder), quant, folder.name)
 

@@ -186,8 +186,11 @@ def build_app(analyst: Analyst) -> gr.Blocks:
 
         demo.load(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
         sample.input(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
-        upload.upload(on_upload, [upload, session, chat], [*view, session, info, aoi, chat])
-        upload2.upload(on_upload2, [upload2, session, chat], [*view, session, info, aoi, chat])
+        # The upload boxes empty themselves afterwards, ready for the next file (the scene itself is on the map).
+        upload.upload(on_upload, [upload, session, chat], [*view, session, info, aoi, chat]).then(
+            lambda: None, None, upload)
+        upload2.upload(on_upload2, [upload2, session, chat], [*view, session, info, aoi, chat]).then(
+            lambda: None, None, upload2)
         # .change, not .input: the map page sets the value from script, which Gradio 6 reports as a change only.
         aoi.change(on_aoi, [aoi, session, chat], [*view, session, chat])
         send_inputs = [prompt, task, gsd, detail, session, chat]

@@ -108,6 +108,12 @@ def ask(page, prompt: str, n_answers: int) -> None:
     wait_chat(page, "visual tokens", n_answers)
 
 
+def upload(page, path) -> None:
+    """The upload box empties itself after each upload, so its file input is there again for the next one."""
+    page.locator("#rsapp-upload input[type=file]").wait_for(state="attached", timeout=60_000)
+    page.locator("#rsapp-upload input[type=file]").set_input_files(str(path))
+
+
 def download_geojson(page, tmp_path) -> dict:
     with page.expect_download() as d:
         page.locator("#rsapp-export-geojson").click()
@@ -143,8 +149,8 @@ def test_draw_aoi_ask_seg_and_vg_then_export_inside_aoi(page, tmp_path):
 
 
 def test_two_date_change_question(page):
-    page.locator("#rsapp-sample").click()
-    page.get_by_role("option", name="Taizhou 2000 → 2003 — Landsat, change pair").click()
+    page.locator("#rsapp-sample input").click()
+    page.locator("[role=option]", has_text="Taizhou").first.click()
     wait_chat(page, "taizhou_2003_30m.tif")
     names = overlay_names(page)
     assert any("before" in n for n in names) and any("after" in n for n in names)
@@ -162,10 +168,10 @@ def test_bad_uploads_show_a_message_and_the_app_keeps_working(page, tmp_path, ut
     huge = tmp_path / "huge.tif"
     huge.write_bytes(b"II*\x00" + os.urandom(6 * 1024 * 1024))
     for i, f in enumerate((text, corrupt)):
-        page.locator("#rsapp-upload input[type=file]").set_input_files(str(f))
+        upload(page, f)
         wait_chat(page, "⚠️", i + 1)
-    page.locator("#rsapp-upload input[type=file]").set_input_files(str(huge))
-    page.wait_for_function("document.body.innerText.toLowerCase().includes('too large') || "
+    upload(page, huge)
+    page.wait_for_function("document.body.innerText.includes('exceed the maximum allowed size') || "
                            "document.body.innerText.includes('MB limit')", timeout=60_000)
     assert "Traceback" not in page.content()
     ask(page, "[VQA] how many buildings are there?", 1)  # the sample is still loaded and answers
