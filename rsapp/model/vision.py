@@ -141,7 +141,7 @@ class VisionTower(nn.Module):
             xy = self._token_xy(tile_xy, per_side)
             self._pool_onto_grid(local, xy, cell_sum, cell_count)
             self.budget.update(state, local, xy)
-        fused = glob + self.fuse(torch.cat([glob, cell_sum / cell_count.clamp(min=1)], -1))
+        fused = self._fuse(glob, cell_sum, cell_count)
         kept, kept_xy = self.budget.result(state)
         return self._project(fused, kept, kept_xy, glob, state.seen)
 
@@ -150,11 +150,15 @@ class VisionTower(nn.Module):
         cell_sum = torch.zeros(b, self.cfg.grid**2, self.cfg.vision_dim, dtype=glob.dtype)
         cell_count = torch.zeros(b, self.cfg.grid**2, 1, dtype=glob.dtype)
         self._pool_onto_grid(local, local_xy, cell_sum, cell_count)
-        fused = glob + self.fuse(torch.cat([glob, cell_sum / cell_count.clamp(min=1)], -1))
+        fused = self._fuse(glob, cell_sum, cell_count)
         state = self.budget.start(glob)
         self.budget.update(state, local, local_xy)
         kept, kept_xy = self.budget.result(state)
         return self._project(fused, kept, kept_xy, glob, local.shape[1])
+
+    def _fuse(self, glob, cell_sum, cell_count) -> torch.Tensor:
+        """FUSE: each global token takes in the mean of the local tokens that fall in its cell."""
+        return glob + self.fuse(torch.cat([glob, cell_sum / cell_count.clamp(min=1)], -1))
 
     def _token_xy(self, tile_xy: torch.Tensor, per_side: int) -> torch.Tensor:
         """Centres of every token of the given tiles, in [0, 1] chip coordinates: (1, n·g², 2)."""

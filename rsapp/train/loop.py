@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from rsapp.data.samples import SEG_GRID, Sample, make_sample
+from rsapp.data.samples import SEG_GRID, TASK_WEIGHTS, Sample, make_sample
 from rsapp.model.config import PRESETS, RsappConfig
 from rsapp.model.modeling import RsappVLM
 from rsapp.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
@@ -65,9 +65,7 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         rng = np.random.default_rng([self.cfg.seed, wid, self.start])
-        singles = [t for t in ("[VQA]", "[CAP]", "[CLS]", "[VG]", "[REF]", "[SEG]")]
-        from rsapp.data.samples import TASK_WEIGHTS
-
+        singles = ["[VQA]", "[CAP]", "[CLS]", "[VG]", "[REF]", "[SEG]"]
         p = np.array([TASK_WEIGHTS[t] for t in singles])
         while True:
             if rng.random() < self.cfg.pair_share:
@@ -77,7 +75,7 @@ class Batches(torch.utils.data.IterableDataset):
             yield [make_sample(rng, str(t), self.chip_px) for t in tasks]
 
 
-def encode_batch(samples: list[Sample], tok, image_token_id: int) -> dict:
+def encode_batch(samples: list[Sample], tok) -> dict:
     """Samples → padded ids, labels (answer tokens only), images, expert, true log10 GSD."""
     ids, labels = [], []
     for s in samples:
@@ -205,7 +203,7 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
     bar = tqdm(total=steps, initial=start, desc=f"stage {stage}")
     t0, ema = time.time(), None
     for step, samples in zip(range(start, steps), loader):
-        b = encode_batch(samples, tok, model.config.image_token_id)
+        b = encode_batch(samples, tok)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, peak, cfg.warmup)
         if stage == 1:

@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import shapely
@@ -42,8 +42,13 @@ class Layer:
     name: str
     answer: Answer
 
+    @cached_property
+    def frame(self):
+        """The answer's features, vectorised once for both the map and the exports."""
+        return answer_frame(self.answer)
+
     def geojson(self, pixel_space: bool) -> dict:
-        fc = frames_to_geojson([answer_frame(self.answer)])
+        fc = frames_to_geojson([self.frame])
         return to_leaflet_simple(fc) if pixel_space else fc
 
 
@@ -125,8 +130,7 @@ class Session:
     def export(self) -> dict[str, str | None]:
         """All layers as GeoJSON and GeoPackage, the latest mask as GeoTIFF; paths or None."""
         out: dict[str, str | None] = {"geojson": None, "gpkg": None, "mask_tif": None}
-        frames = [answer_frame(layer.answer) for layer in self.layers]
-        frames = [f for f in frames if len(f)]
+        frames = [layer.frame for layer in self.layers if len(layer.frame)]
         if not frames:
             return out
         d = Path(self.workdir)
