@@ -76,7 +76,7 @@ def cmd_model_info(args) -> int:
     analyst = Analyst(weights=args.weights, quant=args.quant)
     if analyst.available():
         rt = analyst.runtime
-        fp32_model = RsappVLM.from_pretrained(analyst.weights)
+        fp32_model = RsappVLM.load(analyst.weights)
         info = describe(fp32_model) | {"weights": str(analyst.weights), "trained": True}
         info.update(quant=rt.quant, bytes_fp32=rt.bytes_fp32, bytes_quantized=rt.bytes_quantized)
     else:
@@ -121,9 +121,15 @@ def cmd_train(args) -> int:
     from rsapp.train.loop import TrainConfig, train
 
     cfg = TrainConfig(preset=args.preset, out=args.out, seed=args.seed)
-    for key in ("stage1_steps", "stage2_steps", "batch_size"):
+    for key in ("stage1_steps", "stage2_steps", "batch_size", "init_from", "lr_stage2", "pair_share", "warmup",
+                "real_share", "real_from_step", "stop_at", "fresh_lr_scale"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
+    if args.task_weights:
+        try:
+            cfg.task_weights = {k: float(v) for k, v in json.loads(args.task_weights).items()}
+        except (ValueError, AttributeError) as e:
+            raise RsappError(f'--task-weights must be JSON like {{"[VG]": 0.3}}: {e}') from None
     final = train(cfg)
     print(json.dumps({"final": str(final)}))
     return 0
@@ -191,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--stage1-steps", dest="stage1_steps", type=int)
     tr.add_argument("--stage2-steps", dest="stage2_steps", type=int)
     tr.add_argument("--batch-size", dest="batch_size", type=int)
+    tr.add_argument("--init-from", dest="init_from", help="continue from a trained model folder (skips stage 1)")
+    tr.add_argument("--lr-stage2", dest="lr_stage2", type=float)
+    tr.add_argument("--warmup", type=int)
+    tr.add_argument("--pair-share", dest="pair_share", type=float, help="share of two-date batches")
+    tr.add_argument("--real-share", dest="real_share", type=float,
+                    help="share of samples from the real labelled sets in ../shared/data/real")
+    tr.add_argument("--real-from-step", dest="real_from_step", type=int, help="stage-2 step the real samples join at")
+    tr.add_argument("--fresh-lr-scale", dest="fresh_lr_scale", type=float,
+                    help="lr multiplier of the descriptor-cursor modules")
+    tr.add_argument("--stop-at", dest="stop_at", type=int, help="stop stage 2 at this step (schedule unchanged)")
+    tr.add_argument("--task-weights", dest="task_weights", help='JSON task mix, e.g. {"[VG]": 0.3}')
     tr.set_defaults(func=cmd_train)
     return p
 

@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 
 from rsapp.data.render import VISIBLE_PX, render, union_mask
-from rsapp.data.world import CLASS_INDEX, FINE_MAX_GSD_M, Thing, World, make_world
+from rsapp.data.world import CLASS_INDEX, CLASSES, FINE_MAX_GSD_M, Thing, World, make_world
 from rsapp.tasks.boxes import boxes_to_text
 from rsapp.tasks.descriptors import mask_to_text
 
@@ -47,6 +47,7 @@ class Sample:
     gsd_m: float
     kind: str = ""  # the question type (count, presence, ...), for per-type scores
     target: dict = field(default_factory=dict)  # structured truth for evaluation (boxes, grid)
+    dense: list[np.ndarray] = field(default_factory=list)  # per image (classes, n, n) 0/1 cover grid (training aid)
 
 
 def sample_gsd(rng) -> float:
@@ -75,6 +76,12 @@ def cell_grid(binary: np.ndarray, n: int = SEG_GRID, cover: float = CELL_COVER) 
     k = s // n
     share = binary[: n * k, : n * k].reshape(n, k, n, k).mean(axis=(1, 3))
     return (share >= cover).astype(np.uint8)
+
+
+def dense_grid(labels: np.ndarray, n: int = SEG_GRID) -> np.ndarray:
+    """(S, S) class-index map → (classes, n, n) 0/1: which classes cover each descriptor cell (the vision
+    tower's auxiliary target, the same cover rule as the [SEG] answers)."""
+    return np.stack([cell_grid((labels == i).astype(np.uint8), n) for i in range(len(CLASSES))])
 
 
 class SceneFacts:
@@ -297,6 +304,12 @@ def change_pair(rng, gsd_m: float, chip_px: int):
 def make_sample(rng: np.random.Generator, task: str | None = None, chip_px: int = 256,
                 gsd_m: float | None = None) -> Sample:
     """One training/evaluation sample. task is a token, or "[SEG2]" for a two-date change mask."""
+    sample, facts = _make_sample(rng, task, chip_px, gsd_m)
+    sample.dense = [dense_grid(f.r.labels) for f in facts]
+    return sample
+
+
+def _make_sample(rng, task, chip_px, gsd_m) -> tuple[Sample, list[SceneFacts]]:
     tasks = list(TASK_WEIGHTS)
     task = task or str(rng.choice(tasks, p=np.array(list(TASK_WEIGHTS.values())) / sum(TASK_WEIGHTS.values())))
     gsd = gsd_m or sample_gsd(rng)
@@ -304,32 +317,33 @@ def make_sample(rng: np.random.Generator, task: str | None = None, chip_px: int 
         before, after, text, kind, mask = change_pair(rng, gsd, chip_px)
         images = [before.r.rgb, after.r.rgb]
         if task == "[CCD]":
-            return Sample(images, "[CCD]", "what changed?", text, gsd, "change caption", {"caption": text})
+            return Sample(images, "[CCD]", "what changed?", text, gsd, "change caption", {"caption": text}), \
+                [before, after]
         grid = cell_grid(mask)
         return Sample(images, "[SEG]", "segment the changes", mask_to_text(grid, ["others", kind]), gsd,
-                      "change mask", {"grid": grid, "label": kind, "mask": mask})
+                      "change mask", {"grid": grid, "label": kind, "mask": mask}), [before, after]
     f = SceneFacts(make_world(rng, gsd, chip_px), rng, chip_px)
     img = [f.r.rgb]
     if task == "[VQA]":
         q, a, kind = vqa(rng, f)
-        return Sample(img, task, q, a, gsd, kind)
+        return Sample(img, task, q, a, gsd, kind), [f]
     if task == "[CAP]":
         text = caption(f)
-        return Sample(img, task, "describe the image", text, gsd, "caption", {"caption": text})
+        return Sample(img, task, "describe the image", text, gsd, "caption", {"caption": text}), [f]
     if task == "[CLS]":
-        return Sample(img, task, "what kind of scene is this?", f.world.scene_type, gsd, "scene")
+        return Sample(img, task, "what kind of scene is this?", f.world.scene_type, gsd, "scene"), [f]
     if task == "[VG]":
         g = grounding(rng, f)
         if g is None:
-            return make_sample(rng, task, chip_px)
+            return _make_sample(rng, task, chip_px, None)
         phrase, boxes = g
-        return Sample(img, task, phrase, boxes_to_text(boxes, chip_px), gsd, "grounding", {"boxes": boxes})
+        return Sample(img, task, phrase, boxes_to_text(boxes, chip_px), gsd, "grounding", {"boxes": boxes}), [f]
     if task == "[REF]":
         r = refer(rng, f)
         if r is None:
-            return make_sample(rng, task, chip_px)
-        return Sample(img, task, r[0], r[1], gsd, "refer")
+            return _make_sample(rng, task, chip_px, None)
+        return Sample(img, task, r[0], r[1], gsd, "refer"), [f]
     if task == "[SEG]":
         q, text, grid, kind, binary = segmentation(rng, f)
-        return Sample(img, task, q, text, gsd, "segmentation", {"grid": grid, "label": kind, "mask": binary})
+        return Sample(img, task, q, text, gsd, "segmentation", {"grid": grid, "label": kind, "mask": binary}), [f]
     raise ValueError(task)

@@ -46,6 +46,10 @@ class RsappConfig(PretrainedConfig):
         sse_hidden: int = 128,
         # Text4Seg descriptor grid (DESIGN.md allows 24 or 16; 16 keeps the tiny model's answers short)
         seg_grid: int = 16,
+        # classes of the dense auxiliary target (training only: which classes cover each descriptor cell)
+        dense_classes: int = 8,
+        dense_class_names: tuple[str, ...] = ("others", "building", "road", "water", "vegetation", "field", "car",
+                                              "ship"),
         # special tokens (ids filled in from the tokenizer)
         pad_token_id: int = 0,
         bos_token_id: int = 1,
@@ -81,6 +85,8 @@ class RsappConfig(PretrainedConfig):
         self.hlora_learn_tau = hlora_learn_tau
         self.sse_hidden = sse_hidden
         self.seg_grid = seg_grid
+        self.dense_classes = dense_classes
+        self.dense_class_names = list(dense_class_names)
         self.image_token_id = image_token_id
         self.answer_token_id = answer_token_id
         super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)

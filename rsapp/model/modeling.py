@@ -7,9 +7,11 @@ The prompt's `<image>` tokens mark where each image's visual tokens go (always t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -17,7 +19,9 @@ from rsapp.model.config import RsappConfig
 from rsapp.model.cs_hlora import ScaleGate
 from rsapp.model.lm import DecoderLayer, KVCache, RMSNorm
 from rsapp.model.sse_u import SSEU
-from rsapp.model.vision import VisionTower, VisualTokens
+from rsapp.model.vision import VisionTower, VisualTokens, fourier_positions
+
+NO_CURSOR = -1  # cursor value of tokens that are not inside a descriptor answer
 
 
 @dataclass
@@ -29,6 +33,42 @@ class Encoded:
     s_logvar: torch.Tensor  # (B,)
     tokens_total: int
     tokens_kept: int
+    views: list[VisualTokens] | None = None  # per image, for the training-only dense loss
+    cells: torch.Tensor | None = None  # (B, 2, K, n, n) DenseHead class probabilities per image (2nd zero if one)
+    change: torch.Tensor | None = None  # (B, n, n) largest class-probability difference between the dates (pairs)
+
+
+class DenseHead(nn.Module):
+    """Training aid: from the fused global tokens and from every local token, predict which classes cover each
+    descriptor cell. The LM's loss alone teaches a from-scratch vision tower where things are far too slowly;
+    this exact, dense signal (free in a generated corpus) does it directly."""
+
+    def __init__(self, cfg: RsappConfig):
+        super().__init__()
+        self.n, self.k = cfg.seg_grid, cfg.dense_classes
+        self.ratio = max(1, cfg.seg_grid // cfg.grid)
+        self.glob = nn.Linear(cfg.vision_dim, self.ratio**2 * self.k)
+        self.local = nn.Linear(cfg.vision_dim, self.k)
+
+    def cell_logits(self, fused: torch.Tensor) -> torch.Tensor:
+        """(B, g², vision_dim) fused global tokens → (B, K, n, n) class logits per descriptor cell."""
+        b, r, g = fused.shape[0], self.ratio, self.n // self.ratio
+        logits = self.glob(fused).view(b, g, g, r, r, self.k).permute(0, 5, 1, 3, 2, 4)
+        return logits.reshape(b, self.k, self.n, self.n)
+
+    def loss(self, vt: VisualTokens, target: torch.Tensor) -> torch.Tensor:
+        """target (B, K, n, n): 0/1, or anything else where the labels do not say → mean binary cross-entropy
+        of both heads over the known entries."""
+        cell = (vt.local_xy[0].clamp(0, 1 - 1e-6) * self.n).long()
+        local_target = target.flatten(2)[:, :, cell[:, 1] * self.n + cell[:, 0]]
+        return (self._bce(self.cell_logits(vt.fused), target)
+                + self._bce(self.local(vt.local).transpose(1, 2), local_target))
+
+    @staticmethod
+    def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        known = (target <= 1).float()
+        loss = F.binary_cross_entropy_with_logits(logits, target.clamp(max=1), weight=known, reduction="sum")
+        return loss / known.sum().clamp(min=1)
 
 
 class RsappVLM(PreTrainedModel):
@@ -49,10 +89,78 @@ class RsappVLM(PreTrainedModel):
         self.layers = nn.ModuleList(DecoderLayer(config, i in config.inject_layers) for i in range(config.num_layers))
         self.norm = RMSNorm(d)
         self.lm_head = nn.Linear(d, config.vocab_size, bias=False)
+        # Descriptor cursor: while a [SEG] answer is written, each token also carries the cell (row, col) the
+        # next run starts at, in the same Fourier basis as the visual tokens' positions (zero at start).
+        self.cursor_pos = nn.Linear(32, d)
+        nn.init.zeros_(self.cursor_pos.weight)
+        nn.init.zeros_(self.cursor_pos.bias)
+        # ... and the DenseHead's class probabilities of its row from that cell on, for both dates: what the next
+        # run is (its class, where it ends, whether the dates differ) is then read off directly.
+        self.cursor_cells = nn.Linear(2 * config.dense_classes * config.seg_grid, d, bias=False) \
+            if config.dense_classes else None
+        if self.cursor_cells is not None:
+            nn.init.zeros_(self.cursor_cells.weight)
+        # ... and, in the same way, the row ahead of the class the question asks for (seg_class) and of the change
+        # between the dates: the two maps a binary descriptor copies.
+        self.cursor_target = nn.Linear(2 * config.seg_grid, d, bias=False) if config.dense_classes else None
+        if self.cursor_target is not None:
+            nn.init.zeros_(self.cursor_target.weight)
+        # ... and how long a run of each kind (cells above / below one half) would be from the cursor on, for both
+        # maps, one-hot: a run's count is then a lookup, not a search along the row.
+        self.cursor_runs = nn.Linear(4 * (config.seg_grid + 1), d, bias=False) if config.dense_classes else None
+        if self.cursor_runs is not None:
+            nn.init.zeros_(self.cursor_runs.weight)
+        self.dense_head = DenseHead(config) if config.dense_classes else None
+        # Coordinates: a token that spells an integer 0–100 (box corners) also carries that value in the visual
+        # tokens' Fourier basis, on the way in and on the way out, so reading a place off the image and writing
+        # it as a number is a near-linear map (zero at start; which tokens are numbers: set_number_tokens).
+        self.register_buffer("number_value", torch.full((config.vocab_size,), -1, dtype=torch.long))
+        self.number_in = nn.Linear(16, d)
+        self.number_out = nn.Linear(16, d, bias=False)
+        for layer in (self.number_in, self.number_out):
+            nn.init.zeros_(layer.weight)
+        nn.init.zeros_(self.number_in.bias)
         self.post_init()
 
     def _init_weights(self, module):
         """Every block initialises itself in its constructor (zero-initialised gates and LoRA B included)."""
+
+    @classmethod
+    def load(cls, folder) -> "RsappVLM":
+        """A saved model (fp32). Modules newer than the checkpoint keep their constructor initialisation (zero where
+        they add to the residual stream, so an older checkpoint behaves as it did); from_pretrained would leave
+        them uninitialised."""
+        folder = Path(folder)
+        model = cls(RsappConfig.from_pretrained(folder))
+        state = load_file(str(folder / "model.safetensors"))
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise ValueError(f"{folder} has weights this architecture does not know: {unexpected[:5]}")
+        model.missing_modules = sorted({k.split(".")[0] for k in missing})
+        return model
+
+    def set_number_tokens(self, tokenizer) -> None:
+        """Mark the vocabulary entries that spell an integer 0–100 (with or without the leading-space marker)."""
+        values = torch.full((self.config.vocab_size,), -1, dtype=torch.long)
+        for text, i in tokenizer.get_vocab().items():
+            digits = text.lstrip("\u0120")
+            if digits.isascii() and digits.isdigit() and int(digits) <= 100 and i < len(values):
+                values[i] = int(digits)
+        self.number_value.copy_(values)
+
+    def _number_features(self, values: torch.Tensor) -> torch.Tensor:
+        return fourier_positions(torch.stack([values, values], -1).float() / 100)[..., :16]  # x half: sin, cos
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Final norm + LM head; number tokens also score h against their value's features."""
+        h = self.norm(h)
+        logits = self.lm_head(h)
+        ids = (self.number_value >= 0).nonzero().squeeze(1)
+        if len(ids):
+            out_emb = self.number_out(self._number_features(self.number_value[ids]))  # (n_numbers, d)
+            logits = logits.index_add(-1, ids, h @ out_emb.T)
+        return logits
 
     # --- vision ---------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> Encoded:
@@ -66,7 +174,13 @@ class RsappVLM(PreTrainedModel):
     def _join(self, views: list[VisualTokens]) -> Encoded:
         tokens = torch.cat([vt.tokens + self.image_index.weight[i] for i, vt in enumerate(views)], 1)
         mu, logvar = self.sse_u(views[0].pooled)
-        return Encoded(tokens, mu, logvar, sum(v.tokens_total for v in views), sum(v.tokens_kept for v in views))
+        cells = change = None
+        if self.dense_head is not None:
+            probs = [torch.sigmoid(self.dense_head.cell_logits(vt.fused)) for vt in views]
+            cells = torch.stack(probs + [torch.zeros_like(probs[0])] * (2 - len(probs)), 1)
+            change = (probs[1] - probs[0]).abs().amax(1) if len(probs) == 2 else torch.zeros_like(probs[0][:, 0])
+        return Encoded(tokens, mu, logvar, sum(v.tokens_total for v in views), sum(v.tokens_kept for v in views),
+                       views, cells, change)
 
     # --- language model -------------------------------------------------------------------------------------
     def _run_layers(self, h, g, s, positions, mask, cache, visual, head_from: int | None = None):
@@ -84,26 +198,78 @@ class RsappVLM(PreTrainedModel):
             h = layer(h, g, gate, positions, mask, cache, i, kv, None)
         if head_from is not None:
             return h[:, head_from:]
-        return self.lm_head(self.norm(h))
+        return self.head(h)
 
-    def text_embeddings(self, encoded: Encoded, input_ids: torch.Tensor, n_images: int) -> torch.Tensor:
-        """Visual tokens in place of the leading `<image>` tokens, then the text."""
+    def embed_text(self, ids: torch.Tensor, cursor: torch.Tensor | None = None, encoded: Encoded | None = None,
+                   seg_class: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings, plus, where the descriptor cursor (B, T, 2) (row, col) is not NO_CURSOR, its place and
+        the cursor's row from its column on of: the class probabilities (Encoded.cells), the probability of the
+        asked class (seg_class (B,) index into config.dense_class_names, -1 none) and the change map."""
+        h = self.embed(ids)
+        value = self.number_value[ids]
+        h = h + self.number_in(self._number_features(value.clamp(min=0))) * (value >= 0)[..., None]
+        if cursor is None:
+            return h
+        n = self.config.seg_grid
+        valid = cursor[..., :1] != NO_CURSOR
+        h = h + self.cursor_pos(fourier_positions((cursor.flip(-1).float() + 0.5) / n)) * valid
+        if encoded is not None and encoded.cells is not None and self.cursor_cells is not None:
+            cells = encoded.cells
+            h = h + self.cursor_cells(self._row_ahead(cells, cursor)) * valid
+            if seg_class is None:
+                seg_class = torch.full((cells.shape[0],), -1)
+            asked = cells[torch.arange(cells.shape[0]), 0, seg_class.clamp(min=0)] * (seg_class >= 0)[:, None, None]
+            maps = torch.stack([asked, encoded.change], 1)[:, :, None]  # (B, 2, 1, n, n)
+            ahead = self._row_ahead(maps, cursor)
+            h = h + (self.cursor_target(ahead) + self.cursor_runs(self._run_lengths(ahead, cursor, n))) * valid
+        return h
+
+    @staticmethod
+    def _run_lengths(ahead: torch.Tensor, cursor: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, T, n·2) rows ahead of two maps → (B, T, 4·(n + 1)): one-hot lengths of the runs of cells > 0.5 and
+        ≤ 0.5 that start at the cursor, per map (0 where the row is over)."""
+        rows = ahead.view(*ahead.shape[:2], n, 2)
+        inside = ((cursor[..., 1:2] + torch.arange(n)) < n) & (cursor[..., :1] >= 0) & (cursor[..., :1] < n)
+        on = (rows > 0.5) & inside[..., None]
+        off = (rows <= 0.5) & inside[..., None]
+        lengths = torch.cat([on.long().cumprod(2).sum(2), off.long().cumprod(2).sum(2)], -1)  # (B, T, 4)
+        return F.one_hot(lengths, n + 1).flatten(2).float()
+
+    @staticmethod
+    def _row_ahead(cells: torch.Tensor, cursor: torch.Tensor) -> torch.Tensor:
+        """(B, I, K, n, n) cell maps, (B, T, 2) cursor → (B, T, n·I·K): cells (row, col + i), i < n,
+        zero past the row's end or when the cursor is outside the grid."""
+        n = cells.shape[-1]
+        rows = cursor[..., 0]
+        cols = cursor[..., 1:2] + torch.arange(n)
+        inside = (cols < n) & ((rows >= 0) & (rows < n))[..., None] & (cursor[..., 1:2] >= 0)
+        grid = cells.permute(0, 3, 4, 1, 2)  # (B, row, col, image, class)
+        batch = torch.arange(cells.shape[0])[:, None, None]
+        ahead = grid[batch, rows.clamp(0, n - 1)[..., None], cols.clamp(0, n - 1)]  # (B, T, n, 2, K)
+        return (ahead * inside[..., None, None]).flatten(2)
+
+    def text_embeddings(self, encoded: Encoded, input_ids: torch.Tensor, n_images: int,
+                        cursor: torch.Tensor | None = None, seg_class: torch.Tensor | None = None) -> torch.Tensor:
+        """Visual tokens in place of the leading `<image>` tokens, then the text (cursor aligned with the text)."""
         if n_images and not bool((input_ids[:, :n_images] == self.config.image_token_id).all()):
             raise ValueError("prompts must start with one <image> token per image")
-        return torch.cat([encoded.tokens, self.embed(input_ids[:, n_images:])], 1)
+        return torch.cat([encoded.tokens, self.embed_text(input_ids[:, n_images:], cursor, encoded, seg_class)], 1)
 
     def forward(self, images, input_ids, attention_mask, labels=None, g=None, s=None, s_target=None,
-                sse_weight: float = 1.0, use_predicted_s=None):
+                sse_weight: float = 1.0, use_predicted_s=None, cursor=None, dense=None, dense_weight: float = 1.0,
+                seg_class=None):
         """Training forward: LM cross-entropy on answer tokens (+ SSE-U Gaussian NLL where s_target is known).
 
         use_predicted_s (B,) bool: rows whose CS-HLoRA gate takes SSE-U's own (detached) prediction instead of
         s, so the model also learns to work when metadata is missing.
+        cursor (B, T - n, 2): descriptor cursor of the text tokens. dense (B, n, K, grid, grid): the dense
+        auxiliary target of each image (DenseHead).
         """
         n = images.shape[1]
         enc = self.encode(images)
         if s is not None and use_predicted_s is not None:
             s = torch.where(use_predicted_s, enc.s_mu.detach(), s)
-        h = self.text_embeddings(enc, input_ids, n)
+        h = self.text_embeddings(enc, input_ids, n, cursor, seg_class)
         b, t_vis = h.shape[0], enc.tokens.shape[1]
         valid = torch.cat([torch.ones(b, t_vis, dtype=torch.bool), attention_mask[:, n:].bool()], 1)
         total = valid.shape[1]
@@ -111,7 +277,7 @@ class RsappVLM(PreTrainedModel):
         mask = (causal[None] & valid[:, None, :])[:, None]
         # Only text positions are scored: the head runs from the last visual token on.
         hidden = self._run_layers(h, g, s, torch.arange(total), mask, None, enc.tokens, head_from=t_vis - 1)
-        logits = self.lm_head(self.norm(hidden))  # (B, text + 1, V): position p predicts text token p + 1
+        logits = self.head(hidden)  # (B, text + 1, V): position p predicts text token p + 1
         out = {"logits": logits, "s_mu": enc.s_mu, "s_logvar": enc.s_logvar}
         if labels is not None:
             text_logits = logits[:, :-1]
@@ -125,15 +291,25 @@ class RsappVLM(PreTrainedModel):
                     sse = SSEU.nll(enc.s_mu[known], enc.s_logvar[known], s_target[known])
                     out["sse_loss"] = sse
                     loss = loss + sse_weight * sse
+            if dense is not None and self.dense_head is not None:
+                aux = sum(self.dense_head.loss(vt, dense[:, i].float()) for i, vt in enumerate(enc.views)) / n
+                out["dense_loss"] = aux
+                loss = loss + dense_weight * aux
             out["loss"] = loss
         return out
 
     @torch.no_grad()
     def generate_answer(self, encoded: Encoded, prompt_ids: torch.Tensor, n_images: int, g: int, s: float | None,
-                        max_new_tokens: int = 64, allowed=None) -> list[int]:
+                        max_new_tokens: int = 64, allowed=None, cursor=None, seg_class: int = -1) -> list[int]:
         """Greedy decoding with a KV cache for a batch of one. `allowed(generated) -> bool mask | None` may
-        restrict the next token (structured outputs)."""
-        h = self.text_embeddings(encoded, prompt_ids, n_images)
+        restrict the next token (structured outputs); `cursor(generated) -> (row, col)` is given for descriptor
+        answers (the prompt's last token then starts at cell (0, 0))."""
+        prompt_cursor = None
+        if cursor is not None:
+            prompt_cursor = torch.full((1, prompt_ids.shape[1] - n_images, 2), NO_CURSOR)
+            prompt_cursor[0, -1] = 0
+        asked = torch.tensor([seg_class])
+        h = self.text_embeddings(encoded, prompt_ids, n_images, prompt_cursor, asked)
         cache = KVCache(len(self.layers))
         gt = torch.tensor([g])
         st = None if s is None else torch.tensor([float(s)])
@@ -149,6 +325,7 @@ class RsappVLM(PreTrainedModel):
                 break
             out.append(nxt)
             pos = torch.tensor([cache.length])
-            logits = self._run_layers(self.embed(torch.tensor([[nxt]])), gt, st, pos, None, cache,
-                                      encoded.tokens)[:, -1]
+            step_cursor = None if cursor is None else torch.tensor([[cursor(out)]])
+            logits = self._run_layers(self.embed_text(torch.tensor([[nxt]]), step_cursor, encoded, asked), gt, st,
+                                      pos, None, cache, encoded.tokens)[:, -1]
         return out

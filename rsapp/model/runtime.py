@@ -19,6 +19,8 @@ from rsapp.model.config import RsappConfig
 from rsapp.model.modeling import Encoded, RsappVLM
 from rsapp.model.quant import choose_path, linear_bytes, quantize
 from rsapp.model.tokenizer import load_tokenizer
+from rsapp.tasks.descriptors import descriptor_cursor, seg_class
+from rsapp.tasks.prompts import prompt_question, prompt_task
 
 # Longest answer: a 16×16 descriptor with many runs, or a handful of boxes.
 MAX_NEW_TOKENS = 320
@@ -54,7 +56,7 @@ class Runtime:
     def load(cls, folder: str | Path, quant: str = "auto") -> "Runtime":
         folder = Path(folder)
         hf_logging.disable_progress_bar()  # a local load of a few MB needs no progress bar on stderr
-        model = RsappVLM.from_pretrained(folder).float().eval()
+        model = RsappVLM.load(folder).eval()
         return cls.from_model(model, load_tokenizer(folder), quant, folder.name)
 
     @classmethod
@@ -72,6 +74,12 @@ class Runtime:
     def image_size(self) -> int:
         """The chip side the analyst should cut."""
         return self.config.chip_size
+
+    def seg_class_index(self, question: str) -> int:
+        """Index of the class a [SEG] question asks for among the model's dense classes, -1 if none."""
+        names = getattr(self.config, "dense_class_names", [])
+        name = seg_class(question)
+        return names.index(name) if name in names else -1
 
     def prompt_ids(self, prompt: str) -> torch.Tensor:
         return torch.tensor([self.tokenizer.encode(prompt).ids])
@@ -99,8 +107,13 @@ class Runtime:
         mu = float(enc.s_mu[0])
         sigma = float(torch.exp(0.5 * enc.s_logvar[0]))
         s = mu if log10_gsd is None else float(log10_gsd)
+        cursor, asked = None, -1
+        if prompt_task(prompt) == "[SEG]":  # descriptor answers are written with their cursor (see RsappVLM)
+            n = self.config.seg_grid
+            cursor = lambda out: descriptor_cursor(self.tokenizer.decode(out, skip_special_tokens=True), n)  # noqa: E731
+            asked = self.seg_class_index(prompt_question(prompt))
         ids = self.model.generate_answer(enc, self.prompt_ids(prompt), len(images), expert, s, max_new_tokens,
-                                         allowed)
+                                         allowed, cursor, asked)
         t2 = time.perf_counter()
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         return Generation(text=text.strip(), s_mu=mu, s_sigma=sigma, s_used=s, tokens_total=enc.tokens_total,

@@ -78,6 +78,9 @@ class VisualTokens:
     pooled: torch.Tensor  # (B, vision_dim) pooled global features (SSE-U input)
     tokens_total: int  # global + candidate local tokens before the budget (per image)
     tokens_kept: int  # visual tokens the LM sees (per image)
+    fused: torch.Tensor | None = None  # (B, g², vision_dim) fused global tokens (DenseHead)
+    local: torch.Tensor | None = None  # (B, n, vision_dim) every local token before the budget (training)
+    local_xy: torch.Tensor | None = None  # (1, n, 2) their centres in [0, 1]
 
 
 class VisionTower(nn.Module):
@@ -154,7 +157,9 @@ class VisionTower(nn.Module):
         state = self.budget.start(glob)
         self.budget.update(state, local, local_xy)
         kept, kept_xy = self.budget.result(state)
-        return self._project(fused, kept, kept_xy, glob, local.shape[1])
+        out = self._project(fused, kept, kept_xy, glob, local.shape[1])
+        out.local, out.local_xy = local, local_xy[:1]
+        return out
 
     def _fuse(self, glob, cell_sum, cell_count) -> torch.Tensor:
         """FUSE: each global token takes in the mean of the local tokens that fall in its cell."""
@@ -184,4 +189,4 @@ class VisionTower(nn.Module):
             self.projector(kept) + self.position(fourier_positions(kept_xy)) + self.view.weight[1],
         ], dim=1)
         return VisualTokens(tokens=tokens, pooled=glob.mean(1), tokens_total=g * g + int(seen),
-                            tokens_kept=int(tokens.shape[1]))
+                            tokens_kept=int(tokens.shape[1]), fused=fused)

@@ -19,10 +19,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from rsapp.data.real import real_sample
 from rsapp.data.samples import SEG_GRID, TASK_WEIGHTS, Sample, make_sample
 from rsapp.model.config import PRESETS, RsappConfig
-from rsapp.model.modeling import RsappVLM
+from rsapp.model.modeling import NO_CURSOR, RsappVLM
 from rsapp.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from rsapp.data.world import CLASSES
+from rsapp.tasks.descriptors import descriptor_cursor, seg_class
 from rsapp.tasks.prompts import build_prompt, training_text
 from rsapp.tasks.tokens import TASK_TOKENS, TASKS
 
@@ -50,6 +53,13 @@ class TrainConfig:
     threads: int = 2
     workers: int = 1
     model_overrides: dict | None = None  # config fields over the preset (tests use a toy size)
+    dense_weight: float = 0.5  # the vision tower's dense auxiliary loss (DenseHead)
+    task_weights: dict | None = None  # task mix over TASK_WEIGHTS (single-image tasks; pairs use pair_share)
+    real_share: float = 0.0  # share of samples drawn from real labelled imagery (rsapp.data.real)
+    real_from_step: int = 0  # real samples join from this step of the stage on
+    fresh_lr_scale: float = 1.0  # lr multiplier of the descriptor-cursor modules (zero-initialised, newest)
+    stop_at: int | None = None  # end the stage at this step, keeping the schedule of the full stage (chained runs)
+    init_from: str | None = None  # a trained model folder to continue from: stage 1 is skipped, stage 2 starts there
 
 
 # --- data ------------------------------------------------------------------------------------------------------
@@ -65,33 +75,60 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         rng = np.random.default_rng([self.cfg.seed, wid, self.start])
+        weights = TASK_WEIGHTS | (self.cfg.task_weights or {})
         singles = ["[VQA]", "[CAP]", "[CLS]", "[VG]", "[REF]", "[SEG]"]
-        p = np.array([TASK_WEIGHTS[t] for t in singles])
+        p = np.array([weights[t] for t in singles])
+        pairs = ["[CCD]", "[SEG2]"]
+        q = np.array([weights[t] for t in pairs])
+        step = self.start
         while True:
-            if rng.random() < self.cfg.pair_share:
-                tasks = rng.choice(["[CCD]", "[SEG2]"], self.cfg.batch_size)
+            paired = rng.random() < self.cfg.pair_share
+            if paired:
+                tasks = rng.choice(pairs, self.cfg.batch_size, p=q / q.sum())
             else:
                 tasks = rng.choice(singles, self.cfg.batch_size, p=p / p.sum())
-            yield [make_sample(rng, str(t), self.chip_px) for t in tasks]
+            real = self.cfg.real_share if step >= self.cfg.real_from_step else 0.0
+            yield [real_sample(rng, self.chip_px, paired) if real and rng.random() < real
+                   else make_sample(rng, str(t), self.chip_px) for t in tasks]
+            step += 1
+
+
+def answer_cursor(tok, full: list[int], prompt_len: int, n_grid: int) -> list[tuple[int, int]]:
+    """Descriptor cursor of every position of one [SEG] sequence: NO_CURSOR over the prompt, (0, 0) on its last
+    token, then the cell the next run starts at after each answer token (as Runtime.generate computes it)."""
+    out = [(NO_CURSOR, NO_CURSOR)] * (prompt_len - 1) + [(0, 0)]
+    text = ""
+    for i in full[prompt_len:]:
+        text += tok.decode([i], skip_special_tokens=True)
+        out.append(descriptor_cursor(text, n_grid))
+    return out
 
 
 def encode_batch(samples: list[Sample], tok) -> dict:
-    """Samples → padded ids, labels (answer tokens only), images, expert, true log10 GSD."""
-    ids, labels = [], []
+    """Samples → padded ids, labels (answer tokens only), descriptor cursor, images, dense targets, expert,
+    true log10 GSD."""
+    ids, labels, cursors = [], [], []
     for s in samples:
         n = len(s.images)
         prompt = tok.encode(build_prompt(s.token, s.question, n)).ids
         full = tok.encode(training_text(s.token, s.question, n, s.answer)).ids[:MAX_TOKENS]
         ids.append(full)
         labels.append([-100] * len(prompt) + full[len(prompt):])
+        cursors.append(answer_cursor(tok, full, len(prompt), SEG_GRID) if s.token == "[SEG]"
+                       else [(NO_CURSOR, NO_CURSOR)] * len(full))
     width = max(map(len, ids))
     pad = lambda seqs, v: torch.tensor([q + [v] * (width - len(q)) for q in seqs])  # noqa: E731
+    n_img = len(samples[0].images)
     images = torch.from_numpy(np.stack([np.stack(s.images) for s in samples])).permute(0, 1, 4, 2, 3)
     return {
         "images": images.float() / 255.0,
         "input_ids": pad(ids, 0),
         "attention_mask": pad([[1] * len(q) for q in ids], 0),
         "labels": pad(labels, -100),
+        "cursor": pad(cursors, (NO_CURSOR, NO_CURSOR))[:, n_img:],
+        "seg_class": torch.tensor([CLASSES.index(c) if s.token == "[SEG]" and (c := seg_class(s.question)) else -1
+                                   for s in samples]),
+        "dense": torch.from_numpy(np.stack([np.stack(s.dense) for s in samples])) if samples[0].dense else None,
         "g": torch.tensor([TASKS[s.token][0] for s in samples]),
         "s_true": torch.tensor([math.log10(s.gsd_m) for s in samples], dtype=torch.float32),
     }
@@ -151,6 +188,14 @@ def stage_parameters(model: RsappVLM, stage: int) -> list[torch.nn.Parameter]:
     return params
 
 
+def continue_from(folder: Path) -> RsappVLM:
+    """A trained model as the start of more training (modules newer than it start fresh)."""
+    model = RsappVLM.load(folder)
+    if model.missing_modules:
+        tqdm.write(f"continuing from {folder}; new modules start fresh: {model.missing_modules}")
+    return model
+
+
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -165,7 +210,11 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
     model_cfg = RsappConfig(**(PRESETS[cfg.preset] | (cfg.model_overrides or {})))
-    if (out / "tokenizer.json").exists():
+    if cfg.init_from:
+        tok = load_tokenizer(Path(cfg.init_from))
+        if not (out / "tokenizer.json").exists():
+            save_tokenizer(tok, out)
+    elif (out / "tokenizer.json").exists():
         tok = load_tokenizer(out)
     else:
         tok = train_tokenizer(corpus_texts(cfg.tokenizer_samples, cfg.seed, model_cfg.chip_size),
@@ -173,24 +222,33 @@ def train(cfg: TrainConfig) -> Path:
         save_tokenizer(tok, out)
     model_cfg.vocab_size = tok.get_vocab_size()
     model_cfg.seg_grid = SEG_GRID
-    for stage, steps, peak in ((1, cfg.stage1_steps, cfg.lr), (2, cfg.stage2_steps, cfg.lr_stage2)):
+    stages = ((2, cfg.stage2_steps, cfg.lr_stage2),) if cfg.init_from else \
+        ((1, cfg.stage1_steps, cfg.lr), (2, cfg.stage2_steps, cfg.lr_stage2))
+    for stage, steps, peak in stages:
         ckpt = out / f"stage{stage}"
         done = ckpt / "trainer_state.json"
-        if done.exists() and json.loads(done.read_text())["step"] >= steps:
+        if done.exists() and json.loads(done.read_text())["step"] >= min(steps, cfg.stop_at or steps):
             continue
         if done.exists():
-            model = RsappVLM.from_pretrained(ckpt / "model")
+            model = RsappVLM.load(ckpt / "model")
+        elif cfg.init_from:
+            model = continue_from(Path(cfg.init_from))
         elif stage == 2:
-            model = RsappVLM.from_pretrained(out / "stage1" / "model")
+            model = RsappVLM.load(out / "stage1" / "model")
             split_experts(model)
         else:
             model = RsappVLM(model_cfg)
+        model.set_number_tokens(tok)
         model.train()
-        opt = torch.optim.AdamW(stage_parameters(model, stage), lr=peak, weight_decay=cfg.weight_decay)
+        params = stage_parameters(model, stage)
+        fresh = {id(p) for n, p in model.named_parameters() if n.startswith("cursor_")}
+        opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in fresh], "lr_scale": 1.0},
+                                 {"params": [p for p in params if id(p) in fresh], "lr_scale": cfg.fresh_lr_scale}],
+                                lr=peak, weight_decay=cfg.weight_decay)
         start = load_optimizer(ckpt, opt)["step"] if done.exists() else 0
         _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt)
     final = out / "final"
-    model = RsappVLM.from_pretrained(out / "stage2" / "model")
+    model = RsappVLM.load(out / "stage2" / "model")
     model.save_pretrained(final)
     save_tokenizer(tok, final)
     return final
@@ -202,10 +260,11 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
     log = (ckpt.parent / f"stage{stage}_log.jsonl").open("a")
     bar = tqdm(total=steps, initial=start, desc=f"stage {stage}")
     t0, ema = time.time(), None
-    for step, samples in zip(range(start, steps), loader):
+    end = min(steps, cfg.stop_at or steps)
+    for step, samples in zip(range(start, end), loader):
         b = encode_batch(samples, tok)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, peak, cfg.warmup)
+            group["lr"] = lr_at(step, steps, peak, cfg.warmup) * group.get("lr_scale", 1.0)
         if stage == 1:
             g, s, s_target = torch.zeros_like(b["g"]), None, None
         else:
@@ -213,7 +272,8 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
             s = b["s_true"]
         use_pred = torch.rand(len(b["g"])) < cfg.predicted_s_share if stage == 2 else None
         outp = model(b["images"], b["input_ids"], b["attention_mask"], labels=b["labels"], g=g, s=s,
-                     s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred)
+                     s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred, cursor=b["cursor"],
+                     dense=b["dense"], dense_weight=cfg.dense_weight, seg_class=b["seg_class"])
         opt.zero_grad(set_to_none=True)
         outp["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -221,12 +281,13 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
         lm = float(outp["lm_loss"].detach())
         ema = lm if ema is None else 0.98 * ema + 0.02 * lm
         sse = float(outp["sse_loss"].detach()) if "sse_loss" in outp else float("nan")
-        rec = {"step": step + 1, "lm_loss": lm, "sse_loss": sse,
+        dense = float(outp["dense_loss"].detach()) if "dense_loss" in outp else float("nan")
+        rec = {"step": step + 1, "lm_loss": lm, "sse_loss": sse, "dense_loss": dense,
                "lr": opt.param_groups[0]["lr"], "elapsed_s": time.time() - t0}
         log.write(json.dumps(rec) + "\n")
-        bar.set_postfix(loss=f"{ema:.3f}", sse=f"{rec['sse_loss']:.2f}")
+        bar.set_postfix(loss=f"{ema:.3f}", sse=f"{sse:.2f}", dense=f"{dense:.3f}")
         bar.update(1)
-        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
+        if (step + 1) % cfg.save_every == 0 or step + 1 == end:
             save_checkpoint(ckpt, model, opt, {"step": step + 1, "stage": stage})
             log.flush()
     bar.close()

@@ -12,36 +12,94 @@ from rsapp.model.tokenizer import TOKENIZER_FILE
 
 
 def ship(run: Path, dest: Path) -> Path:
-    model = RsappVLM.from_pretrained(run / "final")
+    model = RsappVLM.load(run / "final")
     dest.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(dest)  # fp16 on disk halves the size; the runtime computes in fp32 / int8
     shutil.copy(run / "final" / TOKENIZER_FILE, dest / TOKENIZER_FILE)
     return dest
 
 
-def _stage_summary(run: Path, stage: int) -> dict:
+def _stage_summary(run: Path, stage: int, stop: int | None = None) -> dict:
     lines = [json.loads(x) for x in (run / f"stage{stage}_log.jsonl").read_text().splitlines() if x.strip()]
-    by_step = {r["step"]: r for r in lines}  # a resumed run may log a step twice; the last write wins
+    # A resumed run may log a step twice (the last write wins); steps past a stop are from a process that was
+    # stopped after its last checkpoint, and the next run started from that checkpoint.
+    by_step = {r["step"]: r for r in lines if stop is None or r["step"] <= stop}
     rows = [by_step[k] for k in sorted(by_step)]
     first = sum(r["lm_loss"] for r in rows[:50]) / max(1, len(rows[:50]))
     last = sum(r["lm_loss"] for r in rows[-50:]) / max(1, len(rows[-50:]))
     return {"steps": len(rows), "lm_loss_first50": first, "lm_loss_last50": last}
 
 
-def write_card(dest: Path, run: Path, scores: dict, ablations: dict, minutes: float, machine: str) -> Path:
-    cfg = json.loads((run / "train_config.json").read_text())
-    s1, s2 = _stage_summary(run, 1), _stage_summary(run, 2)
+REAL_MIX = [
+    "LEVIR-CD, 3 pairs at 0.5 m: change [SEG] (building changes)",
+    "SpaceNet Atlanta, panchromatic 0.5 m, 43 footprints: [SEG] and [VG] buildings",
+    "SpaceNet Las Vegas roads, ~0.3 m, road raster: [SEG] roads",
+    "sen2ships, 6 Sentinel-2 ports at 10 m, 152 vessels: [VG] and [SEG] ships",
+]
+
+
+def _mix(cfg: dict) -> str:
+    from rsapp.data.samples import TASK_WEIGHTS
+
+    w = TASK_WEIGHTS | (cfg.get("task_weights") or {})
+    singles = ["[VQA]", "[VG]", "[SEG]", "[CLS]", "[CAP]", "[REF]"]
+    total = sum(w[t] for t in singles)
+    pair_total = w["[CCD]"] + w["[SEG2]"]
+    pair = cfg["pair_share"]
+    parts = [f"{t} {100 * (1 - pair) * w[t] / total:.0f} %" for t in singles]
+    parts += [f"[CCD] {100 * pair * w['[CCD]'] / pair_total:.0f} %",
+              f"change [SEG] {100 * pair * w['[SEG2]'] / pair_total:.0f} %"]
+    return ", ".join(parts)
+
+
+def _command(cfg: dict, first: bool) -> str:
+    args = [f"--preset {cfg['preset']}", f"--out {cfg['out']}"]
+    if first:
+        args.append(f"--stage1-steps {cfg['stage1_steps']}")
+    args.append(f"--stage2-steps {cfg['stage2_steps']}")
+    if cfg.get("init_from"):
+        args += [f"--init-from {cfg['init_from']}", f"--lr-stage2 {cfg['lr_stage2']}", f"--warmup {cfg['warmup']}",
+                 f"--pair-share {cfg['pair_share']}"]
+    if cfg.get("real_share"):
+        args += [f"--real-share {cfg['real_share']}", f"--real-from-step {cfg['real_from_step']}"]
+    if cfg.get("fresh_lr_scale", 1.0) != 1.0:
+        args.append(f"--fresh-lr-scale {cfg['fresh_lr_scale']}")
+    if cfg.get("stop_at"):
+        args.append(f"--stop-at {cfg['stop_at']}")
+    if cfg.get("task_weights"):
+        args.append(f"--task-weights '{json.dumps(cfg['task_weights'])}'")
+    return "python -m rsapp train " + " ".join(args)
+
+
+def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minutes: float, machine: str,
+               extra_seeds: dict | None = None, notes: dict | None = None) -> Path:
+    """runs: the chain of training runs, first to last (each later one continues from the one before); notes:
+    run name → what that run changed."""
+    cfgs = [json.loads((r / "train_config.json").read_text()) for r in runs]
     real = scores.get("real", {})
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     main = ["vqa_acc", "cls_acc", "vg_acc50", "ref_acc", "seg_miou", "seg_miou_px", "cd_f1", "cap_bleu4",
             "ccd_bleu4", "gsd_mae_log10"]
     targets = {"vqa_acc": "≥ 0.80", "cls_acc": "≥ 0.85", "vg_acc50": "≥ 0.60", "seg_miou": "≥ 0.55",
                "cd_f1": "≥ 0.60", "gsd_mae_log10": "≤ 0.20"}
-    met = (scores["vqa_acc"] >= 0.8 and scores["cls_acc"] >= 0.85 and scores["vg_acc50"] >= 0.6
-           and scores["seg_miou"] >= 0.55 and scores["cd_f1"] >= 0.6 and scores["gsd_mae_log10"] <= 0.2)
-    status = ("Status: meets the issue's minimum scores." if met else
-              "Status: **interim** — below the issue's minimum scores on several tasks (table below); training "
-              "continues from this run's checkpoints in a later session.")
+    failing = [k for k in targets if (scores[k] > 0.2 if k == "gsd_mae_log10" else scores[k] < float(targets[k][2:]))]
+    status = ("Status: meets the issue's minimum scores." if not failing else
+              f"Status: **below the issue's minimum on {', '.join(failing)}** (table below).")
+    stages = []
+    for i, (run, cfg) in enumerate(zip(runs, cfgs)):
+        if not cfg.get("init_from"):
+            s1 = _stage_summary(run, 1)
+            stages.append(f"- `{run.name}` stage 1 (one FFN, no CS-HLoRA / SSE-U): {s1['steps']} steps at peak lr "
+                          f"{cfg['lr']}, LM loss {s1['lm_loss_first50']:.2f} → {s1['lm_loss_last50']:.2f} (mean of "
+                          f"first / last 50 steps); task mix {_mix(cfg)};")
+        s2 = _stage_summary(run, 2, cfg.get("stop_at"))
+        what = ("FFN split into the three G-MoE experts, CS-HLoRA and SSE-U added" if not cfg.get("init_from") else
+                f"continued from `{cfg['init_from']}`; " + (notes or {}).get(run.name, ""))
+        real_part = (f"; from step {cfg['real_from_step']} on, {cfg['real_share']:.0%} of samples are real (below)"
+                     if cfg.get("real_share") else "; synthetic only")
+        stages.append(f"- `{run.name}` stage 2 ({what}; {cfg['predicted_s_share']:.0%} of rows gated by SSE-U's own "
+                      f"prediction): {s2['steps']} steps at peak lr {cfg['lr_stage2']}, LM loss "
+                      f"{s2['lm_loss_first50']:.2f} → {s2['lm_loss_last50']:.2f}; task mix {_mix(cfg)}{real_part}.")
     lines = [
         "# rsapp-tiny",
         "",
@@ -53,24 +111,40 @@ def write_card(dest: Path, run: Path, scores: dict, ablations: dict, minutes: fl
         "",
         "## Training data",
         "",
-        "100 % synthetic, generated on the fly by `rsapp/data` (seeded): overhead scenes of 8 types (residential,",
+        "Synthetic, generated on the fly by `rsapp/data` (seeded): overhead scenes of 8 types (residential,",
         "industrial, farmland, forest, lake, harbor, parking, bare land) built in metres and rendered at a GSD drawn",
         "log-uniformly from 0.1 to 30 m, with shadows, blur and noise that grow with GSD; questions conditioned on",
-        "that GSD. Task mix per sample: [VQA] 26 %, [VG] 17 %, [SEG] 17 %, change pairs ([CCD] 9 %, change [SEG] 9 %),",
-        "[CLS] 8 %, [CAP] 7 %, [REF] 7 %. Real labelled imagery was **not** mixed into this run (see Limitations);",
-        "the real samples in `sample_data/` are held out and scored below.",
+        "that GSD; exact labels. Real labelled imagery (`rsapp/data/real.py`, from `../shared/data/real`), mixed into",
+        "the continued runs as random crops resampled to 1–4× their native GSD with flips and quarter turns:",
+        *[f"- {x}" for x in REAL_MIX],
+        "",
+        "Held out (never trained on, scored below): the SpaceNet Las Vegas buildings scene and the Landsat Taizhou",
+        "2000→2003 pair in `sample_data/`.",
         "",
         "## Training",
         "",
-        f"Two stages, batch {cfg['batch_size']}, AdamW, cosine schedule, on {machine}, {minutes:.0f} minutes in all:",
-        f"- stage 1 (one FFN, no CS-HLoRA / SSE-U): {s1['steps']} steps at peak lr {cfg['lr']}, LM loss "
-        f"{s1['lm_loss_first50']:.2f} → {s1['lm_loss_last50']:.2f} (mean of first / last 50 steps);",
-        f"- stage 2 (FFN split into the three G-MoE experts, CS-HLoRA and SSE-U added, {cfg['predicted_s_share']:.0%}"
-        f" of rows gated by SSE-U's own prediction): {s2['steps']} steps at peak lr {cfg['lr_stage2']}, LM loss "
-        f"{s2['lm_loss_first50']:.2f} → {s2['lm_loss_last50']:.2f}.",
+        f"Batch {cfgs[-1]['batch_size']}, AdamW, cosine schedules, on {machine}, {minutes:.0f} minutes in all:",
+        *stages,
         "",
-        "Reproduce: `python -m rsapp train --preset tiny --out runs/tiny --stage1-steps "
-        f"{s1['steps']} --stage2-steps {s2['steps']}` then `python -m rsapp.train.ship runs/tiny`.",
+        "Training aids of the last run (kept in the weights, cheap at inference):",
+        "- dense auxiliary head: the vision tower predicts which classes cover each 16 × 16 descriptor cell, from the",
+        "  fused global tokens and from every local token (binary cross-entropy; real samples mark only their own",
+        "  class as known). The LM's loss alone taught a from-scratch ViT where things are far too slowly;",
+        "- descriptor cursor: while writing a [SEG] answer, each token also carries the cell (row, col) the next run",
+        "  starts at, computed from the text written so far, in the Fourier basis of the visual tokens' positions,",
+        "  and, along that row from the cursor on, the dense head's class probabilities (both dates), the probability",
+        "  of the class the question names, the change map (largest class-probability difference between dates),",
+        "  and the one-hot lengths of the runs of those two maps that start at the cursor. The LM still writes every",
+        "  token; under teacher forcing it had learned the descriptors long before it could write them freely (it",
+        "  over-counted the first run of each row, so every row came out empty), which the run lengths fixed;",
+        "- number-value embeddings: tokens spelling 0–100 (box corners) carry their value in the same basis, in and",
+        "  out.",
+        "",
+        "Reproduce (each command resumes from its checkpoints if stopped; `runs/tiny_ft` was stopped and resumed",
+        "twice, the first 250 steps without real samples, so sample order differs slightly):",
+        *[f"{i + 1}. `{_command(cfg, not cfg.get('init_from'))}`" for i, cfg in enumerate(cfgs)],
+        f"{len(cfgs) + 1}. `python tools/ship_default_model.py {','.join(map(str, runs))} \"MACHINE\"` (ships fp16 "
+        "weights, evaluates, writes this card).",
         "",
         f"## Scores (seed {scores['seed']}, never trained on; {scores['n_per_task']} samples per task; quant "
         f"{scores['quant']})",
@@ -84,24 +158,33 @@ def write_card(dest: Path, run: Path, scores: dict, ablations: dict, minutes: fl
         "GSD spoofing ([VQA] accuracy when GSD × factor is given as metadata instead of the true GSD): "
         + ", ".join(f"×{k}: {v:.3f}" for k, v in scores["spoof"].items()),
         "",
-        "Real labelled samples (held out, real sensors; this model never saw real imagery):",
+        "Segmentation IoU per class: " + ", ".join(f"{k} {v:.2f}" for k, v in scores["seg_iou_per_class"].items()),
+        "",
+        *([f"Other unseen seeds ({next(iter(extra_seeds.values()))['n_per_task']} samples per task):", "",
+           "| seed | " + " | ".join(main[:3] + ["seg_miou", "cd_f1", "gsd_mae_log10"]) + " |",
+           "|---" * 7 + "|",
+           *[f"| {seed} | " + " | ".join(fmt(r[k]) for k in main[:3] + ["seg_miou", "cd_f1", "gsd_mae_log10"]) + " |"
+             for seed, r in extra_seeds.items()], ""] if extra_seeds else []),
+        "Real labelled samples (held out, real sensors):",
         *[f"- {k}: {fmt(v)}" for k, v in real.items()],
         "",
         "## Ablations (inference-time, same weights)",
         "",
-        "Training-time ablations on the same budget (static LoRA, one FFN) need runs of their own and are not done",
-        "yet. These switch the mechanism off at inference in the trained model:",
-        "",
-        "Same 60 samples per task for every row (seed as above).",
+        "Training-time ablations on the same budget (a static LoRA, one FFN) would need two more runs of the same",
+        "length on these 2 cores and were not done. These switch the mechanism off at inference in the trained",
+        "model (same 60 samples per task for every row, seed as above):",
         "",
         "| setting | vqa_acc | cls_acc | vg_acc50 | seg_miou |",
         "|---|---|---|---|---|",
         *[f"| {name} | {fmt(r['vqa_acc'])} | {fmt(r['cls_acc'])} | {fmt(r['vg_acc50'])} | {fmt(r['seg_miou'])} |"
           for name, r in ablations.items()],
         "",
+        "`predicted_gsd`: SSE-U's GSD instead of the metadata (oracle vs predicted); `static_gate`: one fixed",
+        "log10 GSD for every image (CS-HLoRA reduced to a static LoRA); `single_expert`: expert 0 for every task.",
+        "",
         "## Limitations",
         "",
-        "- Synthetic-only training: real scenes are out of distribution (see the real-sample scores).",
+        "- Mostly synthetic training: real scenes are out of distribution beyond the few real sets above.",
         "- Segmentation is on a 16 × 16 descriptor grid (DESIGN.md allows 16): thin roads and cars are coarse.",
         "- Counting stops at 12 (\"more than 12\").",
     ]
