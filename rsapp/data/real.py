@@ -29,6 +29,7 @@ from rasterio.features import rasterize
 
 from rsapp.data.samples import SEG_GRID, Sample, cell_grid
 from rsapp.data.world import CLASS_INDEX, CLASSES
+from rsapp.geo.bands import Stretch
 from rsapp.tasks.boxes import boxes_to_text
 from rsapp.tasks.descriptors import mask_to_text
 
@@ -54,15 +55,12 @@ class Source:
     after: np.ndarray | None = None  # second date (change pairs); labels are then the change mask
 
 
-def _stretch(band: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(band[band > 0] if (band > 0).any() else band, (2, 98))
-    return (np.clip((band.astype(np.float32) - lo) / max(hi - lo, 1), 0, 1) * 255).astype(np.uint8)
-
-
 def _grey_rgb(path: Path) -> tuple[np.ndarray, rasterio.Affine, object]:
+    """One band (0 = no data), stretched as the app stretches scenes, as grey RGB."""
     with rasterio.open(path) as src:
-        band = _stretch(src.read(1))
-        return np.repeat(band[..., None], 3, axis=2), src.transform, src.crs
+        band = np.ma.masked_equal(src.read(1, masked=False), 0)[None]
+        grey, _ = Stretch.from_sample(band).apply(band)
+        return np.repeat(grey, 3, axis=2), src.transform, src.crs
 
 
 def _coco_rle(counts: list[int], h: int, w: int) -> np.ndarray:
