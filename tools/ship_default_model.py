@@ -28,6 +28,9 @@ RUN_NOTES = {
     "tiny_ft3": "and the row of the asked class and of the change map, at 5× lr for the cursor modules; stopped at "
                 "500 when counts were still wrong in free generation",
     "tiny_ft4": "and the one-hot lengths of the runs starting at the cursor",
+    "tiny_ft5": "the same model on a new data seed, more [CLS] and [VG]; stopped at 500 to start tiny_ft6",
+    "tiny_ft6": "class hint (the asked class's map and profiles on every token of [SEG]/[VG] answers) and the soft "
+                "number loss on box corners",
 }
 
 

@@ -110,6 +110,13 @@ class RsappVLM(PreTrainedModel):
         self.cursor_runs = nn.Linear(4 * (config.seg_grid + 1), d, bias=False) if config.dense_classes else None
         if self.cursor_runs is not None:
             nn.init.zeros_(self.cursor_runs.weight)
+        # Where the asked class is (seg_class: [SEG] and [VG] questions), on every text token: its cell map and its
+        # row and column profiles with their running maxima from either side, so a box's edges (the first and
+        # last rows and columns the class reaches) are a linear read-out.
+        self.class_hint = nn.Linear(config.seg_grid * (config.seg_grid + 6), d, bias=False) \
+            if config.dense_classes else None
+        if self.class_hint is not None:
+            nn.init.zeros_(self.class_hint.weight)
         self.dense_head = DenseHead(config) if config.dense_classes else None
         # Coordinates: a token that spells an integer 0–100 (box corners) also carries that value in the visual
         # tokens' Fourier basis, on the way in and on the way out, so reading a place off the image and writing
@@ -202,27 +209,41 @@ class RsappVLM(PreTrainedModel):
 
     def embed_text(self, ids: torch.Tensor, cursor: torch.Tensor | None = None, encoded: Encoded | None = None,
                    seg_class: torch.Tensor | None = None) -> torch.Tensor:
-        """Token embeddings, plus, where the descriptor cursor (B, T, 2) (row, col) is not NO_CURSOR, its place and
-        the cursor's row from its column on of: the class probabilities (Encoded.cells), the probability of the
-        asked class (seg_class (B,) index into config.dense_class_names, -1 none) and the change map."""
+        """Token embeddings; with seg_class (B,) (the class the question asks for, an index into
+        config.dense_class_names, -1 none) the class hint on every token; and where the descriptor cursor
+        (B, T, 2) (row, col) is not NO_CURSOR, its place and the cursor's row from its column on of: the class
+        probabilities (Encoded.cells), the probability of the asked class and the change map."""
         h = self.embed(ids)
         value = self.number_value[ids]
         h = h + self.number_in(self._number_features(value.clamp(min=0))) * (value >= 0)[..., None]
+        has_cells = encoded is not None and encoded.cells is not None and self.cursor_cells is not None
+        asked = None
+        if has_cells:
+            cells = encoded.cells
+            if seg_class is None:
+                seg_class = torch.full((cells.shape[0],), -1)
+            asked = cells[torch.arange(cells.shape[0]), 0, seg_class.clamp(min=0)] * (seg_class >= 0)[:, None, None]
+            h = h + self.class_hint(self._class_profiles(asked))[:, None]
         if cursor is None:
             return h
         n = self.config.seg_grid
         valid = cursor[..., :1] != NO_CURSOR
         h = h + self.cursor_pos(fourier_positions((cursor.flip(-1).float() + 0.5) / n)) * valid
-        if encoded is not None and encoded.cells is not None and self.cursor_cells is not None:
-            cells = encoded.cells
-            h = h + self.cursor_cells(self._row_ahead(cells, cursor)) * valid
-            if seg_class is None:
-                seg_class = torch.full((cells.shape[0],), -1)
-            asked = cells[torch.arange(cells.shape[0]), 0, seg_class.clamp(min=0)] * (seg_class >= 0)[:, None, None]
+        if has_cells:
+            h = h + self.cursor_cells(self._row_ahead(encoded.cells, cursor)) * valid
             maps = torch.stack([asked, encoded.change], 1)[:, :, None]  # (B, 2, 1, n, n)
             ahead = self._row_ahead(maps, cursor)
             h = h + (self.cursor_target(ahead) + self.cursor_runs(self._run_lengths(ahead, cursor, n))) * valid
         return h
+
+    @staticmethod
+    def _class_profiles(asked: torch.Tensor) -> torch.Tensor:
+        """(B, n, n) probabilities of the asked class → (B, n·(n + 6)): the map, its column and row profiles
+        (max over the other axis) and each profile's running maximum from the start and from the end."""
+        feats = [asked.flatten(1)]
+        for profile in (asked.amax(1), asked.amax(2)):  # columns, rows
+            feats += [profile, profile.cummax(1).values, profile.flip(1).cummax(1).values.flip(1)]
+        return torch.cat(feats, 1)
 
     @staticmethod
     def _run_lengths(ahead: torch.Tensor, cursor: torch.Tensor, n: int) -> torch.Tensor:
@@ -257,13 +278,14 @@ class RsappVLM(PreTrainedModel):
 
     def forward(self, images, input_ids, attention_mask, labels=None, g=None, s=None, s_target=None,
                 sse_weight: float = 1.0, use_predicted_s=None, cursor=None, dense=None, dense_weight: float = 1.0,
-                seg_class=None):
+                seg_class=None, soft_numbers=None, number_weight: float = 0.5):
         """Training forward: LM cross-entropy on answer tokens (+ SSE-U Gaussian NLL where s_target is known).
 
         use_predicted_s (B,) bool: rows whose CS-HLoRA gate takes SSE-U's own (detached) prediction instead of
         s, so the model also learns to work when metadata is missing.
         cursor (B, T - n, 2): descriptor cursor of the text tokens. dense (B, n, K, grid, grid): the dense
-        auxiliary target of each image (DenseHead).
+        auxiliary target of each image (DenseHead). soft_numbers (B,) bool: rows whose number answer tokens (box
+        corners) also pay soft_number_loss, so a corner one off costs less than one far off.
         """
         n = images.shape[1]
         enc = self.encode(images)
@@ -285,6 +307,10 @@ class RsappVLM(PreTrainedModel):
                                       labels[:, n:].reshape(-1), ignore_index=-100)
             loss = lm_loss
             out["lm_loss"] = lm_loss
+            if soft_numbers is not None and bool(soft_numbers.any()):
+                soft = self.soft_number_loss(text_logits[soft_numbers], labels[soft_numbers, n:])
+                out["number_loss"] = soft
+                loss = loss + number_weight * soft
             if s_target is not None:
                 known = torch.isfinite(s_target)
                 if known.any():
@@ -297,6 +323,19 @@ class RsappVLM(PreTrainedModel):
                 loss = loss + dense_weight * aux
             out["loss"] = loss
         return out
+
+    def soft_number_loss(self, logits: torch.Tensor, labels: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+        """Cross-entropy against a Gaussian (sigma, in units of 0–100) over the number tokens around each number
+        label: coordinates are ordinal, the hard label alone treats 41 and 90 as equally wrong for 40."""
+        values = self.number_value[labels.clamp(min=0)]
+        where = (labels >= 0) & (values >= 0)
+        if not bool(where.any()):
+            return logits.sum() * 0
+        ids = (self.number_value >= 0).nonzero().squeeze(1)
+        dist = (self.number_value[ids][None].float() - values[where][:, None].float()) / sigma
+        target = torch.softmax(-0.5 * dist**2, -1)  # (M, n_numbers)
+        logp = torch.log_softmax(logits[where], -1)[:, ids]
+        return -(target * logp).sum(-1).mean()
 
     @torch.no_grad()
     def generate_answer(self, encoded: Encoded, prompt_ids: torch.Tensor, n_images: int, g: int, s: float | None,

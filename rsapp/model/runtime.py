@@ -21,6 +21,7 @@ from rsapp.model.quant import choose_path, linear_bytes, quantize
 from rsapp.model.tokenizer import load_tokenizer
 from rsapp.tasks.descriptors import descriptor_cursor, seg_class
 from rsapp.tasks.prompts import prompt_question, prompt_task
+from rsapp.tasks.tokens import ASKS_CLASS
 
 # Longest answer: a 16×16 descriptor with many runs, or a handful of boxes.
 MAX_NEW_TOKENS = 320
@@ -76,7 +77,7 @@ class Runtime:
         return self.config.chip_size
 
     def seg_class_index(self, question: str) -> int:
-        """Index of the class a [SEG] question asks for among the model's dense classes, -1 if none."""
+        """Index of the class a [SEG] or [VG] question asks for among the model's dense classes, -1 if none."""
         names = getattr(self.config, "dense_class_names", [])
         name = seg_class(question)
         return names.index(name) if name in names else -1
@@ -108,9 +109,11 @@ class Runtime:
         sigma = float(torch.exp(0.5 * enc.s_logvar[0]))
         s = mu if log10_gsd is None else float(log10_gsd)
         cursor, asked = None, -1
-        if prompt_task(prompt) == "[SEG]":  # descriptor answers are written with their cursor (see RsappVLM)
+        task = prompt_task(prompt)
+        if task == "[SEG]":  # descriptor answers are written with their cursor (see RsappVLM)
             n = self.config.seg_grid
             cursor = lambda out: descriptor_cursor(self.tokenizer.decode(out, skip_special_tokens=True), n)  # noqa: E731
+        if task in ASKS_CLASS:  # the class the question names (RsappVLM.class_hint)
             asked = self.seg_class_index(prompt_question(prompt))
         ids = self.model.generate_answer(enc, self.prompt_ids(prompt), len(images), expert, s, max_new_tokens,
                                          allowed, cursor, asked)

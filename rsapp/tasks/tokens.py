@@ -18,6 +18,8 @@ TASKS: dict[str, tuple[int, tuple[int, ...]]] = {
     "[SEG]": (2, (1, 2)),
 }
 TASK_TOKENS = tuple(TASKS)
+# Tasks whose question names a class (tasks.descriptors.seg_class) the model is told where it sees (class_hint).
+ASKS_CLASS = ("[SEG]", "[VG]")
 _TOKEN_RE = re.compile(r"^\s*(\[[A-Za-z]+\])\s*")
 _BOX_RE = re.compile(r"\[\s*-?\d+(?:\.\d+)?\s*(?:,\s*-?\d+(?:\.\d+)?\s*){3}\]")
 

@@ -27,8 +27,9 @@ from rsapp.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenize
 from rsapp.data.world import CLASSES
 from rsapp.tasks.descriptors import descriptor_cursor, seg_class
 from rsapp.tasks.prompts import build_prompt, training_text
-from rsapp.tasks.tokens import TASK_TOKENS, TASKS
+from rsapp.tasks.tokens import ASKS_CLASS, TASK_TOKENS, TASKS
 
+FRESH_MODULES = ("cursor_", "class_hint")  # the newest, zero-initialised modules (fresh_lr_scale)
 MAX_TOKENS = 420  # text tokens per sample; longer answers are cut (their end is lost, the rest still teaches)
 
 
@@ -126,8 +127,9 @@ def encode_batch(samples: list[Sample], tok) -> dict:
         "attention_mask": pad([[1] * len(q) for q in ids], 0),
         "labels": pad(labels, -100),
         "cursor": pad(cursors, (NO_CURSOR, NO_CURSOR))[:, n_img:],
-        "seg_class": torch.tensor([CLASSES.index(c) if s.token == "[SEG]" and (c := seg_class(s.question)) else -1
+        "seg_class": torch.tensor([CLASSES.index(c) if s.token in ASKS_CLASS and (c := seg_class(s.question)) else -1
                                    for s in samples]),
+        "soft_numbers": torch.tensor([s.token == "[VG]" for s in samples]),
         "dense": torch.from_numpy(np.stack([np.stack(s.dense) for s in samples])) if samples[0].dense else None,
         "g": torch.tensor([TASKS[s.token][0] for s in samples]),
         "s_true": torch.tensor([math.log10(s.gsd_m) for s in samples], dtype=torch.float32),
@@ -241,7 +243,7 @@ def train(cfg: TrainConfig) -> Path:
         model.set_number_tokens(tok)
         model.train()
         params = stage_parameters(model, stage)
-        fresh = {id(p) for n, p in model.named_parameters() if n.startswith("cursor_")}
+        fresh = {id(p) for n, p in model.named_parameters() if n.startswith(FRESH_MODULES)}
         opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in fresh], "lr_scale": 1.0},
                                  {"params": [p for p in params if id(p) in fresh], "lr_scale": cfg.fresh_lr_scale}],
                                 lr=peak, weight_decay=cfg.weight_decay)
@@ -273,7 +275,8 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
         use_pred = torch.rand(len(b["g"])) < cfg.predicted_s_share if stage == 2 else None
         outp = model(b["images"], b["input_ids"], b["attention_mask"], labels=b["labels"], g=g, s=s,
                      s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred, cursor=b["cursor"],
-                     dense=b["dense"], dense_weight=cfg.dense_weight, seg_class=b["seg_class"])
+                     dense=b["dense"], dense_weight=cfg.dense_weight, seg_class=b["seg_class"],
+                     soft_numbers=b["soft_numbers"])
         opt.zero_grad(set_to_none=True)
         outp["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -282,7 +285,8 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
         ema = lm if ema is None else 0.98 * ema + 0.02 * lm
         sse = float(outp["sse_loss"].detach()) if "sse_loss" in outp else float("nan")
         dense = float(outp["dense_loss"].detach()) if "dense_loss" in outp else float("nan")
-        rec = {"step": step + 1, "lm_loss": lm, "sse_loss": sse, "dense_loss": dense,
+        number = float(outp["number_loss"].detach()) if "number_loss" in outp else float("nan")
+        rec = {"step": step + 1, "lm_loss": lm, "number_loss": number, "sse_loss": sse, "dense_loss": dense,
                "lr": opt.param_groups[0]["lr"], "elapsed_s": time.time() - t0}
         log.write(json.dumps(rec) + "\n")
         bar.set_postfix(loss=f"{ema:.3f}", sse=f"{sse:.2f}", dense=f"{dense:.3f}")

@@ -141,3 +141,36 @@ def test_run_lengths_count_from_the_cursor():
     assert lengths[0, 0].tolist() == [4, 11, 0, 0]  # 4 cells of the class, then 11 cells to the row's end
     assert lengths[0, 1].tolist() == [0, 16, 5, 0]
     assert lengths[0, 2].tolist() == [0, 0, 0, 0]  # all rows written
+
+
+def test_class_hint_reaches_every_token_of_a_question_that_names_a_class(toy_model):
+    """[VG] answers have no cursor: the asked class's map and profiles reach them through class_hint."""
+    with torch.no_grad():
+        toy_model.class_hint.weight.normal_()
+    base = _inputs(toy_model)
+    asked = _inputs(toy_model, seg_class=torch.tensor([3]))
+    assert not torch.allclose(base, asked)
+    assert torch.equal(base, _inputs(toy_model, seg_class=torch.tensor([-1])))  # no class named: no hint
+
+
+def test_class_profiles_make_box_edges_readable():
+    asked = torch.zeros(1, 16, 16)
+    asked[0, 4:9, 2:6] = 1.0  # rows 4–8, columns 2–5
+    p = RsappVLM._class_profiles(asked)[0, 256:].view(6, 16)
+    columns, from_left, from_right, rows = p[0], p[1], p[2], p[3]
+    assert columns.nonzero().flatten().tolist() == [2, 3, 4, 5] and rows.nonzero().flatten().tolist() == list(range(4, 9))
+    assert int(from_left.argmax()) == 2 and int(from_right.nonzero().max()) == 5
+
+
+def test_soft_number_loss_prefers_a_near_miss(toy_model):
+    toy_model.set_number_tokens(FakeTokenizer([str(i) for i in range(40)]))
+    label = torch.tensor([[int(toy_model.number_value.tolist().index(20))]])
+
+    def loss_when_peaked_at(value):
+        logits = torch.zeros(1, 1, toy_model.config.vocab_size)
+        logits[0, 0, toy_model.number_value.tolist().index(value)] = 8.0
+        return float(toy_model.soft_number_loss(logits, label))
+
+    assert loss_when_peaked_at(20) < loss_when_peaked_at(21) < loss_when_peaked_at(30)
+    words = torch.tensor([[4]])  # a label that is no number costs nothing here
+    assert float(toy_model.soft_number_loss(torch.zeros(1, 1, toy_model.config.vocab_size), words)) == 0.0
