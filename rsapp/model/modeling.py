@@ -221,8 +221,8 @@ class RsappVLM(PreTrainedModel):
         if has_cells:
             cells = encoded.cells
             if seg_class is None:
-                seg_class = torch.full((cells.shape[0],), -1)
-            asked = cells[torch.arange(cells.shape[0]), 0, seg_class.clamp(min=0)] * (seg_class >= 0)[:, None, None]
+                seg_class = torch.full((cells.shape[0],), -1, device=cells.device)
+            asked = cells[torch.arange(cells.shape[0], device=cells.device), 0, seg_class.clamp(min=0)] * (seg_class >= 0)[:, None, None]
             h = h + self.class_hint(self._class_profiles(asked))[:, None]
         if cursor is None:
             return h
@@ -250,7 +250,7 @@ class RsappVLM(PreTrainedModel):
         """(B, T, n·2) rows ahead of two maps → (B, T, 4·(n + 1)): one-hot lengths of the runs of cells > 0.5 and
         ≤ 0.5 that start at the cursor, per map (0 where the row is over)."""
         rows = ahead.view(*ahead.shape[:2], n, 2)
-        inside = ((cursor[..., 1:2] + torch.arange(n)) < n) & (cursor[..., :1] >= 0) & (cursor[..., :1] < n)
+        inside = ((cursor[..., 1:2] + torch.arange(n, device=cursor.device)) < n) & (cursor[..., :1] >= 0) & (cursor[..., :1] < n)
         on = (rows > 0.5) & inside[..., None]
         off = (rows <= 0.5) & inside[..., None]
         lengths = torch.cat([on.long().cumprod(2).sum(2), off.long().cumprod(2).sum(2)], -1)  # (B, T, 4)
@@ -262,10 +262,10 @@ class RsappVLM(PreTrainedModel):
         zero past the row's end or when the cursor is outside the grid."""
         n = cells.shape[-1]
         rows = cursor[..., 0]
-        cols = cursor[..., 1:2] + torch.arange(n)
+        cols = cursor[..., 1:2] + torch.arange(n, device=cursor.device)
         inside = (cols < n) & ((rows >= 0) & (rows < n))[..., None] & (cursor[..., 1:2] >= 0)
         grid = cells.permute(0, 3, 4, 1, 2)  # (B, row, col, image, class)
-        batch = torch.arange(cells.shape[0])[:, None, None]
+        batch = torch.arange(cells.shape[0], device=cells.device)[:, None, None]
         ahead = grid[batch, rows.clamp(0, n - 1)[..., None], cols.clamp(0, n - 1)]  # (B, T, n, 2, K)
         return (ahead * inside[..., None, None]).flatten(2)
 
@@ -293,12 +293,13 @@ class RsappVLM(PreTrainedModel):
             s = torch.where(use_predicted_s, enc.s_mu.detach(), s)
         h = self.text_embeddings(enc, input_ids, n, cursor, seg_class)
         b, t_vis = h.shape[0], enc.tokens.shape[1]
-        valid = torch.cat([torch.ones(b, t_vis, dtype=torch.bool), attention_mask[:, n:].bool()], 1)
+        dev = h.device
+        valid = torch.cat([torch.ones(b, t_vis, dtype=torch.bool, device=dev), attention_mask[:, n:].bool()], 1)
         total = valid.shape[1]
-        causal = torch.ones(total, total, dtype=torch.bool).tril()
+        causal = torch.ones(total, total, dtype=torch.bool, device=dev).tril()
         mask = (causal[None] & valid[:, None, :])[:, None]
         # Only text positions are scored: the head runs from the last visual token on.
-        hidden = self._run_layers(h, g, s, torch.arange(total), mask, None, enc.tokens, head_from=t_vis - 1)
+        hidden = self._run_layers(h, g, s, torch.arange(total, device=dev), mask, None, enc.tokens, head_from=t_vis - 1)
         logits = self.head(hidden)  # (B, text + 1, V): position p predicts text token p + 1
         out = {"logits": logits, "s_mu": enc.s_mu, "s_logvar": enc.s_logvar}
         if labels is not None:

@@ -102,8 +102,8 @@ class VisionTower(nn.Module):
         x = x.float()
         if x.max() > 1.5:
             x = x / 255.0
-        mean = torch.tensor(PIXEL_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(PIXEL_STD, dtype=x.dtype).view(1, 3, 1, 1)
+        mean = torch.tensor(PIXEL_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(PIXEL_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
 
     def global_view(self, chips: torch.Tensor) -> torch.Tensor:
@@ -119,7 +119,7 @@ class VisionTower(nn.Module):
         per_side = max(1, s // size)
         t = chips[:, :, : per_side * size, : per_side * size]
         t = t.reshape(b, c, per_side, size, per_side, size).permute(0, 2, 4, 1, 3, 5)
-        rows, cols = torch.meshgrid(torch.arange(per_side), torch.arange(per_side), indexing="ij")
+        rows, cols = torch.meshgrid(*[torch.arange(per_side, device=chips.device)] * 2, indexing="ij")
         return t.reshape(b, per_side * per_side, c, size, size), torch.stack([cols, rows], -1).view(-1, 2), per_side
 
     def forward(self, chips: torch.Tensor) -> VisualTokens:
@@ -150,8 +150,8 @@ class VisionTower(nn.Module):
 
     def _finish(self, glob, local, local_xy, per_side) -> VisualTokens:
         b = glob.shape[0]
-        cell_sum = torch.zeros(b, self.cfg.grid**2, self.cfg.vision_dim, dtype=glob.dtype)
-        cell_count = torch.zeros(b, self.cfg.grid**2, 1, dtype=glob.dtype)
+        cell_sum = glob.new_zeros(b, self.cfg.grid**2, self.cfg.vision_dim)
+        cell_count = glob.new_zeros(b, self.cfg.grid**2, 1)
         self._pool_onto_grid(local, local_xy, cell_sum, cell_count)
         fused = self._fuse(glob, cell_sum, cell_count)
         state = self.budget.start(glob)
@@ -168,7 +168,7 @@ class VisionTower(nn.Module):
     def _token_xy(self, tile_xy: torch.Tensor, per_side: int) -> torch.Tensor:
         """Centres of every token of the given tiles, in [0, 1] chip coordinates: (1, n·g², 2)."""
         g = self.cfg.grid
-        r, c = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")
+        r, c = torch.meshgrid(*[torch.arange(g, device=tile_xy.device)] * 2, indexing="ij")
         inner = torch.stack([c, r], -1).view(1, g * g, 2).float() + 0.5
         xy = (tile_xy.float()[:, None, :] * g + inner) / (per_side * g)
         return xy.reshape(1, -1, 2)
@@ -182,7 +182,7 @@ class VisionTower(nn.Module):
 
     def _project(self, fused, kept, kept_xy, glob, seen) -> VisualTokens:
         b, g = fused.shape[0], self.cfg.grid
-        r, c = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")
+        r, c = torch.meshgrid(*[torch.arange(g, device=fused.device)] * 2, indexing="ij")
         glob_xy = ((torch.stack([c, r], -1).view(1, g * g, 2).float() + 0.5) / g).expand(b, -1, -1)
         tokens = torch.cat([
             self.projector(fused) + self.position(fourier_positions(glob_xy)) + self.view.weight[0],

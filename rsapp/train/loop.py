@@ -30,6 +30,8 @@ from rsapp.tasks.prompts import build_prompt, training_text
 from rsapp.tasks.tokens import ASKS_CLASS, TASK_TOKENS, TASKS
 
 FRESH_MODULES = ("cursor_", "class_hint")  # the newest, zero-initialised modules (fresh_lr_scale)
+# Trains on CPU; a lent GPU is used when present (the same steps, much faster; checkpoints are saved on the CPU).
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 MAX_TOKENS = 420  # text tokens per sample; longer answers are cut (their end is lost, the rest still teaches)
 
 
@@ -152,7 +154,7 @@ def save_checkpoint(folder: Path, model: RsappVLM, opt: torch.optim.Optimizer, s
     tensors, meta = {}, {"param_groups": opt.state_dict()["param_groups"], **state}
     for pid, st in opt.state_dict()["state"].items():
         for k, v in st.items():
-            tensors[f"{pid}.{k}"] = v.contiguous() if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous() if torch.is_tensor(v) else torch.tensor(v)
     save_file(tensors, str(folder / "optimizer.safetensors"))
     (folder / "trainer_state.json").write_text(json.dumps(meta, indent=1))
 
@@ -241,7 +243,7 @@ def train(cfg: TrainConfig) -> Path:
         else:
             model = RsappVLM(model_cfg)
         model.set_number_tokens(tok)
-        model.train()
+        model.to(DEVICE).train()
         params = stage_parameters(model, stage)
         fresh = {id(p) for n, p in model.named_parameters() if n.startswith(FRESH_MODULES)}
         opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in fresh], "lr_scale": 1.0},
@@ -264,7 +266,7 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
     t0, ema = time.time(), None
     end = min(steps, cfg.stop_at or steps)
     for step, samples in zip(range(start, end), loader):
-        b = encode_batch(samples, tok)
+        b = {k: v.to(DEVICE) if torch.is_tensor(v) else v for k, v in encode_batch(samples, tok).items()}
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, peak, cfg.warmup) * group.get("lr_scale", 1.0)
         if stage == 1:
@@ -272,7 +274,7 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
         else:
             g, s_target = b["g"], b["s_true"]
             s = b["s_true"]
-        use_pred = torch.rand(len(b["g"])) < cfg.predicted_s_share if stage == 2 else None
+        use_pred = torch.rand(len(b["g"]), device=DEVICE) < cfg.predicted_s_share if stage == 2 else None
         outp = model(b["images"], b["input_ids"], b["attention_mask"], labels=b["labels"], g=g, s=s,
                      s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred, cursor=b["cursor"],
                      dense=b["dense"], dense_weight=cfg.dense_weight, seg_class=b["seg_class"],
