@@ -54,6 +54,8 @@ def _mix(cfg: dict) -> str:
 
 def _command(cfg: dict, first: bool) -> str:
     args = [f"--preset {cfg['preset']}", f"--out {cfg['out']}"]
+    if cfg.get("seed"):
+        args.append(f"--seed {cfg['seed']}")
     if first:
         args.append(f"--stage1-steps {cfg['stage1_steps']}")
     args.append(f"--stage2-steps {cfg['stage2_steps']}")
@@ -138,7 +140,13 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "  token; under teacher forcing it had learned the descriptors long before it could write them freely (it",
         "  over-counted the first run of each row, so every row came out empty), which the run lengths fixed;",
         "- number-value embeddings: tokens spelling 0–100 (box corners) carry their value in the same basis, in and",
-        "  out.",
+        "  out;",
+        "- class hint: when a [SEG] or [VG] question names a class, every token also carries the dense head's map of",
+        "  that class, its row and column profiles and their running maxima from either side (the first and last",
+        "  rows and columns it reaches are then a linear read-out of a box's edges);",
+        "- soft number loss on [VG] answers: besides the token cross-entropy, box corners pay a cross-entropy against",
+        "  a Gaussian (sigma 1.5 on the 0–100 scale) over the number tokens, so a corner one off costs less than one",
+        "  far off.",
         "",
         "Reproduce (each command resumes from its checkpoints if stopped; `runs/tiny_ft` was stopped and resumed",
         "twice, the first 250 steps without real samples, so sample order differs slightly):",
