@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from rsapp.data.samples import SEG_GRID, cell_grid, make_sample
 from rsapp.evaluate.metrics import F1Accumulator, IoUAccumulator, bleu4, exact, grounding_hit
+from rsapp.model.runtime import MASK_SOURCES
 from rsapp.tasks.boxes import text_to_boxes
 from rsapp.tasks.descriptors import grid_to_mask, text_to_mask
 from rsapp.tasks.prompts import build_prompt
@@ -38,7 +39,7 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
     chip = runtime.config.chip_size
     res: dict = defaultdict(list)
     vqa_samples = []
-    seg, seg_px, change = IoUAccumulator(), IoUAccumulator(), F1Accumulator()
+    seg, seg_px, change = ({m: acc() for m in MASK_SOURCES} for acc in (IoUAccumulator, IoUAccumulator, F1Accumulator))
     caps, cap_refs, ccds, ccd_refs = [], [], [], []
     bar = tqdm(total=n * len(tasks), desc="evaluate", leave=False)
     for task in EVAL_TASKS:
@@ -48,7 +49,8 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
             s = make_sample(rng, task, chip)
             log10_gsd = {"predicted_gsd": None, "static_gate": STATIC_LOG10_GSD}.get(ablation, math.log10(s.gsd_m))
             expert = 0 if ablation == "single_expert" else TASKS[s.token][0]
-            gen = runtime.generate(s.images, build_prompt(s.token, s.question, len(s.images)), expert, log10_gsd)
+            prompt = build_prompt(s.token, s.question, len(s.images))
+            gen = runtime.generate(s.images, prompt, expert, log10_gsd)
             bar.update(1)
             if len(s.images) == 1:
                 res["gsd_err"].append(abs(gen.s_mu - math.log10(s.gsd_m)))
@@ -62,13 +64,16 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
                 boxes, _ = text_to_boxes(gen.text, chip)
                 res["vg"].append(grounding_hit(boxes, s.target["boxes"]))
             elif task in ("[SEG]", "[SEG2]"):
-                grid, labels, _ = text_to_mask(gen.text, SEG_GRID, ["others", s.target["label"]])
-                pred = (grid > 0).astype(np.uint8)
-                if task == "[SEG]":
-                    seg.add(pred, s.target["grid"], s.target["label"])
-                    seg_px.add(grid_to_mask(pred, chip), s.target["mask"], s.target["label"])
-                else:
-                    change.add(pred, cell_grid(s.target["mask"]))
+                for source in MASK_SOURCES:  # the weights' own choice, and the other one for comparison
+                    text = gen.text if source == runtime.mask_source else runtime.generate(
+                        s.images, prompt, expert, log10_gsd, mask_source=source).text
+                    grid, labels, _ = text_to_mask(text, SEG_GRID, ["others", s.target["label"]])
+                    pred = (grid > 0).astype(np.uint8)
+                    if task == "[SEG]":
+                        seg[source].add(pred, s.target["grid"], s.target["label"])
+                        seg_px[source].add(grid_to_mask(pred, chip), s.target["mask"], s.target["label"])
+                    else:
+                        change[source].add(pred, cell_grid(s.target["mask"]))
             elif task == "[CAP]":
                 caps.append(gen.text)
                 cap_refs.append(s.answer)
@@ -91,10 +96,13 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
         "cls_acc": _mean(res["[CLS]"]),
         "vg_acc50": _mean(res["vg"]),
         "ref_acc": _mean(res["[REF]"]),
-        "seg_miou": seg.miou(),
-        "seg_miou_px": seg_px.miou(),
-        "seg_iou_per_class": seg.per_class(),
-        "cd_f1": change.f1(),
+        "seg_miou": seg[runtime.mask_source].miou(),
+        "seg_miou_px": seg_px[runtime.mask_source].miou(),
+        "seg_iou_per_class": seg[runtime.mask_source].per_class(),
+        "cd_f1": change[runtime.mask_source].f1(),
+        "mask_source": runtime.mask_source,
+        "seg_miou_by_source": {m: seg[m].miou() for m in MASK_SOURCES},
+        "cd_f1_by_source": {m: change[m].f1() for m in MASK_SOURCES},
         "cap_bleu4": bleu4(caps, cap_refs),
         "ccd_bleu4": bleu4(ccds, ccd_refs),
         "ccd_exact": _mean(res["ccd_exact"]),

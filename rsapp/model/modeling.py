@@ -183,7 +183,9 @@ class RsappVLM(PreTrainedModel):
         mu, logvar = self.sse_u(views[0].pooled)
         cells = change = None
         if self.dense_head is not None:
-            probs = [torch.sigmoid(self.dense_head.cell_logits(vt.fused)) for vt in views]
+            # Detached: the LM reads these maps as inputs (cursor, class hint), and its loss must not pull the head
+            # off calibrated probabilities (runs are cut at 0.5); the head learns from DenseHead.loss alone.
+            probs = [torch.sigmoid(self.dense_head.cell_logits(vt.fused)).detach() for vt in views]
             cells = torch.stack(probs + [torch.zeros_like(probs[0])] * (2 - len(probs)), 1)
             change = (probs[1] - probs[0]).abs().amax(1) if len(probs) == 2 else torch.zeros_like(probs[0][:, 0])
         return Encoded(tokens, mu, logvar, sum(v.tokens_total for v in views), sum(v.tokens_kept for v in views),

@@ -19,13 +19,16 @@ from rsapp.model.config import RsappConfig
 from rsapp.model.modeling import Encoded, RsappVLM
 from rsapp.model.quant import choose_path, linear_bytes, quantize
 from rsapp.model.tokenizer import load_tokenizer
-from rsapp.tasks.descriptors import descriptor_cursor, seg_class
+from rsapp.tasks.descriptors import BACKGROUND, descriptor_cursor, mask_to_text, seg_class
 from rsapp.tasks.prompts import prompt_question, prompt_task
 from rsapp.tasks.tokens import ASKS_CLASS
 
 # Longest answer: a 16×16 descriptor with many runs, or a handful of boxes.
 MAX_NEW_TOKENS = 320
 TILE_BATCH = 64  # UHR tiles encoded at once: bounds memory whatever the chip size
+# Who writes a [SEG] descriptor: "head" reads it off the pixel head's cell map (the asked class, or the change
+# between two dates), "lm" has the language model write it token by token with its cursor. Same Text4Seg text.
+MASK_SOURCES = ("head", "lm")
 
 
 @dataclass
@@ -47,6 +50,7 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
 class Runtime:
     def __init__(self, model: RsappVLM, tokenizer, quant: str, name: str, bytes_fp32: int, bytes_quantized: int):
         self.model = model
+        self.mask_source = model.config.mask_source
         self.tokenizer = tokenizer
         self.quant = quant
         self.name = name
@@ -82,6 +86,24 @@ class Runtime:
         name = seg_class(question)
         return names.index(name) if name in names else -1
 
+    def head_descriptor(self, enc: Encoded, asked: int, n_images: int) -> str | None:
+        """The pixel head's 16 × 16 map as a Text4Seg descriptor: cells where the asked class is more likely than
+        not (one image), or where it changed between the dates (the largest change of any class when none is
+        named). None when one image and no class named (the language model answers then)."""
+        names = self.config.dense_class_names
+        if enc.cells is None or (n_images == 1 and asked < 0):
+            return None
+        cells = enc.cells[0]  # (2, K, n, n); the second date is zeros for one image
+        if n_images == 1:
+            grid, label = cells[0, asked] > 0.5, names[asked]
+        elif asked >= 0:
+            grid, label = (cells[1, asked] - cells[0, asked]).abs() > 0.5, names[asked]
+        else:
+            grid = enc.change[0] > 0.5
+            diff = (cells[1, 1:] - cells[0, 1:]).abs()  # which class changed most where the change is
+            label = names[1 + int((diff * grid).flatten(1).sum(1).argmax())]
+        return mask_to_text(grid.numpy().astype(np.uint8), [BACKGROUND, label])
+
     def prompt_ids(self, prompt: str) -> torch.Tensor:
         return torch.tensor([self.tokenizer.encode(prompt).ids])
 
@@ -100,8 +122,10 @@ class Runtime:
 
     @torch.no_grad()
     def generate(self, images: list[np.ndarray], prompt: str, expert: int, log10_gsd: float | None,
-                 max_new_tokens: int = MAX_NEW_TOKENS, allowed: Callable | None = None) -> Generation:
-        """Greedy answer. With log10_gsd None, SSE-U's prediction gates CS-HLoRA."""
+                 max_new_tokens: int = MAX_NEW_TOKENS, allowed: Callable | None = None,
+                 mask_source: str | None = None) -> Generation:
+        """Greedy answer. With log10_gsd None, SSE-U's prediction gates CS-HLoRA. mask_source (MASK_SOURCES)
+        overrides the weights' choice of who writes [SEG] descriptors."""
         t0 = time.perf_counter()
         enc = self.encode(images)
         t1 = time.perf_counter()
@@ -115,10 +139,15 @@ class Runtime:
             cursor = lambda out: descriptor_cursor(self.tokenizer.decode(out, skip_special_tokens=True), n)  # noqa: E731
         if task in ASKS_CLASS:  # the class the question names (RsappVLM.class_hint)
             asked = self.seg_class_index(prompt_question(prompt))
-        ids = self.model.generate_answer(enc, self.prompt_ids(prompt), len(images), expert, s, max_new_tokens,
-                                         allowed, cursor, asked)
+        text = None
+        if task == "[SEG]" and (mask_source or self.mask_source) == "head":
+            text = self.head_descriptor(enc, asked, len(images))
+        ids = []
+        if text is None:
+            ids = self.model.generate_answer(enc, self.prompt_ids(prompt), len(images), expert, s, max_new_tokens,
+                                             allowed, cursor, asked)
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
         t2 = time.perf_counter()
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
         return Generation(text=text.strip(), s_mu=mu, s_sigma=sigma, s_used=s, tokens_total=enc.tokens_total,
                           tokens_kept=enc.tokens_kept,
                           timings_s={"encode": t1 - t0, "decode": t2 - t1, "new_tokens": len(ids)})

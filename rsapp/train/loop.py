@@ -57,6 +57,7 @@ class TrainConfig:
     workers: int = 1
     model_overrides: dict | None = None  # config fields over the preset (tests use a toy size)
     dense_weight: float = 0.5  # the vision tower's dense auxiliary loss (DenseHead)
+    number_weight: float = 0.15  # soft (Gaussian) loss on [VG] box-corner numbers, averaged over those tokens only
     task_weights: dict | None = None  # task mix over TASK_WEIGHTS (single-image tasks; pairs use pair_share)
     real_share: float = 0.0  # share of samples drawn from real labelled imagery (rsapp.data.real)
     real_from_step: int = 0  # real samples join from this step of the stage on
@@ -278,7 +279,7 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
         outp = model(b["images"], b["input_ids"], b["attention_mask"], labels=b["labels"], g=g, s=s,
                      s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred, cursor=b["cursor"],
                      dense=b["dense"], dense_weight=cfg.dense_weight, seg_class=b["seg_class"],
-                     soft_numbers=b["soft_numbers"])
+                     soft_numbers=b["soft_numbers"], number_weight=cfg.number_weight)
         opt.zero_grad(set_to_none=True)
         outp["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)

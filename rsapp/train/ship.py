@@ -11,8 +11,9 @@ from rsapp.model.modeling import RsappVLM
 from rsapp.model.tokenizer import TOKENIZER_FILE
 
 
-def ship(run: Path, dest: Path) -> Path:
+def ship(run: Path, dest: Path, mask_source: str = "lm") -> Path:
     model = RsappVLM.load(run / "final")
+    model.config.mask_source = mask_source
     dest.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(dest)  # fp16 on disk halves the size; the runtime computes in fp32 / int8
     shutil.copy(run / "final" / TOKENIZER_FILE, dest / TOKENIZER_FILE)
@@ -168,6 +169,12 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "",
         "Segmentation IoU per class: " + ", ".join(f"{k} {v:.2f}" for k, v in scores["seg_iou_per_class"].items()),
         "",
+        *([f"[SEG] descriptors are written by: `{scores['mask_source']}` (config `mask_source`). Both ways on the same "
+           "samples: " + "; ".join(f"{m}: seg_miou {fmt(scores['seg_miou_by_source'][m])}, cd_f1 "
+                                    f"{fmt(scores['cd_f1_by_source'][m])}" for m in scores["seg_miou_by_source"])
+           + ". `head` reads the dense head's cell map of the asked class (or of the change) into the same Text4Seg "
+           "text; `lm` has the language model write it token by token with its cursor.", ""]
+          if "seg_miou_by_source" in scores else []),
         *([f"Other unseen seeds ({next(iter(extra_seeds.values()))['n_per_task']} samples per task):", "",
            "| seed | " + " | ".join(main[:3] + ["seg_miou", "cd_f1", "gsd_mae_log10"]) + " |",
            "|---" * 7 + "|",

@@ -174,3 +174,26 @@ def test_soft_number_loss_prefers_a_near_miss(toy_model):
     assert loss_when_peaked_at(20) < loss_when_peaked_at(21) < loss_when_peaked_at(30)
     words = torch.tensor([[4]])  # a label that is no number costs nothing here
     assert float(toy_model.soft_number_loss(torch.zeros(1, 1, toy_model.config.vocab_size), words)) == 0.0
+
+
+def test_head_descriptor_reads_the_asked_class_or_the_change(toy_model):
+    """mask_source "head": the dense head's cell map becomes the same Text4Seg text the LM would write."""
+    from rsapp.model.modeling import Encoded
+    from rsapp.tasks.descriptors import text_to_mask
+
+    rt = Runtime.from_model(toy_model, tokenizer=None, quant="fp32")
+    names = rt.config.dense_class_names
+    cells = torch.zeros(1, 2, len(names), 16, 16)
+    cells[0, 0, names.index("water"), 2:5, 3:9] = 0.9  # a pond on the first date
+    cells[0, 1, names.index("water"), 2:5, 3:9] = 0.9
+    cells[0, 1, names.index("building"), 10:12, 0:4] = 0.8  # built between the dates
+    one = Encoded(torch.zeros(1, 1, 8), torch.zeros(1), torch.zeros(1), 1, 1, None,
+                  torch.stack([cells[:, 0], torch.zeros_like(cells[:, 0])], 1), torch.zeros(1, 16, 16))
+    text = rt.head_descriptor(one, names.index("water"), 1)
+    grid, labels, warnings = text_to_mask(text, 16, ["others", "water"])
+    assert not warnings and labels == ["others", "water"] and grid.sum() == 18 and grid[2:5, 3:9].all()
+    assert rt.head_descriptor(one, -1, 1) is None  # no class named: the LM answers
+    two = Encoded(torch.zeros(1, 1, 8), torch.zeros(1), torch.zeros(1), 1, 1, None, cells,
+                  (cells[:, 1] - cells[:, 0]).abs().amax(1))
+    grid, labels, _ = text_to_mask(rt.head_descriptor(two, -1, 2), 16)
+    assert labels == ["others", "building"] and grid.sum() == 8 and grid[10:12, 0:4].all()
