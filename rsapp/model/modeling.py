@@ -241,11 +241,14 @@ class RsappVLM(PreTrainedModel):
     @staticmethod
     def _class_profiles(asked: torch.Tensor) -> torch.Tensor:
         """(B, n, n) probabilities of the asked class → (B, n·(n + 6)): the map, its column and row profiles
-        (max over the other axis) and each profile's running maximum from the start and from the end."""
+        (max over the other axis) and each profile's running maximum from the start and from the end, scaled by
+        1/√(number of features)."""
         feats = [asked.flatten(1)]
         for profile in (asked.amax(1), asked.amax(2)):  # columns, rows
             feats += [profile, profile.cummax(1).values, profile.flip(1).cummax(1).values.flip(1)]
-        return torch.cat(feats, 1)
+        feats = torch.cat(feats, 1)
+        # Hundreds of inputs near 1 at once: unscaled, Adam's first steps on class_hint swamped the embeddings.
+        return feats / feats.shape[1] ** 0.5
 
     @staticmethod
     def _run_lengths(ahead: torch.Tensor, cursor: torch.Tensor, n: int) -> torch.Tensor:

@@ -189,10 +189,10 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "length on these 2 cores and were not done. These switch the mechanism off at inference in the trained",
         "model (same 60 samples per task for every row, seed as above):",
         "",
-        "| setting | vqa_acc | cls_acc | vg_acc50 | seg_miou |",
+        "| setting | vqa_acc | cls_acc | vg_acc50 | seg_miou (LM-written) |",
         "|---|---|---|---|---|",
-        *[f"| {name} | {fmt(r['vqa_acc'])} | {fmt(r['cls_acc'])} | {fmt(r['vg_acc50'])} | {fmt(r['seg_miou'])} |"
-          for name, r in ablations.items()],
+        *[f"| {name} | {fmt(r['vqa_acc'])} | {fmt(r['cls_acc'])} | {fmt(r['vg_acc50'])} | "
+          f"{fmt(r.get('seg_miou_by_source', {}).get('lm', r['seg_miou']))} |" for name, r in ablations.items()],
         "",
         "`predicted_gsd`: SSE-U's GSD instead of the metadata (oracle vs predicted); `static_gate`: one fixed",
         "log10 GSD for every image (CS-HLoRA reduced to a static LoRA); `single_expert`: expert 0 for every task.",
