@@ -99,10 +99,10 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
         "seg_miou": seg[runtime.mask_source].miou(),
         "seg_miou_px": seg_px[runtime.mask_source].miou(),
         "seg_iou_per_class": seg[runtime.mask_source].per_class(),
-        "cd_f1": change[runtime.mask_source].f1(),
+        "cd_f1": change[runtime.mask_source].f1() if "[SEG2]" in tasks else None,  # None: not evaluated
         "mask_source": runtime.mask_source,
         "seg_miou_by_source": {m: seg[m].miou() for m in MASK_SOURCES},
-        "cd_f1_by_source": {m: change[m].f1() for m in MASK_SOURCES},
+        "cd_f1_by_source": {m: change[m].f1() for m in MASK_SOURCES} if "[SEG2]" in tasks else None,
         "cap_bleu4": bleu4(caps, cap_refs),
         "ccd_bleu4": bleu4(ccds, ccd_refs),
         "ccd_exact": _mean(res["ccd_exact"]),
