@@ -38,6 +38,16 @@ class Encoded:
     change: torch.Tensor | None = None  # (B, n, n) largest class-probability difference between the dates (pairs)
 
 
+def zero_linear(n_in: int, n_out: int, bias: bool = False) -> nn.Linear:
+    """A linear layer that starts at exactly zero: a module added to the residual stream of trained weights
+    leaves their outputs unchanged until it learns something."""
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    nn.init.zeros_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
 class DenseHead(nn.Module):
     """Training aid: from the fused global tokens and from every local token, predict which classes cover each
     descriptor cell. The LM's loss alone teaches a from-scratch vision tower where things are far too slowly;
@@ -89,44 +99,30 @@ class RsappVLM(PreTrainedModel):
         self.layers = nn.ModuleList(DecoderLayer(config, i in config.inject_layers) for i in range(config.num_layers))
         self.norm = RMSNorm(d)
         self.lm_head = nn.Linear(d, config.vocab_size, bias=False)
+        dense = bool(config.dense_classes)  # the aids below read the DenseHead's maps
         # Descriptor cursor: while a [SEG] answer is written, each token also carries the cell (row, col) the
         # next run starts at, in the same Fourier basis as the visual tokens' positions (zero at start).
-        self.cursor_pos = nn.Linear(32, d)
-        nn.init.zeros_(self.cursor_pos.weight)
-        nn.init.zeros_(self.cursor_pos.bias)
+        self.cursor_pos = zero_linear(32, d, bias=True)
         # ... and the DenseHead's class probabilities of its row from that cell on, for both dates: what the next
         # run is (its class, where it ends, whether the dates differ) is then read off directly.
-        self.cursor_cells = nn.Linear(2 * config.dense_classes * config.seg_grid, d, bias=False) \
-            if config.dense_classes else None
-        if self.cursor_cells is not None:
-            nn.init.zeros_(self.cursor_cells.weight)
+        self.cursor_cells = zero_linear(2 * config.dense_classes * config.seg_grid, d) if dense else None
         # ... and, in the same way, the row ahead of the class the question asks for (seg_class) and of the change
         # between the dates: the two maps a binary descriptor copies.
-        self.cursor_target = nn.Linear(2 * config.seg_grid, d, bias=False) if config.dense_classes else None
-        if self.cursor_target is not None:
-            nn.init.zeros_(self.cursor_target.weight)
+        self.cursor_target = zero_linear(2 * config.seg_grid, d) if dense else None
         # ... and how long a run of each kind (cells above / below one half) would be from the cursor on, for both
         # maps, one-hot: a run's count is then a lookup, not a search along the row.
-        self.cursor_runs = nn.Linear(4 * (config.seg_grid + 1), d, bias=False) if config.dense_classes else None
-        if self.cursor_runs is not None:
-            nn.init.zeros_(self.cursor_runs.weight)
+        self.cursor_runs = zero_linear(4 * (config.seg_grid + 1), d) if dense else None
         # Where the asked class is (seg_class: [SEG] and [VG] questions), on every text token: its cell map and its
         # row and column profiles with their running maxima from either side, so a box's edges (the first and
         # last rows and columns the class reaches) are a linear read-out.
-        self.class_hint = nn.Linear(config.seg_grid * (config.seg_grid + 6), d, bias=False) \
-            if config.dense_classes else None
-        if self.class_hint is not None:
-            nn.init.zeros_(self.class_hint.weight)
-        self.dense_head = DenseHead(config) if config.dense_classes else None
+        self.class_hint = zero_linear(config.seg_grid * (config.seg_grid + 6), d) if dense else None
+        self.dense_head = DenseHead(config) if dense else None
         # Coordinates: a token that spells an integer 0–100 (box corners) also carries that value in the visual
         # tokens' Fourier basis, on the way in and on the way out, so reading a place off the image and writing
         # it as a number is a near-linear map (zero at start; which tokens are numbers: set_number_tokens).
         self.register_buffer("number_value", torch.full((config.vocab_size,), -1, dtype=torch.long))
-        self.number_in = nn.Linear(16, d)
-        self.number_out = nn.Linear(16, d, bias=False)
-        for layer in (self.number_in, self.number_out):
-            nn.init.zeros_(layer.weight)
-        nn.init.zeros_(self.number_in.bias)
+        self.number_in = zero_linear(16, d, bias=True)
+        self.number_out = zero_linear(16, d)
         self.post_init()
 
     def _init_weights(self, module):

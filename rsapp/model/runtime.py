@@ -82,7 +82,7 @@ class Runtime:
 
     def seg_class_index(self, question: str) -> int:
         """Index of the class a [SEG] or [VG] question asks for among the model's dense classes, -1 if none."""
-        names = getattr(self.config, "dense_class_names", [])
+        names = self.config.dense_class_names
         name = seg_class(question)
         return names.index(name) if name in names else -1
 
@@ -132,18 +132,18 @@ class Runtime:
         mu = float(enc.s_mu[0])
         sigma = float(torch.exp(0.5 * enc.s_logvar[0]))
         s = mu if log10_gsd is None else float(log10_gsd)
-        cursor, asked = None, -1
         task = prompt_task(prompt)
-        if task == "[SEG]":  # descriptor answers are written with their cursor (see RsappVLM)
-            n = self.config.seg_grid
-            cursor = lambda out: descriptor_cursor(self.tokenizer.decode(out, skip_special_tokens=True), n)  # noqa: E731
-        if task in ASKS_CLASS:  # the class the question names (RsappVLM.class_hint)
-            asked = self.seg_class_index(prompt_question(prompt))
+        # The class the question names (RsappVLM.class_hint), -1 for none.
+        asked = self.seg_class_index(prompt_question(prompt)) if task in ASKS_CLASS else -1
         text = None
         if task == "[SEG]" and (mask_source or self.mask_source) == "head":
             text = self.head_descriptor(enc, asked, len(images))
         ids = []
         if text is None:
+            cursor = None
+            if task == "[SEG]":  # descriptor answers are written with their cursor (see RsappVLM)
+                n = self.config.seg_grid
+                cursor = lambda out: descriptor_cursor(self.tokenizer.decode(out, skip_special_tokens=True), n)  # noqa: E731
             ids = self.model.generate_answer(enc, self.prompt_ids(prompt), len(images), expert, s, max_new_tokens,
                                              allowed, cursor, asked)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
