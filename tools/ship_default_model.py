@@ -17,13 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rsapp.train.ship import ship, write_card  # noqa: E402
 
-# Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6 in the
+# Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7 in the
 # chain), evaluation with [seed, 7919].
 EVAL_SEED = 20261123
 EXTRA_SEEDS = (777, 4242)  # more unseen seeds, fewer samples each
 DEST = Path("weights/rsapp-tiny")
 # Who writes [SEG] descriptors in the shipped config (evaluate scores both; the card says why this one).
 MASK_SOURCE = "head"
+# Where [VG] boxes come from in the shipped config (evaluate scores both).
+BOX_SOURCE = "head"
 # What each continued run added (the chain of the shipped model; runs/ is not in git).
 RUN_NOTES = {
     "tiny_ft": "dense auxiliary head, descriptor cursor (place) and number-value embeddings added; stopped at 1250 "
@@ -35,6 +37,8 @@ RUN_NOTES = {
     "tiny_ft5": "the same model on a new data seed, more [CLS] and [VG]; stopped at 500 to start tiny_ft6",
     "tiny_ft6": "class hint (the asked class's map and profiles on every token of [SEG]/[VG] answers) and the soft "
                 "number loss on box corners",
+    "tiny_ft7": "instance box head (CenterNet-style proposals on the 16 × 16 grid) and the proposal selector for "
+                "[VG]; more [CLS]",
 }
 
 
@@ -73,7 +77,7 @@ def main() -> None:
     runs = [Path(r) for r in sys.argv[1].split(",")]
     machine = sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-    ship(runs[-1], DEST, MASK_SOURCE)
+    ship(runs[-1], DEST, MASK_SOURCE, BOX_SOURCE)
     jobs = [("main", None), *(("seed", s) for s in EXTRA_SEEDS),
             *(("ablation", a) for a in ("none", "predicted_gsd", "static_gate", "single_expert"))]
     scores, seeds, ablations = {}, {}, {}

@@ -178,8 +178,9 @@ def real_sample(rng, chip_px: int, pairs: bool) -> Sample:
                 phrase, picked = f"the {noun[0]}", [boxes[0][0]]
             else:
                 phrase, picked = f"the largest {noun[0]}", [max(boxes, key=lambda b: b[1])[0]]
+            c = CLASS_INDEX[src.kind]
             return Sample(images, "[VG]", phrase, boxes_to_text(picked, chip_px), gsd, "grounding",
-                          {"boxes": picked}, [_dense(src.kind, binary)])
+                          {"boxes": picked}, [_dense(src.kind, binary)], [[(c, *b) for b, _ in boxes]], (c,))
         grid = cell_grid(binary)
         return Sample(images, "[SEG]", f"segment the {noun[1]}", mask_to_text(grid, ["others", src.kind]), gsd,
                       "segmentation", {"grid": grid, "label": src.kind, "mask": binary}, [_dense(src.kind, binary)])

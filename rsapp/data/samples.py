@@ -34,6 +34,7 @@ NICE = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 100
 TASK_WEIGHTS = {"[VQA]": 0.26, "[CAP]": 0.07, "[CLS]": 0.08, "[VG]": 0.17, "[REF]": 0.07, "[SEG]": 0.17,
                 "[CCD]": 0.09, "[SEG2]": 0.09}
 SEG_GRID = 16
+INSTANCE_KINDS = ("building", "car", "ship", "water", "field", "vegetation")  # what [VG] refers to
 # A descriptor cell takes a class when that class covers this share of it: thin roads and small cars survive.
 CELL_COVER = 0.25
 
@@ -48,6 +49,10 @@ class Sample:
     kind: str = ""  # the question type (count, presence, ...), for per-type scores
     target: dict = field(default_factory=dict)  # structured truth for evaluation (boxes, grid)
     dense: list[np.ndarray] = field(default_factory=list)  # per image (classes, n, n) 0/1 cover grid (training aid)
+    # per image [(class index, x1, y1, x2, y2) chip px] of the visible instances (box head's training target), and
+    # the classes whose instances are all listed (None: every class; real imagery labels one class or none)
+    instances: list[list[tuple]] = field(default_factory=list)
+    instance_classes: tuple[int, ...] | None = None
 
 
 def sample_gsd(rng) -> float:
@@ -103,6 +108,11 @@ class SceneFacts:
 
     def box(self, i: int) -> tuple[float, float, float, float]:
         return self.r.boxes_px[i]
+
+    def instances(self) -> list[tuple]:
+        """(class index, box px) of every visible thing of a kind [VG] can refer to."""
+        return [(CLASS_INDEX[t.kind], *self.box(i)) for i, t in enumerate(self.world.things)
+                if self.r.visible[i] and t.kind in INSTANCE_KINDS]
 
     def class_share(self) -> dict[str, float]:
         counts = np.bincount(self.r.labels.ravel(), minlength=len(CLASS_INDEX))
@@ -187,7 +197,7 @@ def caption(f: SceneFacts) -> str:
 
 def grounding(rng, f: SceneFacts):
     """([VG] phrase, boxes) or None when nothing in the scene can be referred to."""
-    options = [k for k in ("building", "car", "ship", "water", "field", "vegetation") if f.visible(k)]
+    options = [k for k in INSTANCE_KINDS if f.visible(k)]
     if not f.fine:
         options = [k for k in options if k in ("water", "field", "ship", "vegetation", "building")]
     if not options:
@@ -306,6 +316,7 @@ def make_sample(rng: np.random.Generator, task: str | None = None, chip_px: int 
     """One training/evaluation sample. task is a token, or "[SEG2]" for a two-date change mask."""
     sample, facts = _make_sample(rng, task, chip_px, gsd_m)
     sample.dense = [dense_grid(f.r.labels) for f in facts]
+    sample.instances = [f.instances() for f in facts]
     return sample
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from rsapp.data.samples import SEG_GRID, cell_grid, make_sample
 from rsapp.evaluate.metrics import F1Accumulator, IoUAccumulator, bleu4, exact, grounding_hit
-from rsapp.model.runtime import MASK_SOURCES
+from rsapp.model.runtime import BOX_SOURCES, MASK_SOURCES
 from rsapp.tasks.boxes import text_to_boxes
 from rsapp.tasks.descriptors import grid_to_mask, text_to_mask
 from rsapp.tasks.prompts import build_prompt
@@ -61,8 +61,11 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
             elif task in ("[CLS]", "[REF]"):
                 res[task].append(exact(gen.text, s.answer))
             elif task == "[VG]":
-                boxes, _ = text_to_boxes(gen.text, chip)
-                res["vg"].append(grounding_hit(boxes, s.target["boxes"]))
+                for source in BOX_SOURCES:  # the weights' own choice, and the other one for comparison
+                    text = gen.text if source == runtime.box_source else runtime.generate(
+                        s.images, prompt, expert, log10_gsd, box_source=source).text
+                    boxes, _ = text_to_boxes(text, chip)
+                    res[f"vg_{source}"].append(grounding_hit(boxes, s.target["boxes"]))
             elif task in ("[SEG]", "[SEG2]"):
                 for source in MASK_SOURCES:  # the weights' own choice, and the other one for comparison
                     text = gen.text if source == runtime.mask_source else runtime.generate(
@@ -94,7 +97,9 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
         "n_per_task": n,
         "vqa_acc": _mean(res["vqa"]),
         "cls_acc": _mean(res["[CLS]"]),
-        "vg_acc50": _mean(res["vg"]),
+        "vg_acc50": _mean(res[f"vg_{runtime.box_source}"]),
+        "box_source": runtime.box_source,
+        "vg_acc50_by_source": {b: _mean(res[f"vg_{b}"]) for b in BOX_SOURCES},
         "ref_acc": _mean(res["[REF]"]),
         "seg_miou": seg[runtime.mask_source].miou(),
         "seg_miou_px": seg_px[runtime.mask_source].miou(),

@@ -53,6 +53,9 @@ class RsappConfig(PretrainedConfig):
         # who writes [SEG] descriptors at inference: "lm" (the language model, token by token) or "head" (read
         # off the dense head's cell map; rsapp.model.runtime.MASK_SOURCES)
         mask_source: str = "lm",
+        # who writes [VG] boxes: "lm" (the language model, number by number) or "head" (the box head's instance
+        # proposals that the LM's state picks, rsapp.model.boxes; the LM writes them when there is none)
+        box_source: str = "lm",
         # special tokens (ids filled in from the tokenizer)
         pad_token_id: int = 0,
         bos_token_id: int = 1,
@@ -91,6 +94,7 @@ class RsappConfig(PretrainedConfig):
         self.dense_classes = dense_classes
         self.dense_class_names = list(dense_class_names)
         self.mask_source = mask_source
+        self.box_source = box_source
         self.image_token_id = image_token_id
         self.answer_token_id = answer_token_id
         super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 from transformers import PreTrainedModel
 
+from rsapp.model.boxes import BoxHead, BoxSelector, choose, proposal_features, proposals, selection_candidates
 from rsapp.model.config import RsappConfig
 from rsapp.model.cs_hlora import ScaleGate
 from rsapp.model.lm import DecoderLayer, KVCache, RMSNorm
@@ -36,6 +38,7 @@ class Encoded:
     views: list[VisualTokens] | None = None  # per image, for the training-only dense loss
     cells: torch.Tensor | None = None  # (B, 2, K, n, n) DenseHead class probabilities per image (2nd zero if one)
     change: torch.Tensor | None = None  # (B, n, n) largest class-probability difference between the dates (pairs)
+    boxes: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per image BoxHead (centre logits, geometry)
 
 
 def zero_linear(n_in: int, n_out: int, bias: bool = False) -> nn.Linear:
@@ -117,6 +120,9 @@ class RsappVLM(PreTrainedModel):
         # last rows and columns the class reaches) are a linear read-out.
         self.class_hint = zero_linear(config.seg_grid * (config.seg_grid + 6), d) if dense else None
         self.dense_head = DenseHead(config) if dense else None
+        # Instances for [VG]: proposals from the box head, picked by the LM's state at <ans> (rsapp.model.boxes).
+        self.box_head = BoxHead(config) if dense else None
+        self.box_select = BoxSelector(d) if dense else None
         # Coordinates: a token that spells an integer 0–100 (box corners) also carries that value in the visual
         # tokens' Fourier basis, on the way in and on the way out, so reading a place off the image and writing
         # it as a number is a near-linear map (zero at start; which tokens are numbers: set_number_tokens).
@@ -177,15 +183,17 @@ class RsappVLM(PreTrainedModel):
     def _join(self, views: list[VisualTokens]) -> Encoded:
         tokens = torch.cat([vt.tokens + self.image_index.weight[i] for i, vt in enumerate(views)], 1)
         mu, logvar = self.sse_u(views[0].pooled)
-        cells = change = None
+        cells = change = boxes = None
         if self.dense_head is not None:
-            # Detached: the LM reads these maps as inputs (cursor, class hint), and its loss must not pull the head
-            # off calibrated probabilities (runs are cut at 0.5); the head learns from DenseHead.loss alone.
+            # Detached: the LM and the box head read these maps as inputs (cursor, class hint, extents), and their
+            # losses must not pull the head off calibrated probabilities (runs are cut at 0.5); the head learns
+            # from DenseHead.loss alone.
             probs = [torch.sigmoid(self.dense_head.cell_logits(vt.fused)).detach() for vt in views]
             cells = torch.stack(probs + [torch.zeros_like(probs[0])] * (2 - len(probs)), 1)
             change = (probs[1] - probs[0]).abs().amax(1) if len(probs) == 2 else torch.zeros_like(probs[0][:, 0])
+            boxes = [self.box_head(vt.fused, vt.local_grid, p) for vt, p in zip(views, probs)]
         return Encoded(tokens, mu, logvar, sum(v.tokens_total for v in views), sum(v.tokens_kept for v in views),
-                       views, cells, change)
+                       views, cells, change, boxes)
 
     # --- language model -------------------------------------------------------------------------------------
     def _run_layers(self, h, g, s, positions, mask, cache, visual, head_from: int | None = None):
@@ -279,14 +287,18 @@ class RsappVLM(PreTrainedModel):
 
     def forward(self, images, input_ids, attention_mask, labels=None, g=None, s=None, s_target=None,
                 sse_weight: float = 1.0, use_predicted_s=None, cursor=None, dense=None, dense_weight: float = 1.0,
-                seg_class=None, soft_numbers=None, number_weight: float = 0.5):
+                seg_class=None, soft_numbers=None, number_weight: float = 0.5, boxes=None, box_weight: float = 1.0,
+                select=None, select_weight: float = 0.5):
         """Training forward: LM cross-entropy on answer tokens (+ SSE-U Gaussian NLL where s_target is known).
 
         use_predicted_s (B,) bool: rows whose CS-HLoRA gate takes SSE-U's own (detached) prediction instead of
         s, so the model also learns to work when metadata is missing.
         cursor (B, T - n, 2): descriptor cursor of the text tokens. dense (B, n, K, grid, grid): the dense
         auxiliary target of each image (DenseHead). soft_numbers (B,) bool: rows whose number answer tokens (box
-        corners) also pay soft_number_loss, so a corner one off costs less than one far off.
+        corners) also pay soft_number_loss, so a corner one off costs less than one far off. boxes: BoxHead
+        targets per image (rsapp.model.boxes.box_targets, stacked (B, n_images, ...)). select (B,) of None or
+        (instances of the asked class, answer boxes), chip fractions: rows whose <ans> state learns to pick the
+        answer among the proposals (BoxSelector).
         """
         n = images.shape[1]
         enc = self.encode(images)
@@ -323,8 +335,53 @@ class RsappVLM(PreTrainedModel):
                 aux = sum(self.dense_head.loss(vt, dense[:, i].float()) for i, vt in enumerate(enc.views)) / n
                 out["dense_loss"] = aux
                 loss = loss + dense_weight * aux
+            if boxes is not None and self.box_head is not None:
+                aux = sum(BoxHead.loss(*enc.boxes[i], {k: v[:, i] for k, v in boxes.items()}) for i in range(n)) / n
+                out["box_loss"] = aux
+                loss = loss + box_weight * aux
+            if select is not None and self.box_select is not None and any(x is not None for x in select):
+                sel = self._selection_loss(enc, hidden, input_ids[:, n:], seg_class, select)
+                if sel is not None:
+                    out["select_loss"] = sel
+                    loss = loss + select_weight * sel
             out["loss"] = loss
         return out
+
+    def _selection_loss(self, enc: Encoded, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class, select):
+        """BCE of BoxSelector over each row's candidates (its proposals + the instances they missed)."""
+        rng = np.random.default_rng(int(torch.randint(1 << 30, ())))
+        ans = (text_ids == self.config.answer_token_id).int().argmax(1)
+        losses = []
+        for row, item in enumerate(select):
+            if item is None or int(seg_class[row]) < 0:
+                continue
+            heat, geometry = enc.boxes[0][0][row].detach(), enc.boxes[0][1][row].detach()
+            boxes, scores = proposals(heat, geometry, int(seg_class[row]))
+            boxes, scores, labels = selection_candidates(boxes.cpu(), scores.cpu(), *item, rng)
+            if not len(boxes) or not labels.any():
+                continue
+            feats = proposal_features(boxes, scores).to(hidden.device)
+            logits = self.box_select(self.norm(hidden[row, ans[row] + 1]), feats)
+            losses.append(F.binary_cross_entropy_with_logits(logits, labels.to(hidden.device)))
+        return torch.stack(losses).mean() if losses else None
+
+    @torch.no_grad()
+    def select_boxes(self, encoded: Encoded, prompt_ids: torch.Tensor, n_images: int, g: int, s: float | None,
+                     seg_class: int) -> list[tuple[float, float, float, float]] | None:
+        """[VG] from instances, batch of one: the box head's proposals of the asked class that the LM's state at
+        the prompt's last token (<ans>) picks, as chip fractions sorted left to right. None when there is no box
+        head, no class asked or no proposal (the LM then writes the boxes)."""
+        if self.box_head is None or seg_class < 0:
+            return None
+        boxes, scores = proposals(encoded.boxes[0][0][0], encoded.boxes[0][1][0], seg_class)
+        if not len(boxes):
+            return None
+        h = self.text_embeddings(encoded, prompt_ids, n_images, None, torch.tensor([seg_class]))
+        st = None if s is None else torch.tensor([float(s)])
+        state = self._run_layers(h, torch.tensor([g]), st, torch.arange(h.shape[1]), None, None, encoded.tokens,
+                                 head_from=h.shape[1] - 1)[0, 0]
+        picked = choose(self.box_select(self.norm(state), proposal_features(boxes, scores)))
+        return sorted(tuple(float(v) for v in boxes[i]) for i in picked)
 
     def soft_number_loss(self, logits: torch.Tensor, labels: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
         """Cross-entropy against a Gaussian (sigma, in units of 0–100) over the number tokens around each number

@@ -19,6 +19,7 @@ from rsapp.model.config import RsappConfig
 from rsapp.model.modeling import Encoded, RsappVLM
 from rsapp.model.quant import choose_path, linear_bytes, quantize
 from rsapp.model.tokenizer import load_tokenizer
+from rsapp.tasks.boxes import boxes_to_text
 from rsapp.tasks.descriptors import BACKGROUND, descriptor_cursor, mask_to_text, seg_class
 from rsapp.tasks.prompts import prompt_question, prompt_task
 from rsapp.tasks.tokens import ASKS_CLASS
@@ -29,6 +30,8 @@ TILE_BATCH = 64  # UHR tiles encoded at once: bounds memory whatever the chip si
 # Who writes a [SEG] descriptor: "head" reads it off the pixel head's cell map (the asked class, or the change
 # between two dates), "lm" has the language model write it token by token with its cursor. Same Text4Seg text.
 MASK_SOURCES = ("head", "lm")
+# Who writes [VG] boxes: "head" picks among the box head's instance proposals, "lm" writes the numbers.
+BOX_SOURCES = ("head", "lm")
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Runtime:
     def __init__(self, model: RsappVLM, tokenizer, quant: str, name: str, bytes_fp32: int, bytes_quantized: int):
         self.model = model
         self.mask_source = model.config.mask_source
+        self.box_source = model.config.box_source
         self.tokenizer = tokenizer
         self.quant = quant
         self.name = name
@@ -123,9 +127,9 @@ class Runtime:
     @torch.no_grad()
     def generate(self, images: list[np.ndarray], prompt: str, expert: int, log10_gsd: float | None,
                  max_new_tokens: int = MAX_NEW_TOKENS, allowed: Callable | None = None,
-                 mask_source: str | None = None) -> Generation:
-        """Greedy answer. With log10_gsd None, SSE-U's prediction gates CS-HLoRA. mask_source (MASK_SOURCES)
-        overrides the weights' choice of who writes [SEG] descriptors."""
+                 mask_source: str | None = None, box_source: str | None = None) -> Generation:
+        """Greedy answer. With log10_gsd None, SSE-U's prediction gates CS-HLoRA. mask_source (MASK_SOURCES) and
+        box_source (BOX_SOURCES) override the weights' choice of who writes [SEG] descriptors and [VG] boxes."""
         t0 = time.perf_counter()
         enc = self.encode(images)
         t1 = time.perf_counter()
@@ -138,6 +142,9 @@ class Runtime:
         text = None
         if task == "[SEG]" and (mask_source or self.mask_source) == "head":
             text = self.head_descriptor(enc, asked, len(images))
+        if task == "[VG]" and (box_source or self.box_source) == "head":
+            boxes = self.model.select_boxes(enc, self.prompt_ids(prompt), len(images), expert, s, asked)
+            text = None if boxes is None else boxes_to_text(boxes, 1.0)
         ids = []
         if text is None:
             cursor = None

@@ -81,6 +81,7 @@ class VisualTokens:
     fused: torch.Tensor | None = None  # (B, g², vision_dim) fused global tokens (DenseHead)
     local: torch.Tensor | None = None  # (B, n, vision_dim) every local token before the budget (training)
     local_xy: torch.Tensor | None = None  # (1, n, 2) their centres in [0, 1]
+    local_grid: torch.Tensor | None = None  # (B, seg_grid², vision_dim) local tokens pooled per descriptor cell (BoxHead)
 
 
 class VisionTower(nn.Module):
@@ -139,26 +140,35 @@ class VisionTower(nn.Module):
         state = self.budget.start(glob)
         cell_sum = torch.zeros(1, self.cfg.grid**2, self.cfg.vision_dim)
         cell_count = torch.zeros(1, self.cfg.grid**2, 1)
+        n = self.cfg.seg_grid
+        fine_sum, fine_count = torch.zeros(1, n * n, self.cfg.vision_dim), torch.zeros(1, n * n, 1)
         for tiles, tile_xy in tile_batches:
             local = self.vit(self.normalise(tiles)).reshape(1, -1, self.cfg.vision_dim)
             xy = self._token_xy(tile_xy, per_side)
-            self._pool_onto_grid(local, xy, cell_sum, cell_count)
+            self._pool_onto_grid(local, xy, cell_sum, cell_count, self.cfg.grid)
+            self._pool_onto_grid(local, xy, fine_sum, fine_count, n)
             self.budget.update(state, local, xy)
         fused = self._fuse(glob, cell_sum, cell_count)
         kept, kept_xy = self.budget.result(state)
-        return self._project(fused, kept, kept_xy, glob, state.seen)
+        out = self._project(fused, kept, kept_xy, glob, state.seen)
+        out.local_grid = fine_sum / fine_count.clamp(min=1)
+        return out
 
     def _finish(self, glob, local, local_xy, per_side) -> VisualTokens:
         b = glob.shape[0]
         cell_sum = glob.new_zeros(b, self.cfg.grid**2, self.cfg.vision_dim)
         cell_count = glob.new_zeros(b, self.cfg.grid**2, 1)
-        self._pool_onto_grid(local, local_xy, cell_sum, cell_count)
+        self._pool_onto_grid(local, local_xy, cell_sum, cell_count, self.cfg.grid)
         fused = self._fuse(glob, cell_sum, cell_count)
         state = self.budget.start(glob)
         self.budget.update(state, local, local_xy)
         kept, kept_xy = self.budget.result(state)
         out = self._project(fused, kept, kept_xy, glob, local.shape[1])
         out.local, out.local_xy = local, local_xy[:1]
+        n = self.cfg.seg_grid
+        fine_sum, fine_count = glob.new_zeros(b, n * n, self.cfg.vision_dim), glob.new_zeros(b, n * n, 1)
+        self._pool_onto_grid(local, local_xy, fine_sum, fine_count, n)
+        out.local_grid = fine_sum / fine_count.clamp(min=1)
         return out
 
     def _fuse(self, glob, cell_sum, cell_count) -> torch.Tensor:
@@ -173,8 +183,9 @@ class VisionTower(nn.Module):
         xy = (tile_xy.float()[:, None, :] * g + inner) / (per_side * g)
         return xy.reshape(1, -1, 2)
 
-    def _pool_onto_grid(self, local, xy, cell_sum, cell_count) -> None:
-        g = self.cfg.grid
+    @staticmethod
+    def _pool_onto_grid(local, xy, cell_sum, cell_count, g: int) -> None:
+        """Add each token to the g × g cell its centre falls in (sums and counts, for a mean)."""
         cell = (xy.clamp(0, 1 - 1e-6) * g).long()
         index = (cell[..., 1] * g + cell[..., 0]).expand(local.shape[0], -1)
         cell_sum.scatter_add_(1, index[..., None].expand(-1, -1, local.shape[-1]), local)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from rsapp.data.real import real_sample
 from rsapp.data.samples import SEG_GRID, TASK_WEIGHTS, Sample, make_sample
+from rsapp.model.boxes import box_targets
 from rsapp.model.config import PRESETS, RsappConfig
 from rsapp.model.modeling import NO_CURSOR, RsappVLM
 from rsapp.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
@@ -29,7 +30,7 @@ from rsapp.tasks.descriptors import descriptor_cursor, seg_class
 from rsapp.tasks.prompts import build_prompt, training_text
 from rsapp.tasks.tokens import ASKS_CLASS, TASK_TOKENS, TASKS
 
-FRESH_MODULES = ("cursor_", "class_hint")  # the newest, zero-initialised modules (fresh_lr_scale)
+FRESH_MODULES = ("box_",)  # the newest, zero-initialised modules (fresh_lr_scale)
 # Trains on CPU; a lent GPU is used when present (the same steps, much faster; checkpoints are saved on the CPU).
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 MAX_TOKENS = 420  # text tokens per sample; longer answers are cut (their end is lost, the rest still teaches)
@@ -58,6 +59,8 @@ class TrainConfig:
     model_overrides: dict | None = None  # config fields over the preset (tests use a toy size)
     dense_weight: float = 0.5  # the vision tower's dense auxiliary loss (DenseHead)
     number_weight: float = 0.15  # soft (Gaussian) loss on [VG] box-corner numbers, averaged over those tokens only
+    box_weight: float = 0.5  # the box head's centre focal + edge loss (instances, rsapp.model.boxes)
+    select_weight: float = 0.5  # the selector's BCE over the proposals of [VG] rows
     task_weights: dict | None = None  # task mix over TASK_WEIGHTS (single-image tasks; pairs use pair_share)
     real_share: float = 0.0  # share of samples drawn from real labelled imagery (rsapp.data.real)
     real_from_step: int = 0  # real samples join from this step of the stage on
@@ -108,9 +111,30 @@ def answer_cursor(tok, full: list[int], prompt_len: int, n_grid: int) -> list[tu
     return out
 
 
+def instance_batch(samples: list[Sample], n_grid: int, k: int) -> tuple[dict, list]:
+    """BoxHead targets stacked (B, n_images, ...), and per row the selector's (instances of the asked class,
+    answer boxes) as chip fractions for [VG] rows whose instances are known (None otherwise)."""
+    per_sample, select = [], []
+    for s in samples:
+        chip = s.images[0].shape[0]
+        known = s.instance_classes if s.instances else ()
+        lists = s.instances or [[] for _ in s.images]
+        per_sample.append([box_targets(inst, known, n_grid, k, chip) for inst in lists])
+        asked = seg_class(s.question) if s.token == "[VG]" else None
+        if asked is None or not s.instances or (known is not None and CLASSES.index(asked) not in known):
+            select.append(None)
+            continue
+        cls = CLASSES.index(asked)
+        frac = lambda b: tuple(v / chip for v in b)  # noqa: E731
+        select.append(([frac(i[1:]) for i in s.instances[0] if i[0] == cls], [frac(b) for b in s.target["boxes"]]))
+    stacked = {key: torch.from_numpy(np.stack([np.stack([t[key] for t in ts]) for ts in per_sample]))
+               for key in per_sample[0][0]}
+    return stacked, select
+
+
 def encode_batch(samples: list[Sample], tok) -> dict:
-    """Samples → padded ids, labels (answer tokens only), descriptor cursor, images, dense targets, expert,
-    true log10 GSD."""
+    """Samples → padded ids, labels (answer tokens only), descriptor cursor, images, dense and instance targets,
+    expert, true log10 GSD."""
     ids, labels, cursors = [], [], []
     for s in samples:
         n = len(s.images)
@@ -123,6 +147,7 @@ def encode_batch(samples: list[Sample], tok) -> dict:
     width = max(map(len, ids))
     pad = lambda seqs, v: torch.tensor([q + [v] * (width - len(q)) for q in seqs])  # noqa: E731
     n_img = len(samples[0].images)
+    boxes, select = instance_batch(samples, SEG_GRID, len(CLASSES))
     images = torch.from_numpy(np.stack([np.stack(s.images) for s in samples])).permute(0, 1, 4, 2, 3)
     return {
         "images": images.float() / 255.0,
@@ -134,6 +159,8 @@ def encode_batch(samples: list[Sample], tok) -> dict:
                                    for s in samples]),
         "soft_numbers": torch.tensor([s.token == "[VG]" for s in samples]),
         "dense": torch.from_numpy(np.stack([np.stack(s.dense) for s in samples])) if samples[0].dense else None,
+        "boxes": boxes,
+        "select": select,
         "g": torch.tensor([TASKS[s.token][0] for s in samples]),
         "s_true": torch.tensor([math.log10(s.gsd_m) for s in samples], dtype=torch.float32),
     }
@@ -268,6 +295,7 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
     end = min(steps, cfg.stop_at or steps)
     for step, samples in zip(range(start, end), loader):
         b = {k: v.to(DEVICE) if torch.is_tensor(v) else v for k, v in encode_batch(samples, tok).items()}
+        b["boxes"] = {k: v.to(DEVICE) for k, v in b["boxes"].items()}
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, peak, cfg.warmup) * group.get("lr_scale", 1.0)
         if stage == 1:
@@ -279,7 +307,8 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
         outp = model(b["images"], b["input_ids"], b["attention_mask"], labels=b["labels"], g=g, s=s,
                      s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred, cursor=b["cursor"],
                      dense=b["dense"], dense_weight=cfg.dense_weight, seg_class=b["seg_class"],
-                     soft_numbers=b["soft_numbers"], number_weight=cfg.number_weight)
+                     soft_numbers=b["soft_numbers"], number_weight=cfg.number_weight, boxes=b["boxes"],
+                     box_weight=cfg.box_weight, select=b["select"], select_weight=cfg.select_weight)
         opt.zero_grad(set_to_none=True)
         outp["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -288,11 +317,12 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
         ema = lm if ema is None else 0.98 * ema + 0.02 * lm
         sse = float(outp["sse_loss"].detach()) if "sse_loss" in outp else float("nan")
         dense = float(outp["dense_loss"].detach()) if "dense_loss" in outp else float("nan")
-        number = float(outp["number_loss"].detach()) if "number_loss" in outp else float("nan")
-        rec = {"step": step + 1, "lm_loss": lm, "number_loss": number, "sse_loss": sse, "dense_loss": dense,
+        extra = {k: float(outp[k].detach()) if k in outp else float("nan")
+                 for k in ("number_loss", "box_loss", "select_loss")}
+        rec = {"step": step + 1, "lm_loss": lm, **extra, "sse_loss": sse, "dense_loss": dense,
                "lr": opt.param_groups[0]["lr"], "elapsed_s": time.time() - t0}
         log.write(json.dumps(rec) + "\n")
-        bar.set_postfix(loss=f"{ema:.3f}", sse=f"{sse:.2f}", dense=f"{dense:.3f}")
+        bar.set_postfix(loss=f"{ema:.3f}", sse=f"{sse:.2f}", dense=f"{dense:.3f}", box=f"{extra['box_loss']:.2f}")
         bar.update(1)
         if (step + 1) % cfg.save_every == 0 or step + 1 == end:
             save_checkpoint(ckpt, model, opt, {"step": step + 1, "stage": stage})

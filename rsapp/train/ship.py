@@ -11,9 +11,10 @@ from rsapp.model.modeling import RsappVLM
 from rsapp.model.tokenizer import TOKENIZER_FILE
 
 
-def ship(run: Path, dest: Path, mask_source: str = "lm") -> Path:
+def ship(run: Path, dest: Path, mask_source: str = "lm", box_source: str = "lm") -> Path:
     model = RsappVLM.load(run / "final")
     model.config.mask_source = mask_source
+    model.config.box_source = box_source
     dest.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(dest)  # fp16 on disk halves the size; the runtime computes in fp32 / int8
     shutil.copy(run / "final" / TOKENIZER_FILE, dest / TOKENIZER_FILE)
@@ -147,7 +148,15 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "  rows and columns it reaches are then a linear read-out of a box's edges);",
         "- soft number loss on [VG] answers: besides the token cross-entropy, box corners pay a cross-entropy against",
         "  a Gaussian (sigma 1.5 on the 0–100 scale) over the number tokens, so a corner one off costs less than one",
-        "  far off.",
+        "  far off;",
+        "- instance boxes: a CenterNet-style head on the 16 × 16 grid (the local token of each cell and the fused",
+        "  global token above it, how far each class of the dense head's map runs from the cell in the four",
+        "  directions; two 3 × 3 convolutions) predicts per class where instance centres are, where in the cell, and",
+        "  the instance's log width and height (CenterNet: penalty-reduced focal loss + L1, on every synthetic image",
+        "  and on the real sets that list instances); a selector scores the proposals of",
+        "  the asked class (place, size, score, and which is largest / leftmost / ... among them) against the LM's",
+        "  state at `<ans>`, trained with binary cross-entropy on [VG] rows (candidates: the head's proposals plus",
+        "  the instances it missed).",
         "",
         "Reproduce (each command resumes from its checkpoints if stopped; `runs/tiny_ft` was stopped and resumed",
         "twice, the first 250 steps without real samples, so sample order differs slightly):",
@@ -175,6 +184,11 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
            + ". `head` reads the dense head's cell map of the asked class (or of the change) into the same Text4Seg "
            "text; `lm` has the language model write it token by token with its cursor.", ""]
           if "seg_miou_by_source" in scores else []),
+        *([f"[VG] boxes come from: `{scores['box_source']}` (config `box_source`). Both ways on the same samples: "
+           + "; ".join(f"{b}: vg_acc50 {fmt(v)}" for b, v in scores["vg_acc50_by_source"].items())
+           + ". `head` returns the box head's instance proposals the selector picks; `lm` has the language model "
+           "write the corners (it also does so under `head` when the head proposes nothing).", ""]
+          if "vg_acc50_by_source" in scores else []),
         *([f"Other unseen seeds ({next(iter(extra_seeds.values()))['n_per_task']} samples per task):", "",
            "| seed | " + " | ".join(main[:3] + ["seg_miou", "cd_f1", "gsd_mae_log10"]) + " |",
            "|---" * 7 + "|",

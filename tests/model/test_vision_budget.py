@@ -35,6 +35,7 @@ def test_streaming_selects_the_same_tokens_as_one_pass(toy_model):
     finally:
         rt.TILE_BATCH = old
     torch.testing.assert_close(streamed.tokens, whole.tokens, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(streamed.local_grid, whole.local_grid, atol=1e-5, rtol=1e-4)  # the box head's input
 
 
 def test_background_pruning_and_anchors_keep_the_ship_not_the_sea(toy_config):

@@ -1,0 +1,195 @@
+"""Instance boxes for [VG]: a CenterNet-style proposal head on the descriptor grid, and a selector that scores the
+proposals against the language model's reading of the question (region proposals the LM points at, as Groma does).
+
+The head sees, per 16 × 16 cell, the local token there, the fused global token above it and how far each class of
+the dense head's map runs from the cell in the four directions, and predicts for each
+class how likely an instance's centre is in the cell (a peak per instance), where in the cell the centre is, and
+the instance's width and height. A class map alone cannot tell two touching ponds apart or say which is the
+largest; instances can. Boxes here are fractions of the chip side, (x1, y1, x2, y2) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rsapp.model.config import RsappConfig
+
+MIN_SCORE = 0.2  # a centre peak below this is no proposal
+MAX_PROPOSALS = 10
+NMS_IOU = 0.6
+SELECT_FEATURES = 19
+
+
+def class_extents(probs: torch.Tensor) -> torch.Tensor:
+    """(B, K, n, n) class probabilities per cell → (B, 4K, n, n): the expected number of cells the class runs on
+    from each cell to the left, up, right and down (the product of the probabilities along the way), over n.
+    Where a pond's edges are is then a near-linear read-out at its centre; the box head refines it."""
+    n = probs.shape[-1]
+    out = []
+    for axis, flip in ((3, True), (2, True), (3, False), (2, False)):
+        p = probs.flip(axis) if flip else probs
+        run, total = torch.ones_like(p), torch.zeros_like(p)
+        for shift in range(n):  # total[j] = Σ_k Π_{i=j..j+k} p[i], along the axis
+            step = p.narrow(axis, shift, n - shift)
+            run = run.narrow(axis, 0, n - shift) * step
+            total = total + F.pad(run, (0, shift) if axis == 3 else (0, 0, 0, shift))
+        out.append(total.flip(axis) if flip else total)
+    return torch.cat(out, 1) / n
+
+
+class BoxHead(nn.Module):
+    def __init__(self, cfg: RsappConfig):
+        super().__init__()
+        dv = cfg.vision_dim
+        self.n, self.k = cfg.seg_grid, cfg.dense_classes
+        self.ratio = max(1, cfg.seg_grid // cfg.grid)
+        self.net = nn.Sequential(nn.Conv2d(2 * dv + 4 * self.k, dv, 3, padding=1), nn.GELU(),
+                                 nn.Conv2d(dv, dv, 3, padding=1), nn.GELU(), nn.Conv2d(dv, self.k + 4, 1))
+        with torch.no_grad():
+            self.net[-1].bias[: self.k] = -2.2  # centres are rare: start at p ≈ 0.1 (CenterNet)
+
+    def forward(self, fused: torch.Tensor, local_grid: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """fused (B, g², dv), local_grid (B, n², dv), the dense head's (detached) class probabilities (B, K, n, n)
+        → centre logits (B, K, n, n), geometry (B, 4, n, n): the instance centre's place inside the cell (x, y in
+        0–1) and the log of its width and height in cells (CenterNet's offset + size)."""
+        b, dv, g, n = fused.shape[0], fused.shape[-1], self.n // self.ratio, self.n
+        glob = fused.transpose(1, 2).reshape(b, dv, g, g).repeat_interleave(self.ratio, 2).repeat_interleave(self.ratio, 3)
+        local = local_grid.transpose(1, 2).reshape(b, dv, n, n)
+        out = self.net(torch.cat([glob, local, class_extents(probs)], 1))
+        geo = out[:, self.k:]
+        return out[:, : self.k], torch.cat([torch.sigmoid(geo[:, :2]), geo[:, 2:]], 1)
+
+    @staticmethod
+    def loss(heat: torch.Tensor, geometry: torch.Tensor, target: dict) -> torch.Tensor:
+        """CenterNet's penalty-reduced focal loss on the centre maps (classes the labels know only) + L1 on the
+        geometry at instance centres (offsets in cells, log sizes: every instance counts the same, whatever its
+        size)."""
+        y, known = target["heat"], target["known"][..., None, None].float()
+        p = torch.sigmoid(heat).clamp(1e-4, 1 - 1e-4)
+        pos = (y >= 1).float() * known
+        neg = (1 - pos) * known
+        focal = -(pos * (1 - p) ** 2 * p.log() + neg * (1 - y) ** 4 * p**2 * (1 - p).log()).sum()
+        centre = target["centre"]  # (B, n, n): 1 at a listed instance's centre cell
+        geo = ((geometry - target["geometry"]).abs().sum(1) * centre).sum()
+        return focal / pos.sum().clamp(min=1) + geo / centre.sum().clamp(min=1)
+
+
+def box_targets(instances, known_classes, n: int, k: int, chip: float) -> dict[str, np.ndarray]:
+    """Targets of one image: instances [(class, x1, y1, x2, y2) in chip px], the classes whose instances are all
+    listed (None: every class) → Gaussian centre maps (K, n, n), known (K,), geometry (4, n, n), centre (n, n)."""
+    heat = np.zeros((k, n, n), np.float32)
+    geometry = np.zeros((4, n, n), np.float32)
+    centre = np.zeros((n, n), np.float32)
+    known = np.ones(k, bool) if known_classes is None else np.isin(np.arange(k), list(known_classes))
+    cell = chip / n
+    rows, cols = np.mgrid[0:n, 0:n]
+    # Smaller instances last: where two centres share a cell, the smaller one's geometry wins (the larger one's
+    # centre still shows in its neighbours).
+    for c, x1, y1, x2, y2 in sorted(instances, key=lambda t: -(t[3] - t[1]) * (t[4] - t[2])):
+        w, h = max((x2 - x1) / cell, 0.05), max((y2 - y1) / cell, 0.05)
+        cx, cy = min((x1 + x2) / 2 / cell, n - 1e-3), min((y1 + y2) / 2 / cell, n - 1e-3)
+        i, j = int(cy), int(cx)
+        sigma = max(0.5, min(w, h) / 6)
+        heat[c] = np.maximum(heat[c], np.exp(-((rows - i) ** 2 + (cols - j) ** 2) / (2 * sigma**2)))
+        heat[c, i, j] = 1.0
+        geometry[:, i, j] = (cx - j, cy - i, np.log(w), np.log(h))
+        centre[i, j] = 1.0
+    return {"heat": heat, "known": known, "geometry": geometry, "centre": centre}
+
+
+@torch.no_grad()
+def proposals(heat: torch.Tensor, geometry: torch.Tensor, cls: int, max_n: int = MAX_PROPOSALS,
+              min_score: float = MIN_SCORE) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's maps (K, n, n), (4, n, n) → boxes (P, 4) as chip fractions and scores (P,) of class cls: centre
+    peaks (3 × 3 local maxima) above min_score, best first, overlapping boxes suppressed."""
+    n = heat.shape[-1]
+    p = torch.sigmoid(heat[cls].float())
+    peak = (p == F.max_pool2d(p[None, None], 3, 1, 1)[0, 0]) & (p > min_score)
+    rows, cols = peak.nonzero(as_tuple=True)
+    scores = p[rows, cols]
+    order = scores.argsort(descending=True)
+    rows, cols, scores = rows[order], cols[order], scores[order]
+    g = geometry[:, rows, cols].float()  # (4, P)
+    cx, cy, w, h = cols.float() + g[0], rows.float() + g[1], g[2].exp(), g[3].exp()
+    boxes = (torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) / n).clamp(0, 1)
+    keep: list[int] = []
+    for i in range(len(boxes)):
+        if len(keep) == max_n:
+            break
+        if all(box_iou(boxes[i], boxes[j]) < NMS_IOU for j in keep):
+            keep.append(i)
+    return boxes[keep], scores[keep]
+
+
+def box_iou(a, b) -> float:
+    ix = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    iy = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    inter = ix * iy
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def proposal_features(boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """(P, 4) boxes, (P,) scores → (P, SELECT_FEATURES): place, size, score, and how each compares with the others
+    (largest, most confident, leftmost, rightmost, topmost, bottommost, its size rank, how many there are)."""
+    x1, y1, x2, y2 = boxes.unbind(1)
+    w, h = x2 - x1, y2 - y1
+    area = w * h
+    count = len(boxes)
+
+    def is_(values):
+        return (values == values.max()).float()
+
+    rank = area.argsort(descending=True).argsort().float()
+    return torch.stack([x1, y1, x2, y2, w, h, (x1 + x2) / 2, (y1 + y2) / 2, area.sqrt(), scores,
+                        is_(area), is_(scores), is_(-x1), is_(x2), is_(-y1), is_(y2),
+                        rank / MAX_PROPOSALS, torch.full_like(area, count / MAX_PROPOSALS),
+                        (scores > 0.5).float()], 1)
+
+
+class BoxSelector(nn.Module):
+    """Scores each proposal against the LM's final state at `<ans>`: which of these does the question mean?
+    Independent sigmoids, so "all ponds" selects several and "the largest pond" one."""
+
+    def __init__(self, hidden: int, dim: int = 64):
+        super().__init__()
+        self.query = nn.Linear(hidden, dim)
+        self.key = nn.Sequential(nn.Linear(SELECT_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, state: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """state (d,), feats (P, F) → logits (P,)."""
+        query = self.query(state[None])[0]  # 2-D in: int8 dynamic linear layers take no 1-D input
+        return self.key(feats) @ query / self.query.out_features**0.5 + self.bias
+
+
+def selection_candidates(boxes: torch.Tensor, scores: torch.Tensor, instances: list[tuple[float, ...]],
+                         answer: list[tuple[float, ...]], rng: np.random.Generator):
+    """Training: the head's proposals plus every instance of the asked class it missed (jittered, with a made-up
+    score), and which of them the answer names (best match per answer box at IoU ≥ 0.5). Boxes as fractions."""
+    boxes, scores = list(boxes), list(scores)
+    for inst in instances:
+        if not any(box_iou(b, inst) >= 0.5 for b in boxes):
+            w, h = inst[2] - inst[0], inst[3] - inst[1]
+            jitter = rng.normal(0, 0.05, 4) * np.array([w, h, w, h])
+            boxes.append(torch.tensor(np.clip(np.array(inst) + jitter, 0, 1), dtype=torch.float32))
+            scores.append(torch.tensor(float(rng.uniform(0.25, 0.95))))
+    labels = torch.zeros(len(boxes))
+    for a in answer:
+        best = max(range(len(boxes)), key=lambda i: box_iou(boxes[i], a), default=None)
+        if best is not None and box_iou(boxes[best], a) >= 0.5:
+            labels[best] = 1.0
+    if not boxes:
+        return torch.zeros(0, 4), torch.zeros(0), labels
+    return torch.stack(boxes).float(), torch.stack(scores).float(), labels
+
+
+def choose(logits: torch.Tensor) -> list[int]:
+    """Indices the selector picks: every proposal above one half, or the best one when none is."""
+    if len(logits) == 0:
+        return []
+    picked = (logits > 0).nonzero().flatten().tolist()
+    return picked or [int(logits.argmax())]

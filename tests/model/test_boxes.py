@@ -1,0 +1,113 @@
+"""Instance boxes for [VG]: targets, decoding, the selector's features and candidates, and the model wiring."""
+
+import numpy as np
+import torch
+
+from rsapp.data.samples import make_sample
+from rsapp.model.boxes import (BoxHead, box_targets, choose, proposal_features, proposals, selection_candidates)
+from rsapp.train.loop import instance_batch
+from tests.model.conftest import TOY
+
+N, K, CHIP = 16, 8, 256
+
+
+def _perfect_maps(instances, known=None):
+    t = box_targets(instances, known, N, K, CHIP)
+    heat = torch.logit(torch.from_numpy(t["heat"]).clamp(1e-3, 1 - 1e-3))
+    return heat, torch.from_numpy(t["geometry"]), t
+
+
+def test_targets_decode_back_to_the_instances():
+    ponds = [(3, 20.0, 30.0, 100.0, 90.0), (3, 150.0, 160.0, 230.0, 250.0)]
+    ship = [(7, 40.0, 200.0, 60.0, 212.0)]
+    heat, edges, _ = _perfect_maps(ponds + ship)
+    boxes, scores = proposals(heat, edges, 3)
+    assert len(boxes) == 2 and bool((scores > 0.9).all())
+    want = sorted(tuple(v / CHIP for v in p[1:]) for p in ponds)
+    got = sorted(tuple(float(v) for v in b) for b in boxes)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    ship_boxes, _ = proposals(heat, edges, 7)
+    np.testing.assert_allclose(ship_boxes[0].numpy(), np.array(ship[0][1:]) / CHIP, atol=1e-5)
+    assert len(proposals(heat, edges, 1)[0]) == 0  # no building: no proposal
+
+
+def test_only_listed_classes_are_known():
+    t = box_targets([(1, 0.0, 0.0, 32.0, 32.0)], (1,), N, K, CHIP)
+    assert t["known"].tolist() == [False, True] + [False] * 6
+    assert box_targets([], None, N, K, CHIP)["known"].all()
+
+
+def test_box_loss_prefers_the_right_maps_and_ignores_unknown_classes():
+    inst = [(3, 20.0, 30.0, 100.0, 90.0)]
+    heat, edges, t = _perfect_maps(inst, known=(3,))
+    target = {k: torch.from_numpy(np.asarray(v))[None] for k, v in t.items()}
+    good = BoxHead.loss(heat[None], edges[None], target)
+    shifted = BoxHead.loss(heat[None].roll(3, -1), (edges + 2)[None], target)
+    assert good < shifted
+    noisy = heat.clone()
+    noisy[5] = 5.0  # a class these labels do not cover
+    assert torch.isclose(BoxHead.loss(noisy[None], edges[None], target), good)
+
+
+def test_features_say_which_proposal_is_largest_and_leftmost():
+    boxes = torch.tensor([[0.5, 0.1, 0.9, 0.6], [0.1, 0.2, 0.2, 0.3], [0.3, 0.7, 0.4, 0.95]])
+    f = proposal_features(boxes, torch.tensor([0.3, 0.9, 0.6]))
+    assert f[:, 10].tolist() == [1, 0, 0]  # largest
+    assert f[:, 11].tolist() == [0, 1, 0]  # most confident
+    assert f[:, 12].tolist() == [0, 1, 0]  # leftmost
+    assert f[:, 15].tolist() == [0, 0, 1]  # bottommost
+
+
+def test_candidates_add_missed_instances_and_mark_the_answer():
+    rng = np.random.default_rng(0)
+    found = torch.tensor([[0.1, 0.1, 0.3, 0.3]])
+    instances = [(0.1, 0.1, 0.3, 0.3), (0.6, 0.6, 0.9, 0.8)]
+    boxes, scores, labels = selection_candidates(found, torch.tensor([0.8]), instances, [instances[1]], rng)
+    assert len(boxes) == 2 and labels.tolist() == [0.0, 1.0]
+
+
+def test_choose_takes_every_confident_proposal_or_the_best():
+    assert choose(torch.tensor([-1.0, 2.0, 0.5])) == [1, 2]
+    assert choose(torch.tensor([-3.0, -1.0])) == [1]
+    assert choose(torch.zeros(0)) == []
+
+
+def test_instance_targets_from_samples():
+    rng = np.random.default_rng(5)
+    samples = [make_sample(rng, "[VG]", CHIP) for _ in range(3)] + [make_sample(rng, "[CCD]", CHIP)]
+    boxes, select = instance_batch(samples[:3], N, K)
+    assert boxes["heat"].shape == (3, 1, K, N, N) and bool(boxes["known"].all())
+    for s, item in zip(samples, select):
+        assert item is not None
+        instances, answer = item
+        assert len(answer) == len(s.target["boxes"]) and all(0 <= v <= 1 for b in answer for v in b)
+        assert all(any(np.allclose(a, i) for i in instances) for a in answer)  # the answer is among the instances
+    pair_boxes, pair_select = instance_batch(samples[3:], N, K)
+    assert pair_boxes["heat"].shape[1] == 2 and pair_select == [None]
+
+
+def test_box_losses_train_the_head_and_the_selector(toy_model):
+    rng = np.random.default_rng(1)
+    samples = [make_sample(rng, "[VG]", TOY["chip_size"]) for _ in range(4)]
+    boxes, select = instance_batch(samples, N, K)
+    images = torch.from_numpy(np.stack([np.stack(s.images) for s in samples])).permute(0, 1, 4, 2, 3).float() / 255
+    ids = torch.tensor([[3, 5, 9, 4, 7, 8]] * 4)
+    seg_class = torch.tensor([3, 3, 5, 7])
+    toy_model.train()
+    out = toy_model(images, ids, torch.ones_like(ids), labels=ids, g=torch.ones(4, dtype=torch.long),
+                    s=torch.zeros(4), seg_class=seg_class, boxes=boxes, select=select)
+    out["loss"].backward()
+    assert torch.isfinite(out["box_loss"]) and "select_loss" in out
+    assert toy_model.box_head.net[0].weight.grad.abs().sum() > 0
+    assert toy_model.box_select.query.weight.grad.abs().sum() > 0
+
+
+def test_no_proposal_means_no_head_answer(toy_model):
+    x = torch.rand(1, 1, 3, 64, 64)
+    enc = toy_model.encode(x)
+    assert toy_model.select_boxes(enc, torch.tensor([[3, 5, 4]]), 1, 1, 0.0, 3) is None  # fresh head: p ≈ 0.1
+    assert toy_model.select_boxes(enc, torch.tensor([[3, 5, 4]]), 1, 1, 0.0, -1) is None  # no class named
+    with torch.no_grad():
+        toy_model.box_head.net[-1].bias[3] = 5.0  # a confident head proposes, and the selector picks
+    picked = toy_model.select_boxes(toy_model.encode(x), torch.tensor([[3, 5, 4]]), 1, 1, 0.0, 3)
+    assert picked and picked == sorted(picked) and all(0 <= v <= 1 for b in picked for v in b)
