@@ -122,7 +122,7 @@ def cmd_train(args) -> int:
 
     cfg = TrainConfig(preset=args.preset, out=args.out, seed=args.seed)
     for key in ("stage1_steps", "stage2_steps", "batch_size", "init_from", "lr_stage2", "pair_share", "warmup",
-                "real_share", "real_from_step", "stop_at", "fresh_lr_scale"):
+                "real_share", "real_from_step", "stop_at", "fresh_lr_scale", "train_only", "select_missed"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     if args.task_weights:
@@ -208,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="lr multiplier of the descriptor-cursor modules")
     tr.add_argument("--stop-at", dest="stop_at", type=int, help="stop stage 2 at this step (schedule unchanged)")
     tr.add_argument("--task-weights", dest="task_weights", help='JSON task mix, e.g. {"[VG]": 0.3}')
+    tr.add_argument("--train-only", dest="train_only",
+                    help="comma-separated parameter-name prefixes to train (the rest frozen), e.g. box_select")
+    tr.add_argument("--no-select-missed", dest="select_missed", action="store_false", default=None,
+                    help="the [VG] selector learns from the box head's proposals only (as at inference)")
     tr.set_defaults(func=cmd_train)
     return p
 

@@ -167,11 +167,12 @@ class BoxSelector(nn.Module):
 
 
 def selection_candidates(boxes: torch.Tensor, scores: torch.Tensor, instances: list[tuple[float, ...]],
-                         answer: list[tuple[float, ...]], rng: np.random.Generator):
-    """Training: the head's proposals plus every instance of the asked class it missed (jittered, with a made-up
-    score), and which of them the answer names (best match per answer box at IoU ≥ 0.5). Boxes as fractions."""
+                         answer: list[tuple[float, ...]], rng: np.random.Generator, add_missed: bool = True):
+    """Training: the head's proposals plus (add_missed) every instance of the asked class it missed (jittered,
+    with a made-up score), and which of them the answer names (best match per answer box at IoU ≥ 0.5). Boxes as
+    fractions."""
     boxes, scores = list(boxes), list(scores)
-    for inst in instances:
+    for inst in instances if add_missed else ():
         if not any(box_iou(b, inst) >= 0.5 for b in boxes):
             w, h = inst[2] - inst[0], inst[3] - inst[1]
             jitter = rng.normal(0, 0.05, 4) * np.array([w, h, w, h])

@@ -288,7 +288,7 @@ class RsappVLM(PreTrainedModel):
     def forward(self, images, input_ids, attention_mask, labels=None, g=None, s=None, s_target=None,
                 sse_weight: float = 1.0, use_predicted_s=None, cursor=None, dense=None, dense_weight: float = 1.0,
                 seg_class=None, soft_numbers=None, number_weight: float = 0.5, boxes=None, box_weight: float = 1.0,
-                select=None, select_weight: float = 0.5):
+                select=None, select_weight: float = 0.5, select_missed: bool = True):
         """Training forward: LM cross-entropy on answer tokens (+ SSE-U Gaussian NLL where s_target is known).
 
         use_predicted_s (B,) bool: rows whose CS-HLoRA gate takes SSE-U's own (detached) prediction instead of
@@ -298,7 +298,7 @@ class RsappVLM(PreTrainedModel):
         corners) also pay soft_number_loss, so a corner one off costs less than one far off. boxes: BoxHead
         targets per image (rsapp.model.boxes.box_targets, stacked (B, n_images, ...)). select (B,) of None or
         (instances of the asked class, answer boxes), chip fractions: rows whose <ans> state learns to pick the
-        answer among the proposals (BoxSelector).
+        answer among the proposals (BoxSelector); with select_missed the instances the head missed join them.
         """
         n = images.shape[1]
         enc = self.encode(images)
@@ -340,14 +340,15 @@ class RsappVLM(PreTrainedModel):
                 out["box_loss"] = aux
                 loss = loss + box_weight * aux
             if select is not None and self.box_select is not None and any(x is not None for x in select):
-                sel = self._selection_loss(enc, hidden, input_ids[:, n:], seg_class, select)
+                sel = self._selection_loss(enc, hidden, input_ids[:, n:], seg_class, select, select_missed)
                 if sel is not None:
                     out["select_loss"] = sel
                     loss = loss + select_weight * sel
             out["loss"] = loss
         return out
 
-    def _selection_loss(self, enc: Encoded, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class, select):
+    def _selection_loss(self, enc: Encoded, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class, select,
+                        add_missed: bool = True):
         """BCE of BoxSelector over each row's candidates (its proposals + the instances they missed)."""
         rng = np.random.default_rng(int(torch.randint(1 << 30, ())))
         ans = (text_ids == self.config.answer_token_id).int().argmax(1)
@@ -357,7 +358,7 @@ class RsappVLM(PreTrainedModel):
                 continue
             heat, geometry = enc.boxes[0][0][row].detach(), enc.boxes[0][1][row].detach()
             boxes, scores = proposals(heat, geometry, int(seg_class[row]))
-            boxes, scores, labels = selection_candidates(boxes.cpu(), scores.cpu(), *item, rng)
+            boxes, scores, labels = selection_candidates(boxes.cpu(), scores.cpu(), *item, rng, add_missed)
             if not len(boxes) or not labels.any():
                 continue
             feats = proposal_features(boxes, scores).to(hidden.device)

@@ -67,6 +67,8 @@ class TrainConfig:
     fresh_lr_scale: float = 1.0  # lr multiplier of the descriptor-cursor modules (zero-initialised, newest)
     stop_at: int | None = None  # end the stage at this step, keeping the schedule of the full stage (chained runs)
     init_from: str | None = None  # a trained model folder to continue from: stage 1 is skipped, stage 2 starts there
+    train_only: str | None = None  # comma-separated parameter-name prefixes: only these train, the rest is frozen
+    select_missed: bool = True  # the selector's candidates include the instances the box head missed
 
 
 # --- data ------------------------------------------------------------------------------------------------------
@@ -208,15 +210,18 @@ def split_experts(model: RsappVLM) -> None:
                 e.load_state_dict(first)
 
 
-def stage_parameters(model: RsappVLM, stage: int) -> list[torch.nn.Parameter]:
-    """Stage 1 leaves out the (still unused) LoRA factors, gate, spare experts and SSE-U."""
+def stage_parameters(model: RsappVLM, stage: int, only: str | None = None) -> list[torch.nn.Parameter]:
+    """Stage 1 leaves out the (still unused) LoRA factors, gate, spare experts and SSE-U; `only` (prefixes,
+    comma-separated) keeps just those parameters and freezes the rest."""
+    prefixes = tuple(only.split(",")) if only else None
     params = []
     for name, p in model.named_parameters():
         new_in_stage2 = ("lora_" in name or name.startswith("scale_gate") or name.startswith("sse_u")
                          or any(f"experts.{i}." in name for i in range(1, model.config.num_experts)))
-        if stage == 2 or not new_in_stage2:
-            if p.requires_grad:
-                params.append(p)
+        if prefixes is not None and not name.startswith(prefixes):
+            p.requires_grad_(False)
+        elif (stage == 2 or not new_in_stage2) and p.requires_grad:
+            params.append(p)
     return params
 
 
@@ -272,7 +277,7 @@ def train(cfg: TrainConfig) -> Path:
             model = RsappVLM(model_cfg)
         model.set_number_tokens(tok)
         model.to(DEVICE).train()
-        params = stage_parameters(model, stage)
+        params = stage_parameters(model, stage, cfg.train_only)
         fresh = {id(p) for n, p in model.named_parameters() if n.startswith(FRESH_MODULES)}
         opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in fresh], "lr_scale": 1.0},
                                  {"params": [p for p in params if id(p) in fresh], "lr_scale": cfg.fresh_lr_scale}],
@@ -308,11 +313,13 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
                      s_target=s_target, sse_weight=cfg.sse_weight, use_predicted_s=use_pred, cursor=b["cursor"],
                      dense=b["dense"], dense_weight=cfg.dense_weight, seg_class=b["seg_class"],
                      soft_numbers=b["soft_numbers"], number_weight=cfg.number_weight, boxes=b["boxes"],
-                     box_weight=cfg.box_weight, select=b["select"], select_weight=cfg.select_weight)
+                     box_weight=cfg.box_weight, select=b["select"], select_weight=cfg.select_weight,
+                     select_missed=cfg.select_missed)
         opt.zero_grad(set_to_none=True)
-        outp["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
+        if outp["loss"].requires_grad:  # with train_only, a batch may have nothing those parameters learn from
+            outp["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
         lm = float(outp["lm_loss"].detach())
         ema = lm if ema is None else 0.98 * ema + 0.02 * lm
         sse = float(outp["sse_loss"].detach()) if "sse_loss" in outp else float("nan")

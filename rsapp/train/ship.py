@@ -72,6 +72,10 @@ def _command(cfg: dict, first: bool) -> str:
         args.append(f"--stop-at {cfg['stop_at']}")
     if cfg.get("task_weights"):
         args.append(f"--task-weights '{json.dumps(cfg['task_weights'])}'")
+    if cfg.get("train_only"):
+        args.append(f"--train-only {cfg['train_only']}")
+    if cfg.get("select_missed") is False:
+        args.append("--no-select-missed")
     return "python -m rsapp train " + " ".join(args)
 
 

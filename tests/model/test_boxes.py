@@ -111,3 +111,20 @@ def test_no_proposal_means_no_head_answer(toy_model):
         toy_model.box_head.net[-1].bias[3] = 5.0  # a confident head proposes, and the selector picks
     picked = toy_model.select_boxes(toy_model.encode(x), torch.tensor([[3, 5, 4]]), 1, 1, 0.0, 3)
     assert picked and picked == sorted(picked) and all(0 <= v <= 1 for b in picked for v in b)
+
+
+def test_train_only_freezes_everything_else(toy_model):
+    from rsapp.train.loop import stage_parameters
+
+    params = stage_parameters(toy_model, 2, "box_select")
+    names = {n for n, p in toy_model.named_parameters() if p.requires_grad}
+    assert names and all(n.startswith("box_select") for n in names)
+    assert {id(p) for p in params} == {id(p) for n, p in toy_model.named_parameters() if n in names}
+
+
+def test_candidates_without_missed_instances_are_the_proposals_only():
+    found = torch.tensor([[0.1, 0.1, 0.3, 0.3]])
+    instances = [(0.1, 0.1, 0.3, 0.3), (0.6, 0.6, 0.9, 0.8)]
+    boxes, _, labels = selection_candidates(found, torch.tensor([0.8]), instances, [instances[1]],
+                                            np.random.default_rng(0), add_missed=False)
+    assert len(boxes) == 1 and not labels.any()  # the answer was missed: nothing to learn from this row
