@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="share of samples from the real labelled sets in ../shared/data/real")
     tr.add_argument("--real-from-step", dest="real_from_step", type=int, help="stage-2 step the real samples join at")
     tr.add_argument("--fresh-lr-scale", dest="fresh_lr_scale", type=float,
-                    help="lr multiplier of the descriptor-cursor modules")
+                    help="lr multiplier of the newest modules (rsapp.train.loop.FRESH_MODULES)")
     tr.add_argument("--stop-at", dest="stop_at", type=int, help="stop stage 2 at this step (schedule unchanged)")
     tr.add_argument("--task-weights", dest="task_weights", help='JSON task mix, e.g. {"[VG]": 0.3}')
     tr.add_argument("--train-only", dest="train_only",

@@ -7,6 +7,8 @@ import re
 import numpy as np
 import sacrebleu
 
+from rsapp.tasks.boxes import iou
+
 
 def normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]+", "", (text or "").lower()).strip()
@@ -14,14 +16,6 @@ def normalise(text: str) -> str:
 
 def exact(pred: str, truth: str) -> bool:
     return normalise(pred) == normalise(truth)
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def grounding_hit(pred_boxes, true_boxes, threshold: float = 0.5) -> bool:

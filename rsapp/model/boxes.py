@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsapp.model.config import RsappConfig
+from rsapp.tasks.boxes import iou
 
 MIN_SCORE = 0.2  # a centre peak below this is no proposal
 MAX_PROPOSALS = 10
@@ -119,17 +120,9 @@ def proposals(heat: torch.Tensor, geometry: torch.Tensor, cls: int, max_n: int =
     for i in range(len(boxes)):
         if len(keep) == max_n:
             break
-        if all(box_iou(boxes[i], boxes[j]) < NMS_IOU for j in keep):
+        if all(iou(boxes[i], boxes[j]) < NMS_IOU for j in keep):
             keep.append(i)
     return boxes[keep], scores[keep]
-
-
-def box_iou(a, b) -> float:
-    ix = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
-    iy = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    inter = ix * iy
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def proposal_features(boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -173,15 +166,15 @@ def selection_candidates(boxes: torch.Tensor, scores: torch.Tensor, instances: l
     fractions."""
     boxes, scores = list(boxes), list(scores)
     for inst in instances if add_missed else ():
-        if not any(box_iou(b, inst) >= 0.5 for b in boxes):
+        if not any(iou(b, inst) >= 0.5 for b in boxes):
             w, h = inst[2] - inst[0], inst[3] - inst[1]
             jitter = rng.normal(0, 0.05, 4) * np.array([w, h, w, h])
             boxes.append(torch.tensor(np.clip(np.array(inst) + jitter, 0, 1), dtype=torch.float32))
             scores.append(torch.tensor(float(rng.uniform(0.25, 0.95))))
     labels = torch.zeros(len(boxes))
     for a in answer:
-        best = max(range(len(boxes)), key=lambda i: box_iou(boxes[i], a), default=None)
-        if best is not None and box_iou(boxes[best], a) >= 0.5:
+        best = max(range(len(boxes)), key=lambda i: iou(boxes[i], a), default=None)
+        if best is not None and iou(boxes[best], a) >= 0.5:
             labels[best] = 1.0
     if not boxes:
         return torch.zeros(0, 4), torch.zeros(0), labels

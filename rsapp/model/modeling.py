@@ -38,7 +38,6 @@ class Encoded:
     views: list[VisualTokens] | None = None  # per image, for the training-only dense loss
     cells: torch.Tensor | None = None  # (B, 2, K, n, n) DenseHead class probabilities per image (2nd zero if one)
     change: torch.Tensor | None = None  # (B, n, n) largest class-probability difference between the dates (pairs)
-    boxes: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per image BoxHead (centre logits, geometry)
 
 
 def zero_linear(n_in: int, n_out: int, bias: bool = False) -> nn.Linear:
@@ -183,7 +182,7 @@ class RsappVLM(PreTrainedModel):
     def _join(self, views: list[VisualTokens]) -> Encoded:
         tokens = torch.cat([vt.tokens + self.image_index.weight[i] for i, vt in enumerate(views)], 1)
         mu, logvar = self.sse_u(views[0].pooled)
-        cells = change = boxes = None
+        cells = change = None
         if self.dense_head is not None:
             # Detached: the LM and the box head read these maps as inputs (cursor, class hint, extents), and their
             # losses must not pull the head off calibrated probabilities (runs are cut at 0.5); the head learns
@@ -191,9 +190,13 @@ class RsappVLM(PreTrainedModel):
             probs = [torch.sigmoid(self.dense_head.cell_logits(vt.fused)).detach() for vt in views]
             cells = torch.stack(probs + [torch.zeros_like(probs[0])] * (2 - len(probs)), 1)
             change = (probs[1] - probs[0]).abs().amax(1) if len(probs) == 2 else torch.zeros_like(probs[0][:, 0])
-            boxes = [self.box_head(vt.fused, vt.local_grid, p) for vt, p in zip(views, probs)]
         return Encoded(tokens, mu, logvar, sum(v.tokens_total for v in views), sum(v.tokens_kept for v in views),
-                       views, cells, change, boxes)
+                       views, cells, change)
+
+    def box_maps(self, enc: Encoded, image: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """BoxHead's (centre logits, geometry) of one image of the request: only [VG] and training need them."""
+        vt = enc.views[image]
+        return self.box_head(vt.fused, vt.local_grid, enc.cells[:, image])
 
     # --- language model -------------------------------------------------------------------------------------
     def _run_layers(self, h, g, s, positions, mask, cache, visual, head_from: int | None = None):
@@ -335,29 +338,30 @@ class RsappVLM(PreTrainedModel):
                 aux = sum(self.dense_head.loss(vt, dense[:, i].float()) for i, vt in enumerate(enc.views)) / n
                 out["dense_loss"] = aux
                 loss = loss + dense_weight * aux
-            if boxes is not None and self.box_head is not None:
-                aux = sum(BoxHead.loss(*enc.boxes[i], {k: v[:, i] for k, v in boxes.items()}) for i in range(n)) / n
+            maps = [self.box_maps(enc, i) for i in range(n)] if boxes is not None and self.box_head is not None else None
+            if maps is not None:
+                aux = sum(BoxHead.loss(*maps[i], {k: v[:, i] for k, v in boxes.items()}) for i in range(n)) / n
                 out["box_loss"] = aux
                 loss = loss + box_weight * aux
-            if select is not None and self.box_select is not None and any(x is not None for x in select):
-                sel = self._selection_loss(enc, hidden, input_ids[:, n:], seg_class, select, select_missed)
+            if maps is not None and select is not None and any(x is not None for x in select):
+                sel = self._selection_loss(maps[0], hidden, input_ids[:, n:], seg_class, select, select_missed)
                 if sel is not None:
                     out["select_loss"] = sel
                     loss = loss + select_weight * sel
             out["loss"] = loss
         return out
 
-    def _selection_loss(self, enc: Encoded, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class, select,
+    def _selection_loss(self, maps, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class, select,
                         add_missed: bool = True):
-        """BCE of BoxSelector over each row's candidates (its proposals + the instances they missed)."""
+        """BCE of BoxSelector over each row's candidates (its proposals + the instances they missed); maps: the first
+        image's BoxHead maps (box_maps)."""
         rng = np.random.default_rng(int(torch.randint(1 << 30, ())))
         ans = (text_ids == self.config.answer_token_id).int().argmax(1)
         losses = []
         for row, item in enumerate(select):
             if item is None or int(seg_class[row]) < 0:
                 continue
-            heat, geometry = enc.boxes[0][0][row].detach(), enc.boxes[0][1][row].detach()
-            boxes, scores = proposals(heat, geometry, int(seg_class[row]))
+            boxes, scores = proposals(maps[0][row].detach(), maps[1][row].detach(), int(seg_class[row]))
             boxes, scores, labels = selection_candidates(boxes.cpu(), scores.cpu(), *item, rng, add_missed)
             if not len(boxes) or not labels.any():
                 continue
@@ -374,7 +378,8 @@ class RsappVLM(PreTrainedModel):
         head, no class asked or no proposal (the LM then writes the boxes)."""
         if self.box_head is None or seg_class < 0:
             return None
-        boxes, scores = proposals(encoded.boxes[0][0][0], encoded.boxes[0][1][0], seg_class)
+        heat, geometry = self.box_maps(encoded)
+        boxes, scores = proposals(heat[0], geometry[0], seg_class)
         if not len(boxes):
             return None
         h = self.text_embeddings(encoded, prompt_ids, n_images, None, torch.tensor([seg_class]))

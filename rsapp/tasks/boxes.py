@@ -11,6 +11,15 @@ _GROUP = re.compile(r"\[([^\[\]]*)\]")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes (any units; numbers or 0-d tensors)."""
+    ix = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    iy = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    inter = ix * iy
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def boxes_to_text(boxes_px, chip_size: int) -> str:
     """Chip-pixel boxes → "[x1, y1, x2, y2] [..]" on 0–100."""
     groups = []

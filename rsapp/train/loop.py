@@ -30,7 +30,7 @@ from rsapp.tasks.descriptors import descriptor_cursor, seg_class
 from rsapp.tasks.prompts import build_prompt, training_text
 from rsapp.tasks.tokens import ASKS_CLASS, TASK_TOKENS, TASKS
 
-FRESH_MODULES = ("box_",)  # the newest, zero-initialised modules (fresh_lr_scale)
+FRESH_MODULES = ("box_",)  # the newest modules, the ones fresh_lr_scale applies to (earlier runs: cursor_, class_hint)
 # Trains on CPU; a lent GPU is used when present (the same steps, much faster; checkpoints are saved on the CPU).
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 MAX_TOKENS = 420  # text tokens per sample; longer answers are cut (their end is lost, the rest still teaches)
@@ -64,7 +64,7 @@ class TrainConfig:
     task_weights: dict | None = None  # task mix over TASK_WEIGHTS (single-image tasks; pairs use pair_share)
     real_share: float = 0.0  # share of samples drawn from real labelled imagery (rsapp.data.real)
     real_from_step: int = 0  # real samples join from this step of the stage on
-    fresh_lr_scale: float = 1.0  # lr multiplier of the descriptor-cursor modules (zero-initialised, newest)
+    fresh_lr_scale: float = 1.0  # lr multiplier of the newest modules (FRESH_MODULES)
     stop_at: int | None = None  # end the stage at this step, keeping the schedule of the full stage (chained runs)
     init_from: str | None = None  # a trained model folder to continue from: stage 1 is skipped, stage 2 starts there
     train_only: str | None = None  # comma-separated parameter-name prefixes: only these train, the rest is frozen
