@@ -1,8 +1,9 @@
 """Instance boxes for [VG]: a CenterNet-style proposal head on the descriptor grid, and a selector that scores the
 proposals against the language model's reading of the question (region proposals the LM points at, as Groma does).
 
-The head sees, per 16 × 16 cell, the local token there, the fused global token above it and how far each class of
-the dense head's map runs from the cell in the four directions, and predicts for each
+The head sees, per 16 × 16 cell, the local token there, the fused global token above it, how far each class of the
+dense head's map runs from the cell in the four directions, and the cell's pixels through a small CNN (PixelStem:
+a 16-px token blurs where a car's edges are inside it), and predicts for each
 class how likely an instance's centre is in the cell (a peak per instance), where in the cell the centre is, and
 the instance's width and height. A class map alone cannot tell two touching ponds apart or say which is the
 largest; instances can. Boxes here are fractions of the chip side, (x1, y1, x2, y2) in [0, 1].
@@ -41,6 +42,30 @@ def class_extents(probs: torch.Tensor) -> torch.Tensor:
     return torch.cat(out, 1) / n
 
 
+class PixelStem(nn.Module):
+    """Fine detail for the box head: a small CNN on the box view at stride 4, each cell's 4 × 4 positions folded
+    into its channels (pixel unshuffle) and projected to the head's width. The projection starts at zero, so a
+    head trained without the stem behaves as it did."""
+
+    STRIDE = 4
+
+    def __init__(self, n: int, out_dim: int, width: int = 32):
+        super().__init__()
+        self.n = n
+        self.convs = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1), nn.GELU(), nn.Conv2d(24, width, 3, 2, 1), nn.GELU(),
+                                   nn.Conv2d(width, width, 3, 1, 1), nn.GELU())
+        self.fold = nn.Conv2d(width * 16, out_dim, 1)
+        nn.init.zeros_(self.fold.weight)
+        nn.init.zeros_(self.fold.bias)
+
+    def forward(self, view: torch.Tensor) -> torch.Tensor:
+        """(B, 3, R, R) normalised pixels → (B, out_dim, n, n)."""
+        x = self.convs(view)
+        if x.shape[-1] != 4 * self.n:
+            x = F.adaptive_avg_pool2d(x, 4 * self.n)
+        return self.fold(F.pixel_unshuffle(x, 4))
+
+
 class BoxHead(nn.Module):
     def __init__(self, cfg: RsappConfig):
         super().__init__()
@@ -49,17 +74,20 @@ class BoxHead(nn.Module):
         self.ratio = max(1, cfg.seg_grid // cfg.grid)
         self.net = nn.Sequential(nn.Conv2d(2 * dv + 4 * self.k, dv, 3, padding=1), nn.GELU(),
                                  nn.Conv2d(dv, dv, 3, padding=1), nn.GELU(), nn.Conv2d(dv, self.k + 4, 1))
+        self.stem = PixelStem(self.n, dv)  # adds to the first layer's output
         with torch.no_grad():
             self.net[-1].bias[: self.k] = -2.2  # centres are rare: start at p ≈ 0.1 (CenterNet)
 
-    def forward(self, fused: torch.Tensor, local_grid: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """fused (B, g², dv), local_grid (B, n², dv), the dense head's (detached) class probabilities (B, K, n, n)
-        → centre logits (B, K, n, n), geometry (B, 4, n, n): the instance centre's place inside the cell (x, y in
-        0–1) and the log of its width and height in cells (CenterNet's offset + size)."""
+    def forward(self, fused: torch.Tensor, local_grid: torch.Tensor, probs: torch.Tensor,
+                view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """fused (B, g², dv), local_grid (B, n², dv), the dense head's (detached) class probabilities (B, K, n, n),
+        the box view (B, 3, R, R) → centre logits (B, K, n, n), geometry (B, 4, n, n): the instance centre's place
+        inside the cell (x, y in 0–1) and the log of its width and height in cells (CenterNet's offset + size)."""
         b, dv, g, n = fused.shape[0], fused.shape[-1], self.n // self.ratio, self.n
         glob = fused.transpose(1, 2).reshape(b, dv, g, g).repeat_interleave(self.ratio, 2).repeat_interleave(self.ratio, 3)
         local = local_grid.transpose(1, 2).reshape(b, dv, n, n)
-        out = self.net(torch.cat([glob, local, class_extents(probs)], 1))
+        x = self.net[0](torch.cat([glob, local, class_extents(probs)], 1)) + self.stem(view)
+        out = self.net[1:](x)
         geo = out[:, self.k:]
         return out[:, : self.k], torch.cat([torch.sigmoid(geo[:, :2]), geo[:, 2:]], 1)
 

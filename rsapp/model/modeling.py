@@ -175,9 +175,10 @@ class RsappVLM(PreTrainedModel):
         """(B, n, 3, S, S) chips → visual tokens of the n images side by side, and SSE-U on the first one."""
         return self._join([self.vision(images[:, i]) for i in range(images.shape[1])])
 
-    def encode_stream(self, views: list[tuple[torch.Tensor, object, int]]) -> Encoded:
-        """UHR path, batch of one: per image (global view (1, 3, I, I), iterable of tile batches, tiles per side)."""
-        return self._join([self.vision.forward_stream(glob, tiles, per_side) for glob, tiles, per_side in views])
+    def encode_stream(self, views: list[tuple[torch.Tensor, torch.Tensor, object, int]]) -> Encoded:
+        """UHR path, batch of one: per image (global view (1, 3, I, I), the image at chip size (1, 3, C, C), iterable
+        of tile batches, tiles per side)."""
+        return self._join([self.vision.forward_stream(*view) for view in views])
 
     def _join(self, views: list[VisualTokens]) -> Encoded:
         tokens = torch.cat([vt.tokens + self.image_index.weight[i] for i, vt in enumerate(views)], 1)
@@ -196,7 +197,7 @@ class RsappVLM(PreTrainedModel):
     def box_maps(self, enc: Encoded, image: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """BoxHead's (centre logits, geometry) of one image of the request: only [VG] and training need them."""
         vt = enc.views[image]
-        return self.box_head(vt.fused, vt.local_grid, enc.cells[:, image])
+        return self.box_head(vt.fused, vt.local_grid, enc.cells[:, image], vt.box_view)
 
     # --- language model -------------------------------------------------------------------------------------
     def _run_layers(self, h, g, s, positions, mask, cache, visual, head_from: int | None = None):

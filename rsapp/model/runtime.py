@@ -122,7 +122,7 @@ class Runtime:
     def _stream_views(self, rgb: np.ndarray):
         size = self.config.image_size
         per_side = math.ceil(rgb.shape[0] / size)
-        return global_view(rgb, size), iter_tiles(rgb, size, per_side), per_side
+        return global_view(rgb, size), global_view(rgb, self.config.chip_size), iter_tiles(rgb, size, per_side), per_side
 
     @torch.no_grad()
     def generate(self, images: list[np.ndarray], prompt: str, expert: int, log10_gsd: float | None,

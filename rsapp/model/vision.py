@@ -82,6 +82,7 @@ class VisualTokens:
     local: torch.Tensor | None = None  # (B, n, vision_dim) every local token before the budget (training)
     local_xy: torch.Tensor | None = None  # (1, n, 2) their centres in [0, 1]
     local_grid: torch.Tensor | None = None  # (B, seg_grid², vision_dim) local tokens pooled per descriptor cell (BoxHead)
+    box_view: torch.Tensor | None = None  # (B, 3, chip_size, chip_size) the image at chip size, normalised (BoxHead's PixelStem)
 
 
 class VisionTower(nn.Module):
@@ -113,6 +114,13 @@ class VisionTower(nn.Module):
             return chips
         return F.interpolate(chips, size=(size, size), mode="area")
 
+    def box_view(self, chips: torch.Tensor) -> torch.Tensor:
+        """The chips at chip_size (the box head's pixels: 16 px per descriptor cell at the default sizes)."""
+        size = self.cfg.chip_size
+        if chips.shape[-1] != size:
+            chips = F.interpolate(chips, size=(size, size), mode="area" if chips.shape[-1] > size else "bilinear")
+        return self.normalise(chips)
+
     @staticmethod
     def tiles(chips: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         """(B, 3, S, S) → tiles (B, n, 3, size, size), their (col, row) in tile units (n, 2), tiles per side."""
@@ -128,14 +136,17 @@ class VisionTower(nn.Module):
         tiles, tile_xy, per_side = self.tiles(chips, self.cfg.image_size)
         b, n = tiles.shape[:2]
         local = self.vit(self.normalise(tiles.flatten(0, 1))).view(b, n * self.cfg.grid**2, -1)
-        return self._finish(self.vit(self.normalise(self.global_view(chips))), local,
-                            self._token_xy(tile_xy, per_side).expand(b, -1, -1), per_side)
+        out = self._finish(self.vit(self.normalise(self.global_view(chips))), local,
+                           self._token_xy(tile_xy, per_side).expand(b, -1, -1), per_side)
+        out.box_view = self.box_view(chips)
+        return out
 
     @torch.no_grad()
-    def forward_stream(self, global_view: torch.Tensor, tile_batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                       per_side: int) -> VisualTokens:
-        """UHR path for one image: the global view (1, 3, I, I) plus tiles streamed in batches of
-        ((n, 3, I, I), (n, 2) tile col/row); only the running top-budget local tokens are kept."""
+    def forward_stream(self, global_view: torch.Tensor, box_view: torch.Tensor,
+                       tile_batches: Iterable[tuple[torch.Tensor, torch.Tensor]], per_side: int) -> VisualTokens:
+        """UHR path for one image: the global view (1, 3, I, I), the image at chip size (1, 3, C, C), and tiles
+        streamed in batches of ((n, 3, I, I), (n, 2) tile col/row); only the running top-budget local tokens are
+        kept."""
         glob = self.vit(self.normalise(global_view))
         state = self.budget.start(glob)
         cell_sum = torch.zeros(1, self.cfg.grid**2, self.cfg.vision_dim)
@@ -152,6 +163,7 @@ class VisionTower(nn.Module):
         kept, kept_xy = self.budget.result(state)
         out = self._project(fused, kept, kept_xy, glob, state.seen)
         out.local_grid = fine_sum / fine_count.clamp(min=1)
+        out.box_view = self.box_view(box_view)
         return out
 
     def _finish(self, glob, local, local_xy, per_side) -> VisualTokens:

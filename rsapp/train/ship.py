@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rsapp.model.modeling import RsappVLM
 from rsapp.model.tokenizer import TOKENIZER_FILE
+from rsapp.train.loop import TrainConfig
 
 
 def ship(run: Path, dest: Path, mask_source: str = "lm", box_source: str = "lm") -> Path:
@@ -68,6 +69,10 @@ def _command(cfg: dict, first: bool) -> str:
         args += [f"--real-share {cfg['real_share']}", f"--real-from-step {cfg['real_from_step']}"]
     if cfg.get("fresh_lr_scale", 1.0) != 1.0:
         args.append(f"--fresh-lr-scale {cfg['fresh_lr_scale']}")
+    for key in ("box_weight", "sse_weight"):
+        default = getattr(TrainConfig, key)
+        if cfg.get(key, default) != default:
+            args.append(f"--{key.replace('_', '-')} {cfg[key]}")
     if cfg.get("stop_at"):
         args.append(f"--stop-at {cfg['stop_at']}")
     if cfg.get("task_weights"):
@@ -155,7 +160,8 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "  far off;",
         "- instance boxes: a CenterNet-style head on the 16 × 16 grid (the local token of each cell and the fused",
         "  global token above it, how far each class of the dense head's map runs from the cell in the four",
-        "  directions; two 3 × 3 convolutions) predicts per class where instance centres are, where in the cell, and",
+        "  directions, and a pixel stem: a small CNN at stride 4 whose 4 × 4 positions per cell are folded into the",
+        "  cell; two 3 × 3 convolutions) predicts per class where instance centres are, where in the cell, and",
         "  the instance's log width and height (CenterNet: penalty-reduced focal loss + L1, on every synthetic image",
         "  and on the real sets that list instances); a selector scores the proposals of",
         "  the asked class (place, size, score, and which is largest / leftmost / ... among them) against the LM's",

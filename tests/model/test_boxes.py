@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from rsapp.data.samples import make_sample
-from rsapp.model.boxes import (BoxHead, box_targets, choose, proposal_features, proposals, selection_candidates)
+from rsapp.model.boxes import (BoxHead, PixelStem, box_targets, choose, proposal_features, proposals,
+                               selection_candidates)
 from rsapp.train.loop import instance_batch
 from tests.model.conftest import TOY
 
@@ -99,6 +100,7 @@ def test_box_losses_train_the_head_and_the_selector(toy_model):
     out["loss"].backward()
     assert torch.isfinite(out["box_loss"]) and "select_loss" in out
     assert toy_model.box_head.net[0].weight.grad.abs().sum() > 0
+    assert toy_model.box_head.stem.fold.weight.grad.abs().sum() > 0  # the pixel stem learns from the box loss
     assert toy_model.box_select.query.weight.grad.abs().sum() > 0
 
 
@@ -128,3 +130,17 @@ def test_candidates_without_missed_instances_are_the_proposals_only():
     boxes, _, labels = selection_candidates(found, torch.tensor([0.8]), instances, [instances[1]],
                                             np.random.default_rng(0), add_missed=False)
     assert len(boxes) == 1 and not labels.any()  # the answer was missed: nothing to learn from this row
+
+
+def test_pixel_stem_starts_silent_and_sees_inside_a_cell():
+    torch.manual_seed(0)
+    stem = PixelStem(n=4, out_dim=8)
+    view = torch.zeros(1, 3, 64, 64)  # 4 × 4 cells of 16 px
+    assert stem(view).abs().max() == 0  # zero projection: a box head trained without it is unchanged
+    torch.nn.init.normal_(stem.fold.weight)
+    left, right = view.clone(), view.clone()
+    left[..., 20:24, 17:21] = 1.0  # a 4-px object at the left of cell (1, 1) ...
+    right[..., 20:24, 26:30] = 1.0  # ... and at its right
+    a, b = stem(left), stem(right)
+    assert a.shape == (1, 8, 4, 4)
+    assert (a[..., 1, 1] - b[..., 1, 1]).abs().max() > 1e-3  # the cell's features say where in it the object is

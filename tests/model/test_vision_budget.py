@@ -14,7 +14,8 @@ def test_token_count_is_fixed_whatever_the_chip_size(toy_model):
     assert small.tokens_total == per_view + 4 * per_view  # 2×2 local tiles
     big = np.random.default_rng(0).integers(0, 255, (320, 320, 3), dtype=np.uint8)  # 10×10 tiles of 32 px
     glob = torch.nn.functional.interpolate(torch.from_numpy(big).permute(2, 0, 1)[None].float() / 255, size=32)
-    vt = toy_model.vision.forward_stream(glob, iter_tiles(big, 32, 10), 10)
+    box = torch.nn.functional.interpolate(torch.from_numpy(big).permute(2, 0, 1)[None].float() / 255, size=cfg.chip_size)
+    vt = toy_model.vision.forward_stream(glob, box, iter_tiles(big, 32, 10), 10)
     assert vt.tokens_total == per_view + 100 * per_view
     assert vt.tokens_kept == per_view + cfg.local_token_budget
 
@@ -31,11 +32,12 @@ def test_streaming_selects_the_same_tokens_as_one_pass(toy_model):
 
     old, rt.TILE_BATCH = rt.TILE_BATCH, 1  # one tile at a time: the running top-k must not change the result
     try:
-        streamed = toy_model.vision.forward_stream(glob, iter_tiles(rgb, cfg.image_size, 2), 2)
+        streamed = toy_model.vision.forward_stream(glob, chip_q, iter_tiles(rgb, cfg.image_size, 2), 2)
     finally:
         rt.TILE_BATCH = old
     torch.testing.assert_close(streamed.tokens, whole.tokens, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(streamed.local_grid, whole.local_grid, atol=1e-5, rtol=1e-4)  # the box head's input
+    torch.testing.assert_close(streamed.local_grid, whole.local_grid, atol=1e-5, rtol=1e-4)  # the box head's inputs
+    torch.testing.assert_close(streamed.box_view, whole.box_view)
 
 
 def test_background_pruning_and_anchors_keep_the_ship_not_the_sea(toy_config):
