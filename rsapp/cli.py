@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(preset=args.preset, out=args.out, seed=args.seed)
     for key in ("stage1_steps", "stage2_steps", "batch_size", "init_from", "lr_stage2", "pair_share", "warmup",
                 "real_share", "real_from_step", "stop_at", "fresh_lr_scale", "train_only", "select_missed",
-                "box_weight", "sse_weight"):
+                "box_weight", "select_weight", "sse_weight"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     if args.task_weights:
@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--fresh-lr-scale", dest="fresh_lr_scale", type=float,
                     help="lr multiplier of the newest modules (rsapp.train.loop.FRESH_MODULES)")
     tr.add_argument("--box-weight", dest="box_weight", type=float, help="weight of the [VG] box head's loss")
+    tr.add_argument("--select-weight", dest="select_weight", type=float,
+                    help="weight of the [VG] proposal selector's loss")
     tr.add_argument("--sse-weight", dest="sse_weight", type=float, help="weight of SSE-U's Gaussian NLL")
     tr.add_argument("--stop-at", dest="stop_at", type=int, help="stop stage 2 at this step (schedule unchanged)")
     tr.add_argument("--task-weights", dest="task_weights", help='JSON task mix, e.g. {"[VG]": 0.3}')

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rsapp.train.ship import ship, write_card  # noqa: E402
 
-# Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7, 8 in the
-# chain), evaluation with [seed, 7919].
+# Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7, 8, 9,
+# 11, 12 in the chain), evaluation with [seed, 7919].
 EVAL_SEED = 20261123
 EXTRA_SEEDS = (777, 4242)  # more unseen seeds, fewer samples each
 DEST = Path("weights/rsapp-tiny")
@@ -41,6 +41,12 @@ RUN_NOTES = {
                 "[VG]; more [CLS]",
     "tiny_ft8": "a pixel stem for the box head (a small CNN at stride 4 folded into each 16-px cell), box loss and "
                 "SSE-U's NLL weighted 1.0",
+    "tiny_ft9": "the selector also reads the question's own tokens (attention-pooled), not only the state at "
+                "<ans>; up to 24 proposals; selector loss weighted 1.0, SSE-U's NLL 1.5",
+    "tiny_ft11": "the selector alone (the rest frozen), on [VG] only, with a listwise term added to its loss and "
+                 "candidates from the box head's own proposals, as at inference",
+    "tiny_ft12": "the selector alone again, now also told how much of the asked class the dense head sees inside "
+                 "each proposal (the largest pond is the largest water body, not the largest box)",
 }
 
 

@@ -20,9 +20,11 @@ from rsapp.model.config import RsappConfig
 from rsapp.tasks.boxes import iou
 
 MIN_SCORE = 0.2  # a centre peak below this is no proposal
-MAX_PROPOSALS = 10
+MAX_PROPOSALS = 24  # enough that "the leftmost tree" of a wood is among them
+RANK_SCALE = 10  # rank and count features are over this (the scale the selector first learned)
 NMS_IOU = 0.6
-SELECT_FEATURES = 19
+BOX_FEATURES = 19  # what the boxes and scores alone say (proposal_features)
+SELECT_FEATURES = BOX_FEATURES + 2  # + how much of the asked class the dense head sees inside each box
 
 
 def class_extents(probs: torch.Tensor) -> torch.Tensor:
@@ -153,9 +155,24 @@ def proposals(heat: torch.Tensor, geometry: torch.Tensor, cls: int, max_n: int =
     return boxes[keep], scores[keep]
 
 
-def proposal_features(boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """(P, 4) boxes, (P,) scores → (P, SELECT_FEATURES): place, size, score, and how each compares with the others
-    (largest, most confident, leftmost, rightmost, topmost, bottommost, its size rank, how many there are)."""
+def class_mass(boxes: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """(P, 4) boxes as chip fractions, (n, n) DenseHead probabilities of one class → (P,): the share of the chip
+    the class covers inside each box (cells weighted by how much of them the box covers). Closer to an object's
+    own area than its box is: "the largest pond" is the largest water body, not the largest box."""
+    n = probs.shape[-1]
+    edges = torch.arange(n + 1, dtype=boxes.dtype, device=boxes.device) / n
+
+    def overlap(lo, hi):  # (P, n): the part of each cell's span inside [lo, hi], in cells
+        return (torch.minimum(hi[:, None], edges[1:]) - torch.maximum(lo[:, None], edges[:-1])).clamp(min=0) * n
+
+    x1, y1, x2, y2 = boxes.unbind(1)
+    return torch.einsum("pi,pj,ij->p", overlap(y1, y2), overlap(x1, x2), probs.to(boxes.dtype)) / n**2
+
+
+def proposal_features(boxes: torch.Tensor, scores: torch.Tensor, mass: torch.Tensor | None = None) -> torch.Tensor:
+    """(P, 4) boxes, (P,) scores, (P,) class_mass or None → (P, SELECT_FEATURES): place, size, score, and how
+    each compares with the others (largest, most confident, leftmost, rightmost, topmost, bottommost, its size
+    rank, how many there are), then the class mass inside it and whether it is the largest (zeros without)."""
     x1, y1, x2, y2 = boxes.unbind(1)
     w, h = x2 - x1, y2 - y1
     area = w * h
@@ -165,26 +182,43 @@ def proposal_features(boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor
         return (values == values.max()).float()
 
     rank = area.argsort(descending=True).argsort().float()
+    mass_features = (mass.sqrt(), is_(mass)) if mass is not None else (torch.zeros_like(area),) * 2
     return torch.stack([x1, y1, x2, y2, w, h, (x1 + x2) / 2, (y1 + y2) / 2, area.sqrt(), scores,
                         is_(area), is_(scores), is_(-x1), is_(x2), is_(-y1), is_(y2),
-                        rank / MAX_PROPOSALS, torch.full_like(area, count / MAX_PROPOSALS),
-                        (scores > 0.5).float()], 1)
+                        rank / RANK_SCALE, torch.full_like(area, count / RANK_SCALE),
+                        (scores > 0.5).float(),
+                        *mass_features], 1)
 
 
 class BoxSelector(nn.Module):
-    """Scores each proposal against the LM's final state at `<ans>`: which of these does the question mean?
+    """Scores each proposal against the question: which of these does it mean? The query is the LM's final state
+    at `<ans>` plus an attention-pooled read of the question's own token states (the last state alone barely
+    tells "the leftmost tree" from "the largest tree" in a model this small; the word's own position does).
     Independent sigmoids, so "all ponds" selects several and "the largest pond" one."""
 
     def __init__(self, hidden: int, dim: int = 64):
         super().__init__()
         self.query = nn.Linear(hidden, dim)
-        self.key = nn.Sequential(nn.Linear(SELECT_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.word_score = nn.Linear(hidden, 1)  # which question tokens the pooled read attends to
+        self.word_query = nn.Linear(hidden, dim)  # starts at zero: weights trained before it behave as they did
+        nn.init.zeros_(self.word_query.weight)
+        nn.init.zeros_(self.word_query.bias)
+        self.key = nn.Sequential(nn.Linear(BOX_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
+        # The class-mass features join through their own branch, zero at the start (weights trained before it
+        # behave as they did).
+        self.mass_key = nn.Sequential(nn.Linear(SELECT_FEATURES - BOX_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
+        nn.init.zeros_(self.mass_key[2].weight)
+        nn.init.zeros_(self.mass_key[2].bias)
         self.bias = nn.Parameter(torch.zeros(1))
 
-    def forward(self, state: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        """state (d,), feats (P, F) → logits (P,)."""
-        query = self.query(state[None])[0]  # 2-D in: int8 dynamic linear layers take no 1-D input
-        return self.key(feats) @ query / self.query.out_features**0.5 + self.bias
+    def forward(self, words: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """words (T, d): the normed final states of the prompt's text tokens, ending at `<ans>`; feats (P, F) →
+        logits (P,)."""
+        weights = torch.softmax(self.word_score(words)[:, 0], 0)
+        pooled = (weights[:, None] * words).sum(0, keepdim=True)
+        query = (self.query(words[-1:]) + self.word_query(pooled))[0]  # 2-D in: int8 dynamic linear layers
+        keys = self.key(feats[:, :BOX_FEATURES]) + self.mass_key(feats[:, BOX_FEATURES:])
+        return keys @ query / self.query.out_features**0.5 + self.bias
 
 
 def selection_candidates(boxes: torch.Tensor, scores: torch.Tensor, instances: list[tuple[float, ...]],

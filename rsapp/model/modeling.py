@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import PreTrainedModel
 
-from rsapp.model.boxes import BoxHead, BoxSelector, choose, proposal_features, proposals, selection_candidates
+from rsapp.model.boxes import (BoxHead, BoxSelector, choose, class_mass, proposal_features, proposals,
+                               selection_candidates)
 from rsapp.model.config import RsappConfig
 from rsapp.model.cs_hlora import ScaleGate
 from rsapp.model.lm import DecoderLayer, KVCache, RMSNorm
@@ -345,17 +346,18 @@ class RsappVLM(PreTrainedModel):
                 out["box_loss"] = aux
                 loss = loss + box_weight * aux
             if maps is not None and select is not None and any(x is not None for x in select):
-                sel = self._selection_loss(maps[0], hidden, input_ids[:, n:], seg_class, select, select_missed)
+                sel = self._selection_loss(maps[0], enc.cells[:, 0], hidden, input_ids[:, n:], seg_class, select,
+                                           select_missed)
                 if sel is not None:
                     out["select_loss"] = sel
                     loss = loss + select_weight * sel
             out["loss"] = loss
         return out
 
-    def _selection_loss(self, maps, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class, select,
-                        add_missed: bool = True):
-        """BCE of BoxSelector over each row's candidates (its proposals + the instances they missed); maps: the first
-        image's BoxHead maps (box_maps)."""
+    def _selection_loss(self, maps, cells: torch.Tensor, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class,
+                        select, add_missed: bool = True):
+        """BCE + listwise cross-entropy of BoxSelector over each row's candidates (its proposals + the instances they
+        missed); maps: the first image's BoxHead maps (box_maps), cells its DenseHead probabilities (B, K, n, n)."""
         rng = np.random.default_rng(int(torch.randint(1 << 30, ())))
         ans = (text_ids == self.config.answer_token_id).int().argmax(1)
         losses = []
@@ -366,16 +368,21 @@ class RsappVLM(PreTrainedModel):
             boxes, scores, labels = selection_candidates(boxes.cpu(), scores.cpu(), *item, rng, add_missed)
             if not len(boxes) or not labels.any():
                 continue
-            feats = proposal_features(boxes, scores).to(hidden.device)
-            logits = self.box_select(self.norm(hidden[row, ans[row] + 1]), feats)
-            losses.append(F.binary_cross_entropy_with_logits(logits, labels.to(hidden.device)))
+            mass = class_mass(boxes, cells[row, int(seg_class[row])].cpu())
+            feats = proposal_features(boxes, scores, mass).to(hidden.device)
+            logits = self.box_select(self.norm(hidden[row, 1: ans[row] + 2]), feats)  # text tokens to <ans>
+            labels = labels.to(hidden.device)
+            # BCE says which to pick (several for "all ..."); the listwise term (the softmax mass on the answers)
+            # says which one *rather than the others*, a signal the many easy negatives no longer drown.
+            listwise = torch.logsumexp(logits, 0) - torch.logsumexp(logits.masked_fill(labels == 0, -1e9), 0)
+            losses.append(F.binary_cross_entropy_with_logits(logits, labels) + listwise)
         return torch.stack(losses).mean() if losses else None
 
     @torch.no_grad()
     def select_boxes(self, encoded: Encoded, prompt_ids: torch.Tensor, n_images: int, g: int, s: float | None,
                      seg_class: int) -> list[tuple[float, float, float, float]] | None:
-        """[VG] from instances, batch of one: the box head's proposals of the asked class that the LM's state at
-        the prompt's last token (<ans>) picks, as chip fractions sorted left to right. None when there is no box
+        """[VG] from instances, batch of one: the box head's proposals of the asked class that the selector picks
+        from the LM's reading of the question, as chip fractions sorted left to right. None when there is no box
         head, no class asked or no proposal (the LM then writes the boxes)."""
         if self.box_head is None or seg_class < 0:
             return None
@@ -385,9 +392,10 @@ class RsappVLM(PreTrainedModel):
             return None
         h = self.text_embeddings(encoded, prompt_ids, n_images, None, torch.tensor([seg_class]))
         st = None if s is None else torch.tensor([float(s)])
-        state = self._run_layers(h, torch.tensor([g]), st, torch.arange(h.shape[1]), None, None, encoded.tokens,
-                                 head_from=h.shape[1] - 1)[0, 0]
-        picked = choose(self.box_select(self.norm(state), proposal_features(boxes, scores)))
+        words = self._run_layers(h, torch.tensor([g]), st, torch.arange(h.shape[1]), None, None, encoded.tokens,
+                                 head_from=encoded.tokens.shape[1])[0]  # the prompt's text tokens, to <ans>
+        mass = class_mass(boxes, encoded.cells[0, 0, seg_class])
+        picked = choose(self.box_select(self.norm(words), proposal_features(boxes, scores, mass)))
         return sorted(tuple(float(v) for v in boxes[i]) for i in picked)
 
     def soft_number_loss(self, logits: torch.Tensor, labels: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:

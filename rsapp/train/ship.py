@@ -49,9 +49,10 @@ def _mix(cfg: dict) -> str:
     total = sum(w[t] for t in singles)
     pair_total = w["[CCD]"] + w["[SEG2]"]
     pair = cfg["pair_share"]
-    parts = [f"{t} {100 * (1 - pair) * w[t] / total:.0f} %" for t in singles]
-    parts += [f"[CCD] {100 * pair * w['[CCD]'] / pair_total:.0f} %",
-              f"change [SEG] {100 * pair * w['[SEG2]'] / pair_total:.0f} %"]
+    parts = [f"{t} {100 * (1 - pair) * w[t] / total:.0f} %" for t in singles if w[t]]
+    if pair and pair_total:
+        parts += [f"{name} {100 * pair * w[t] / pair_total:.0f} %"
+                  for t, name in (("[CCD]", "[CCD]"), ("[SEG2]", "change [SEG]")) if w[t]]
     return ", ".join(parts)
 
 
@@ -69,7 +70,7 @@ def _command(cfg: dict, first: bool) -> str:
         args += [f"--real-share {cfg['real_share']}", f"--real-from-step {cfg['real_from_step']}"]
     if cfg.get("fresh_lr_scale", 1.0) != 1.0:
         args.append(f"--fresh-lr-scale {cfg['fresh_lr_scale']}")
-    for key in ("box_weight", "sse_weight"):
+    for key in ("box_weight", "select_weight", "sse_weight"):
         default = getattr(TrainConfig, key)
         if cfg.get(key, default) != default:
             args.append(f"--{key.replace('_', '-')} {cfg[key]}")
@@ -163,10 +164,12 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "  directions, and a pixel stem: a small CNN at stride 4 whose 4 × 4 positions per cell are folded into the",
         "  cell; two 3 × 3 convolutions) predicts per class where instance centres are, where in the cell, and",
         "  the instance's log width and height (CenterNet: penalty-reduced focal loss + L1, on every synthetic image",
-        "  and on the real sets that list instances); a selector scores the proposals of",
-        "  the asked class (place, size, score, and which is largest / leftmost / ... among them) against the LM's",
-        "  state at `<ans>`, trained with binary cross-entropy on [VG] rows (candidates: the head's proposals plus",
-        "  the instances it missed).",
+        "  and on the real sets that list instances); a selector scores up to 24 proposals of the asked class",
+        "  (place, size, score, which is largest / leftmost / ... among them, and how much of the class the dense",
+        "  head sees inside each box) against the LM's state at `<ans>` plus an attention-pooled read of the",
+        "  question's own token states, trained on [VG] rows with binary cross-entropy plus a listwise term (the",
+        "  softmax mass on the answer); candidates: the head's proposals, plus the instances it missed until",
+        "  `--no-select-missed`.",
         "",
         "Reproduce (each command resumes from its checkpoints if stopped; `runs/tiny_ft` was stopped and resumed",
         "twice, the first 250 steps without real samples, so sample order differs slightly):",

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from rsapp.data.samples import make_sample
-from rsapp.model.boxes import (BoxHead, PixelStem, box_targets, choose, proposal_features, proposals,
-                               selection_candidates)
+from rsapp.model.boxes import (BOX_FEATURES, SELECT_FEATURES, BoxHead, BoxSelector, PixelStem, box_targets, choose,
+                               class_mass, proposal_features, proposals, selection_candidates)
 from rsapp.train.loop import instance_batch
 from tests.model.conftest import TOY
 
@@ -102,6 +102,8 @@ def test_box_losses_train_the_head_and_the_selector(toy_model):
     assert toy_model.box_head.net[0].weight.grad.abs().sum() > 0
     assert toy_model.box_head.stem.fold.weight.grad.abs().sum() > 0  # the pixel stem learns from the box loss
     assert toy_model.box_select.query.weight.grad.abs().sum() > 0
+    assert toy_model.box_select.word_query.weight.grad.abs().sum() > 0  # and so does its read of the words
+    assert toy_model.box_select.mass_key[2].weight.grad.abs().sum() > 0  # and of the class mass in each box
 
 
 def test_no_proposal_means_no_head_answer(toy_model):
@@ -144,3 +146,37 @@ def test_pixel_stem_starts_silent_and_sees_inside_a_cell():
     a, b = stem(left), stem(right)
     assert a.shape == (1, 8, 4, 4)
     assert (a[..., 1, 1] - b[..., 1, 1]).abs().max() > 1e-3  # the cell's features say where in it the object is
+
+
+def test_selector_reads_the_question_words_not_only_the_last_state():
+    torch.manual_seed(0)
+    sel = BoxSelector(hidden=16)
+    feats = torch.rand(5, SELECT_FEATURES)
+    leftmost, rightmost = torch.randn(4, 16), torch.randn(4, 16)
+    rightmost[-1] = leftmost[-1]  # the same state at <ans>, a different word before it
+    assert torch.equal(sel(leftmost, feats), sel(rightmost, feats))  # the word read starts silent
+    torch.nn.init.normal_(sel.word_query.weight)
+    assert (sel(leftmost, feats) - sel(rightmost, feats)).abs().max() > 1e-3
+
+
+def test_class_mass_is_the_share_of_the_chip_the_class_covers_inside_each_box():
+    probs = torch.zeros(4, 4)
+    probs[:2, :2] = 1.0  # the class fills the top-left quarter of the chip
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0], [0.25, 0.25, 0.75, 0.75], [0.5, 0.5, 1.0, 1.0],
+                          [0.0, 0.0, 0.125, 0.5]])
+    assert torch.allclose(class_mass(boxes, probs), torch.tensor([0.25, 0.25, 1 / 16, 0.0, 1 / 16]))
+
+
+def test_mass_features_mark_the_fullest_box_and_start_silent():
+    # A wide box around a thin object and a tighter box around a big one: the box area and the mass disagree.
+    boxes = torch.tensor([[0.0, 0.0, 0.9, 0.3], [0.5, 0.5, 0.9, 0.9]])
+    f = proposal_features(boxes, torch.tensor([0.9, 0.9]), torch.tensor([0.02, 0.12]))
+    assert f[:, 10].tolist() == [1, 0] and f[:, -1].tolist() == [0, 1]  # largest box ≠ most of the class
+    assert proposal_features(boxes, torch.tensor([0.9, 0.9]))[:, BOX_FEATURES:].abs().sum() == 0
+    torch.manual_seed(0)
+    sel, words = BoxSelector(hidden=16), torch.randn(3, 16)
+    without = f.clone()
+    without[:, BOX_FEATURES:] = 0
+    assert torch.equal(sel(words, f), sel(words, without))  # weights trained before the mass features: unchanged
+    torch.nn.init.normal_(sel.mass_key[2].weight)
+    assert (sel(words, f) - sel(words, without)).abs().max() > 1e-3

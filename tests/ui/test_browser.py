@@ -84,8 +84,23 @@ def wait_chat(page, needle: str, count: int = 1, timeout_s: float = 180) -> None
     raise AssertionError(f"{needle!r} ×{count} never appeared in the chat:\n{chat_text(page)[-1500:]}")
 
 
-def overlay_names(page) -> list[str]:
-    return page.frame_locator("#rsapp-map iframe").locator(".leaflet-control-layers-overlays label").all_inner_texts()
+def overlay_names(page, until=lambda names: True, timeout_s: float = 60) -> list[str]:
+    """The map's overlay layer names, once until(names) holds. The app replaces the map's iframe when layers change,
+    and a query that meets the old one going away fails ("Execution context was destroyed"): read again."""
+    from playwright.sync_api import Error
+
+    deadline = time.time() + timeout_s
+    names: list[str] = []
+    while time.time() < deadline:
+        try:
+            names = page.frame_locator("#rsapp-map iframe").locator(
+                ".leaflet-control-layers-overlays label").all_inner_texts()
+            if until(names):
+                return names
+        except Error:
+            pass
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the map's layers never matched: {names}")
 
 
 def draw_rectangle(page, fx0, fy0, fx1, fy1) -> None:
@@ -134,8 +149,7 @@ def test_draw_aoi_ask_seg_and_vg_then_export_inside_aoi(page, tmp_path):
     ask(page, "[VG] the largest building", 2)
     text = chat_text(page)
     assert "[SEG]" in text and "[VG]" in text and "expert 2" in text and "expert 1" in text
-    names = overlay_names(page)
-    assert len(names) >= before + 1, names  # at least one answer drew a layer (the mask or the boxes)
+    overlay_names(page, lambda names: len(names) >= before + 1)  # at least one answer drew a layer (mask or boxes)
     page.screenshot(path=str(SHOTS / "seg_vg.png"), full_page=True)
     fc = download_geojson(page, tmp_path)
     assert fc["features"], "the export holds the answer layers"
@@ -152,8 +166,7 @@ def test_two_date_change_question(page):
     page.locator("#rsapp-sample input").click()
     page.locator("[role=option]", has_text="Taizhou").first.click()
     wait_chat(page, "taizhou_2003_30m.tif")
-    names = overlay_names(page)
-    assert any("before" in n for n in names) and any("after" in n for n in names)
+    overlay_names(page, lambda names: any("before" in n for n in names) and any("after" in n for n in names))
     ask(page, "[CCD] what changed?", 1)
     ask(page, "[SEG] segment the changes", 2)
     assert "[CCD]" in chat_text(page) and "expert 0" in chat_text(page)
