@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsapp.model.config import RsappConfig
+from rsapp.model.lm import zero_linear
 from rsapp.tasks.boxes import iou
 
 MIN_SCORE = 0.2  # a centre peak below this is no proposal
@@ -199,16 +200,12 @@ class BoxSelector(nn.Module):
     def __init__(self, hidden: int, dim: int = 64):
         super().__init__()
         self.query = nn.Linear(hidden, dim)
+        # The word read and the class-mass branch start at zero: weights trained before them behave as they did.
         self.word_score = nn.Linear(hidden, 1)  # which question tokens the pooled read attends to
-        self.word_query = nn.Linear(hidden, dim)  # starts at zero: weights trained before it behave as they did
-        nn.init.zeros_(self.word_query.weight)
-        nn.init.zeros_(self.word_query.bias)
+        self.word_query = zero_linear(hidden, dim, bias=True)
         self.key = nn.Sequential(nn.Linear(BOX_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
-        # The class-mass features join through their own branch, zero at the start (weights trained before it
-        # behave as they did).
-        self.mass_key = nn.Sequential(nn.Linear(SELECT_FEATURES - BOX_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
-        nn.init.zeros_(self.mass_key[2].weight)
-        nn.init.zeros_(self.mass_key[2].bias)
+        self.mass_key = nn.Sequential(nn.Linear(SELECT_FEATURES - BOX_FEATURES, dim), nn.GELU(),
+                                      zero_linear(dim, dim, bias=True))
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, words: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,16 @@ from rsapp.model.config import RsappConfig
 from rsapp.model.cs_hlora import CSHLoRALinear
 
 
+def zero_linear(n_in: int, n_out: int, bias: bool = False) -> nn.Linear:
+    """A linear layer that starts at exactly zero: a module added to trained weights (to the residual stream, to
+    a selector's query) leaves their outputs unchanged until it learns something."""
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    nn.init.zeros_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()

@@ -20,7 +20,7 @@ from rsapp.model.boxes import (BoxHead, BoxSelector, choose, class_mass, proposa
                                selection_candidates)
 from rsapp.model.config import RsappConfig
 from rsapp.model.cs_hlora import ScaleGate
-from rsapp.model.lm import DecoderLayer, KVCache, RMSNorm
+from rsapp.model.lm import DecoderLayer, KVCache, RMSNorm, zero_linear
 from rsapp.model.sse_u import SSEU
 from rsapp.model.vision import VisionTower, VisualTokens, fourier_positions
 
@@ -39,16 +39,6 @@ class Encoded:
     views: list[VisualTokens] | None = None  # per image, for the training-only dense loss
     cells: torch.Tensor | None = None  # (B, 2, K, n, n) DenseHead class probabilities per image (2nd zero if one)
     change: torch.Tensor | None = None  # (B, n, n) largest class-probability difference between the dates (pairs)
-
-
-def zero_linear(n_in: int, n_out: int, bias: bool = False) -> nn.Linear:
-    """A linear layer that starts at exactly zero: a module added to the residual stream of trained weights
-    leaves their outputs unchanged until it learns something."""
-    layer = nn.Linear(n_in, n_out, bias=bias)
-    nn.init.zeros_(layer.weight)
-    if bias:
-        nn.init.zeros_(layer.bias)
-    return layer
 
 
 class DenseHead(nn.Module):
