@@ -2,7 +2,9 @@
 inference-time ablations, and write its MODEL_CARD.md from those numbers.
 
 Usage: python tools/ship_default_model.py RUN[,RUN...] "MACHINE" [N]
-(RUNs first to last: each later run continued from the one before; the last one's final/ is shipped.)
+(RUNs first to last: each later run continued from the one before; the last one's final/ is shipped. Runs no
+longer on disk (runs/ is not in git) keep what the current MODEL_CARD.md records of them; when the last one is
+not here either, the weights in place are scored again and only the card is rewritten.)
 The evaluations run in two processes of one thread each.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rsapp.train.ship import ship, write_card  # noqa: E402
+from rsapp.train.ship import Recorded, ship, write_card  # noqa: E402
 
 # Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7, 8, 9,
 # 11, 12 in the chain), evaluation with [seed, 7919].
@@ -85,7 +87,14 @@ def main() -> None:
     runs = [Path(r) for r in sys.argv[1].split(",")]
     machine = sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-    ship(runs[-1], DEST, MASK_SOURCE, BOX_SOURCE)
+    card = DEST / "MODEL_CARD.md"
+    recorded = Recorded.from_card(card.read_text()) if card.is_file() else None
+    earlier = [r for r in runs if not (r / "train_config.json").is_file()]  # runs/ of another machine: on record
+    minutes = training_minutes([r for r in runs if r not in earlier]) + (recorded.minutes if earlier and recorded else 0)
+    if (runs[-1] / "final").is_dir():
+        ship(runs[-1], DEST, MASK_SOURCE, BOX_SOURCE)
+    else:  # the last run is on record only: re-score the weights as shipped (after a change of inference code)
+        print(f"{runs[-1]}/final not here: scoring {DEST} as it is", flush=True)
     jobs = [("main", None), *(("seed", s) for s in EXTRA_SEEDS),
             *(("ablation", a) for a in ("none", "predicted_gsd", "static_gate", "single_expert"))]
     scores, seeds, ablations = {}, {}, {}
@@ -100,11 +109,12 @@ def main() -> None:
             else:
                 ablations[arg] = result
     last = runs[-1]
+    last.mkdir(parents=True, exist_ok=True)
     (last / "eval.json").write_text(json.dumps(scores, indent=1))
     (last / "eval_seeds.json").write_text(json.dumps(seeds, indent=1))
     (last / "ablations.json").write_text(json.dumps(ablations, indent=1))
     print(json.dumps(scores))
-    print(write_card(DEST, runs, scores, ablations, training_minutes(runs), machine, seeds, RUN_NOTES))
+    print(write_card(DEST, runs, scores, ablations, minutes, machine, seeds, RUN_NOTES, recorded))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,12 @@ largest; instances can. Boxes here are fractions of the chip side, (x1, y1, x2, 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import nn
 
 from rsapp.model.config import RsappConfig
@@ -26,6 +29,13 @@ RANK_SCALE = 10  # rank and count features are over this (the scale the selector
 NMS_IOU = 0.6
 BOX_FEATURES = 19  # what the boxes and scores alone say (proposal_features)
 SELECT_FEATURES = BOX_FEATURES + 2  # + how much of the asked class the dense head sees inside each box
+# Snapping a chosen box to the dense head's region of its class (snap_to_region): only boxes at least this many
+# cells on their short side (a field, a lake, a wood: the box head's log-size is least sure there, while a
+# 16-px cell is fine enough for them), cells above this probability, and only when the region's box and the
+# chosen one are the same object (IoU at least SNAP_MIN_IOU).
+SNAP_MIN_CELLS = 6
+SNAP_THRESHOLD = 0.4
+SNAP_MIN_IOU = 0.3
 
 
 def class_extents(probs: torch.Tensor) -> torch.Tensor:
@@ -246,3 +256,21 @@ def choose(logits: torch.Tensor) -> list[int]:
         return []
     picked = (logits > 0).nonzero().flatten().tolist()
     return picked or [int(logits.argmax())]
+
+
+def snap_to_region(box: tuple[float, ...], probs: np.ndarray) -> tuple[float, ...]:
+    """A chosen box (chip fractions) of an extended object → the box of the dense head's connected region of the
+    class (probs (n, n), 8-connected cells above SNAP_THRESHOLD) that covers most of it; the box itself when it is
+    small, covers no such region, or the region's box is another object."""
+    n = probs.shape[0]
+    x1, y1, x2, y2 = (v * n for v in box)
+    if min(x2 - x1, y2 - y1) < SNAP_MIN_CELLS:
+        return box
+    regions, _ = ndimage.label(probs > SNAP_THRESHOLD, structure=np.ones((3, 3)))
+    inside = regions[int(y1):max(math.ceil(y2), int(y1) + 1), int(x1):max(math.ceil(x2), int(x1) + 1)]
+    ids, counts = np.unique(inside[inside > 0], return_counts=True)
+    if not len(ids):
+        return box
+    rows, cols = np.nonzero(regions == ids[counts.argmax()])
+    snapped = (cols.min() / n, rows.min() / n, (cols.max() + 1) / n, (rows.max() + 1) / n)
+    return snapped if iou(snapped, box) >= SNAP_MIN_IOU else box

@@ -17,7 +17,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from rsapp.model.boxes import (BoxHead, BoxSelector, choose, class_mass, proposal_features, proposals,
-                               selection_candidates)
+                               selection_candidates, snap_to_region)
 from rsapp.model.config import RsappConfig
 from rsapp.model.cs_hlora import ScaleGate
 from rsapp.model.lm import DecoderLayer, KVCache, RMSNorm, zero_linear
@@ -372,8 +372,9 @@ class RsappVLM(PreTrainedModel):
     def select_boxes(self, encoded: Encoded, prompt_ids: torch.Tensor, n_images: int, g: int, s: float | None,
                      seg_class: int) -> list[tuple[float, float, float, float]] | None:
         """[VG] from instances, batch of one: the box head's proposals of the asked class that the selector picks
-        from the LM's reading of the question, as chip fractions sorted left to right. None when there is no box
-        head, no class asked or no proposal (the LM then writes the boxes)."""
+        from the LM's reading of the question, extended objects snapped to the dense head's region of the class, as
+        chip fractions sorted left to right. None when there is no box head, no class asked or no proposal (the LM
+        then writes the boxes)."""
         if self.box_head is None or seg_class < 0:
             return None
         heat, geometry = self.box_maps(encoded)
@@ -386,7 +387,8 @@ class RsappVLM(PreTrainedModel):
                                  head_from=encoded.tokens.shape[1])[0]  # the prompt's text tokens, to <ans>
         mass = class_mass(boxes, encoded.cells[0, 0, seg_class])
         picked = choose(self.box_select(self.norm(words), proposal_features(boxes, scores, mass)))
-        return sorted(tuple(float(v) for v in boxes[i]) for i in picked)
+        probs = encoded.cells[0, 0, seg_class].numpy()
+        return sorted(snap_to_region(tuple(float(v) for v in boxes[i]), probs) for i in picked)
 
     def soft_number_loss(self, logits: torch.Tensor, labels: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
         """Cross-entropy against a Gaussian (sigma, in units of 0–100) over the number tokens around each number

@@ -4,7 +4,9 @@ the run's own logs and the evaluation JSON (so the card never states a number no
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from rsapp.model.modeling import RsappVLM
@@ -85,11 +87,41 @@ def _command(cfg: dict, first: bool) -> str:
     return "python -m rsapp train " + " ".join(args)
 
 
+@dataclass
+class Recorded:
+    """What the card being replaced says of the runs of its chain: runs/ is not in git, so a chain continued on
+    another machine keeps the earlier runs' record (stage lines, reproduce commands, minutes) from that card."""
+
+    stages: dict[str, list[str]]
+    commands: dict[str, str]
+    minutes: float
+    batch: int | None = None
+
+    @classmethod
+    def from_card(cls, text: str) -> "Recorded":
+        stages: dict[str, list[str]] = {}
+        commands = {}
+        for line in text.splitlines():
+            if m := re.match(r"- `([\w.-]+)` stage \d", line):
+                stages.setdefault(m.group(1), []).append(line)
+            elif m := re.match(r"\d+\. `(python -m rsapp train .*--out runs/([\w.-]+) .*)`$", line):
+                commands[m.group(2)] = m.group(1)
+        minutes = re.search(r"(\d+) minutes in all", text)
+        batch = re.search(r"^Batch (\d+),", text, re.M)
+        return cls(stages, commands, float(minutes.group(1)) if minutes else 0.0, int(batch.group(1)) if batch else None)
+
+
 def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minutes: float, machine: str,
-               extra_seeds: dict | None = None, notes: dict | None = None) -> Path:
+               extra_seeds: dict | None = None, notes: dict | None = None,
+               recorded: Recorded | None = None) -> Path:
     """runs: the chain of training runs, first to last (each later one continues from the one before); notes:
-    run name → what that run changed."""
-    cfgs = [json.loads((r / "train_config.json").read_text()) for r in runs]
+    run name → what that run changed; recorded: the earlier card's record of runs no longer on disk."""
+    recorded = recorded or Recorded({}, {}, 0.0)
+    on_disk = [r for r in runs if (r / "train_config.json").is_file()]
+    missing = [r.name for r in runs if r not in on_disk and r.name not in recorded.commands]
+    if missing:
+        raise FileNotFoundError(f"no train_config.json and no record in the old card for runs {missing}")
+    cfgs = [json.loads((r / "train_config.json").read_text()) for r in on_disk]
     real = scores.get("real", {})
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     main = ["vqa_acc", "cls_acc", "vg_acc50", "ref_acc", "seg_miou", "seg_miou_px", "cd_f1", "cap_bleu4",
@@ -100,7 +132,11 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
     status = ("Status: meets the issue's minimum scores." if not failing else
               f"Status: **below the issue's minimum on {', '.join(failing)}** (table below).")
     stages = []
-    for i, (run, cfg) in enumerate(zip(runs, cfgs)):
+    for run in runs:
+        if run not in on_disk:
+            stages += recorded.stages.get(run.name, [])
+            continue
+        cfg = cfgs[on_disk.index(run)]
         if not cfg.get("init_from"):
             s1 = _stage_summary(run, 1)
             stages.append(f"- `{run.name}` stage 1 (one FFN, no CS-HLoRA / SSE-U): {s1['steps']} steps at peak lr "
@@ -114,6 +150,8 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         stages.append(f"- `{run.name}` stage 2 ({what}; {cfg['predicted_s_share']:.0%} of rows gated by SSE-U's own "
                       f"prediction): {s2['steps']} steps at peak lr {cfg['lr_stage2']}, LM loss "
                       f"{s2['lm_loss_first50']:.2f} → {s2['lm_loss_last50']:.2f}; task mix {_mix(cfg)}{real_part}.")
+    commands = [_command(cfgs[on_disk.index(r)], not cfgs[on_disk.index(r)].get("init_from")) if r in on_disk
+                else recorded.commands[r.name] for r in runs]
     lines = [
         "# rsapp-tiny",
         "",
@@ -137,7 +175,7 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "",
         "## Training",
         "",
-        f"Batch {cfgs[-1]['batch_size']}, AdamW, cosine schedules, on {machine}, {minutes:.0f} minutes in all:",
+        f"Batch {cfgs[-1]['batch_size'] if cfgs else recorded.batch}, AdamW, cosine schedules, on {machine}, {minutes:.0f} minutes in all:",
         *stages,
         "",
         "Training aids of the last run (kept in the weights, cheap at inference):",
@@ -169,12 +207,13 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "  head sees inside each box) against the LM's state at `<ans>` plus an attention-pooled read of the",
         "  question's own token states, trained on [VG] rows with binary cross-entropy plus a listwise term (the",
         "  softmax mass on the answer); candidates: the head's proposals, plus the instances it missed until",
-        "  `--no-select-missed`.",
+        "  `--no-select-missed`. At inference a chosen box of an extended object (6 cells or more on its short",
+        "  side) snaps to the dense head's connected region of the class it covers most (no training).",
         "",
         "Reproduce (each command resumes from its checkpoints if stopped; `runs/tiny_ft` was stopped and resumed",
         "twice, the first 250 steps without real samples, so sample order differs slightly):",
-        *[f"{i + 1}. `{_command(cfg, not cfg.get('init_from'))}`" for i, cfg in enumerate(cfgs)],
-        f"{len(cfgs) + 1}. `python tools/ship_default_model.py {','.join(map(str, runs))} \"MACHINE\"` (ships fp16 "
+        *[f"{i + 1}. `{command}`" for i, command in enumerate(commands)],
+        f"{len(commands) + 1}. `python tools/ship_default_model.py {','.join(map(str, runs))} \"MACHINE\"` (ships fp16 "
         "weights, evaluates, writes this card).",
         "",
         f"## Scores (seed {scores['seed']}, never trained on; {scores['n_per_task']} samples per task; quant "

@@ -5,7 +5,7 @@ import torch
 
 from rsapp.data.samples import make_sample
 from rsapp.model.boxes import (BOX_FEATURES, SELECT_FEATURES, BoxHead, BoxSelector, PixelStem, box_targets, choose,
-                               class_mass, proposal_features, proposals, selection_candidates)
+                               class_mass, proposal_features, proposals, selection_candidates, snap_to_region)
 from rsapp.train.loop import instance_batch
 from tests.model.conftest import TOY
 
@@ -180,3 +180,17 @@ def test_mass_features_mark_the_fullest_box_and_start_silent():
     assert torch.equal(sel(words, f), sel(words, without))  # weights trained before the mass features: unchanged
     torch.nn.init.normal_(sel.mass_key[2].weight)
     assert (sel(words, f) - sel(words, without)).abs().max() > 1e-3
+
+
+def test_extended_objects_snap_to_the_dense_region_of_their_class():
+    probs = np.zeros((N, N), np.float32)
+    probs[2:12, 3:13] = 0.9  # a field of 10 × 10 cells
+    probs[14:16, 0:2] = 0.9  # and a small patch apart from it
+    loose = (2 / N, 1 / N, 11 / N, 10 / N)  # the box head's guess: the right object, its extent off by a cell or two
+    np.testing.assert_allclose(snap_to_region(loose, probs), (3 / N, 2 / N, 13 / N, 12 / N))
+    small = (0 / N, 13 / N, 3 / N, 16 / N)  # under SNAP_MIN_CELLS: left as the head drew it
+    assert snap_to_region(small, probs) == small
+    empty = (0.0, 0.0, 0.4, 0.1)
+    assert snap_to_region(empty, np.zeros((N, N), np.float32)) == empty
+    corner = (10 / N, 10 / N, 16 / N, 16 / N)  # touches the field's corner only: the field is another object
+    assert snap_to_region(corner, probs) == corner
