@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rsapp.train.ship import Recorded, ship, write_card  # noqa: E402
+from rsapp.train.ship import Recorded, has_logs, ship, write_card  # noqa: E402
 
 # Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7, 8, 9,
 # 11, 12 in the chain), evaluation with [seed, 7919].
@@ -89,8 +89,8 @@ def main() -> None:
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     card = DEST / "MODEL_CARD.md"
     recorded = Recorded.from_card(card.read_text()) if card.is_file() else None
-    earlier = [r for r in runs if not (r / "train_config.json").is_file()]  # runs/ of another machine: on record
-    minutes = training_minutes([r for r in runs if r not in earlier]) + (recorded.minutes if earlier and recorded else 0)
+    here = [r for r in runs if has_logs(r)]  # the others ran on another machine: only the card records them
+    minutes = training_minutes(here) + (recorded.minutes if len(here) < len(runs) and recorded else 0)
     if (runs[-1] / "final").is_dir():
         ship(runs[-1], DEST, MASK_SOURCE, BOX_SOURCE)
     else:  # the last run is on record only: re-score the weights as shipped (after a change of inference code)

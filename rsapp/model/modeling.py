@@ -385,10 +385,9 @@ class RsappVLM(PreTrainedModel):
         st = None if s is None else torch.tensor([float(s)])
         words = self._run_layers(h, torch.tensor([g]), st, torch.arange(h.shape[1]), None, None, encoded.tokens,
                                  head_from=encoded.tokens.shape[1])[0]  # the prompt's text tokens, to <ans>
-        mass = class_mass(boxes, encoded.cells[0, 0, seg_class])
-        picked = choose(self.box_select(self.norm(words), proposal_features(boxes, scores, mass)))
-        probs = encoded.cells[0, 0, seg_class].numpy()
-        return sorted(snap_to_region(tuple(float(v) for v in boxes[i]), probs) for i in picked)
+        probs = encoded.cells[0, 0, seg_class]
+        picked = choose(self.box_select(self.norm(words), proposal_features(boxes, scores, class_mass(boxes, probs))))
+        return sorted(snap_to_region(tuple(float(v) for v in boxes[i]), probs.numpy()) for i in picked)
 
     def soft_number_loss(self, logits: torch.Tensor, labels: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
         """Cross-entropy against a Gaussian (sigma, in units of 0–100) over the number tokens around each number

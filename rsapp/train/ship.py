@@ -108,7 +108,13 @@ class Recorded:
                 commands[m.group(2)] = m.group(1)
         minutes = re.search(r"(\d+) minutes in all", text)
         batch = re.search(r"^Batch (\d+),", text, re.M)
-        return cls(stages, commands, float(minutes.group(1)) if minutes else 0.0, int(batch.group(1)) if batch else None)
+        return cls(stages, commands, float(minutes.group(1)) if minutes else 0.0,
+                   int(batch.group(1)) if batch else None)
+
+
+def has_logs(run: Path) -> bool:
+    """Whether a run of the chain is on this machine (else only the old card's record of it is)."""
+    return (run / "train_config.json").is_file()
 
 
 def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minutes: float, machine: str,
@@ -117,11 +123,10 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
     """runs: the chain of training runs, first to last (each later one continues from the one before); notes:
     run name → what that run changed; recorded: the earlier card's record of runs no longer on disk."""
     recorded = recorded or Recorded({}, {}, 0.0)
-    on_disk = [r for r in runs if (r / "train_config.json").is_file()]
-    missing = [r.name for r in runs if r not in on_disk and r.name not in recorded.commands]
+    missing = [r.name for r in runs if not has_logs(r) and r.name not in recorded.commands]
     if missing:
         raise FileNotFoundError(f"no train_config.json and no record in the old card for runs {missing}")
-    cfgs = [json.loads((r / "train_config.json").read_text()) for r in on_disk]
+    cfgs = {r: json.loads((r / "train_config.json").read_text()) for r in runs if has_logs(r)}
     real = scores.get("real", {})
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     main = ["vqa_acc", "cls_acc", "vg_acc50", "ref_acc", "seg_miou", "seg_miou_px", "cd_f1", "cap_bleu4",
@@ -133,10 +138,10 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
               f"Status: **below the issue's minimum on {', '.join(failing)}** (table below).")
     stages = []
     for run in runs:
-        if run not in on_disk:
+        if run not in cfgs:
             stages += recorded.stages.get(run.name, [])
             continue
-        cfg = cfgs[on_disk.index(run)]
+        cfg = cfgs[run]
         if not cfg.get("init_from"):
             s1 = _stage_summary(run, 1)
             stages.append(f"- `{run.name}` stage 1 (one FFN, no CS-HLoRA / SSE-U): {s1['steps']} steps at peak lr "
@@ -150,8 +155,9 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         stages.append(f"- `{run.name}` stage 2 ({what}; {cfg['predicted_s_share']:.0%} of rows gated by SSE-U's own "
                       f"prediction): {s2['steps']} steps at peak lr {cfg['lr_stage2']}, LM loss "
                       f"{s2['lm_loss_first50']:.2f} → {s2['lm_loss_last50']:.2f}; task mix {_mix(cfg)}{real_part}.")
-    commands = [_command(cfgs[on_disk.index(r)], not cfgs[on_disk.index(r)].get("init_from")) if r in on_disk
-                else recorded.commands[r.name] for r in runs]
+    commands = [_command(cfgs[r], not cfgs[r].get("init_from")) if r in cfgs else recorded.commands[r.name]
+                for r in runs]
+    batch = cfgs[runs[-1]]["batch_size"] if runs[-1] in cfgs else recorded.batch
     lines = [
         "# rsapp-tiny",
         "",
@@ -175,7 +181,7 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "",
         "## Training",
         "",
-        f"Batch {cfgs[-1]['batch_size'] if cfgs else recorded.batch}, AdamW, cosine schedules, on {machine}, {minutes:.0f} minutes in all:",
+        f"Batch {batch}, AdamW, cosine schedules, on {machine}, {minutes:.0f} minutes in all:",
         *stages,
         "",
         "Training aids of the last run (kept in the weights, cheap at inference):",
