@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rsapp.train.ship import Recorded, has_logs, ship, write_card  # noqa: E402
 
 # Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7, 8, 9,
-# 11, 12 in the chain), evaluation with [seed, 7919].
+# 11, 12, 13, 14 in the chain), evaluation with [seed, 7919].
 EVAL_SEED = 20261123
 EXTRA_SEEDS = (777, 4242)  # more unseen seeds, fewer samples each
 DEST = Path("weights/rsapp-tiny")
@@ -49,6 +49,10 @@ RUN_NOTES = {
                  "candidates from the box head's own proposals, as at inference",
     "tiny_ft12": "the selector alone again, now also told how much of the asked class the dense head sees inside "
                  "each proposal (the largest pond is the largest water body, not the largest box)",
+    "tiny_ft13": "a fine level for the box head (a 32 × 32 grid, 8 px per cell, with its own stride-8 CNN) for "
+                 "objects under 32 px; it alone trains (the rest frozen), on [VG] only; started from the shipped "
+                 "tiny_ft12 weights (weights/rsapp-tiny at commit 8412aa6, fp16), as runs/tiny_ft12 was no longer here",
+    "tiny_ft14": "the selector and the fine level together, on the proposals of both levels (as at inference)",
 }
 
 

@@ -36,6 +36,10 @@ SELECT_FEATURES = BOX_FEATURES + 2  # + how much of the asked class the dense he
 SNAP_MIN_CELLS = 6
 SNAP_THRESHOLD = 0.4
 SNAP_MIN_IOU = 0.3
+# Objects whose longer side is under this (chip fraction: two descriptor cells, 32 px at the default sizes) are the
+# fine level's: on the 16-px grid a car's centre falls a quarter of a cell off wherever it is, and a parking lot puts
+# several in one cell; the coarse level keeps the larger ones.
+FINE_MAX_SIDE = 2 / 16
 
 
 def class_extents(probs: torch.Tensor) -> torch.Tensor:
@@ -79,6 +83,30 @@ class PixelStem(nn.Module):
         return self.fold(F.pixel_unshuffle(x, 4))
 
 
+class FineLevel(nn.Module):
+    """The box head's second level, at twice the grid's resolution (8 px per position at the default sizes): its own
+    stride-8 CNN on the box view says where the small things are, the coarse level's hidden features (upsampled)
+    say what is around them. Same outputs as the coarse level: centre logits and geometry, in its own cells."""
+
+    def __init__(self, dv: int, k: int, width: int = 64):
+        super().__init__()
+        self.k = k
+        self.stem = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1), nn.GELU(), nn.Conv2d(24, 48, 3, 2, 1), nn.GELU(),
+                                  nn.Conv2d(48, width, 3, 2, 1), nn.GELU())
+        self.net = nn.Sequential(nn.Conv2d(dv + width, dv, 1), nn.GELU(), nn.Conv2d(dv, dv, 3, padding=1), nn.GELU(),
+                                 nn.Conv2d(dv, k + 4, 1))
+        with torch.no_grad():
+            self.net[-1].bias[:k] = -2.2  # as the coarse level: centres are rare
+
+    def forward(self, coarse: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        """coarse (B, dv, n, n) hidden features, view (B, 3, R, R) → (B, K + 4, 2n, 2n) raw outputs."""
+        side = 2 * coarse.shape[-1]
+        px = self.stem(view)
+        if px.shape[-1] != side:
+            px = F.adaptive_avg_pool2d(px, side)
+        return self.net(torch.cat([F.interpolate(coarse, scale_factor=2, mode="nearest"), px], 1))
+
+
 class BoxHead(nn.Module):
     def __init__(self, cfg: RsappConfig):
         super().__init__()
@@ -88,19 +116,26 @@ class BoxHead(nn.Module):
         self.net = nn.Sequential(nn.Conv2d(2 * dv + 4 * self.k, dv, 3, padding=1), nn.GELU(),
                                  nn.Conv2d(dv, dv, 3, padding=1), nn.GELU(), nn.Conv2d(dv, self.k + 4, 1))
         self.stem = PixelStem(self.n, dv)  # adds to the first layer's output
+        self.fine = FineLevel(dv, self.k)
         with torch.no_grad():
             self.net[-1].bias[: self.k] = -2.2  # centres are rare: start at p ≈ 0.1 (CenterNet)
 
     def forward(self, fused: torch.Tensor, local_grid: torch.Tensor, probs: torch.Tensor,
-                view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                view: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """fused (B, g², dv), local_grid (B, n², dv), the dense head's (detached) class probabilities (B, K, n, n),
-        the box view (B, 3, R, R) → centre logits (B, K, n, n), geometry (B, 4, n, n): the instance centre's place
-        inside the cell (x, y in 0–1) and the log of its width and height in cells (CenterNet's offset + size)."""
+        the box view (B, 3, R, R) → per level (coarse n × n, fine 2n × 2n): centre logits (B, K, m, m) and geometry
+        (B, 4, m, m), the instance centre's place inside the cell (x, y in 0–1) and the log of its width and height
+        in cells (CenterNet's offset + size)."""
         b, dv, g, n = fused.shape[0], fused.shape[-1], self.n // self.ratio, self.n
         glob = fused.transpose(1, 2).reshape(b, dv, g, g).repeat_interleave(self.ratio, 2).repeat_interleave(self.ratio, 3)
         local = local_grid.transpose(1, 2).reshape(b, dv, n, n)
         x = self.net[0](torch.cat([glob, local, class_extents(probs)], 1)) + self.stem(view)
-        out = self.net[1:](x)
+        hidden = self.net[1:-1](x)
+        # The fine level reads the coarse level's features but does not train them (nor the tower under them): it
+        # came after them, and its few small objects per chip must not pull what the coarse level learned.
+        return [self._split(self.net[-1](hidden)), self._split(self.fine(hidden.detach(), view))]
+
+    def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         geo = out[:, self.k:]
         return out[:, : self.k], torch.cat([torch.sigmoid(geo[:, :2]), geo[:, 2:]], 1)
 
@@ -117,6 +152,13 @@ class BoxHead(nn.Module):
         centre = target["centre"]  # (B, n, n): 1 at a listed instance's centre cell
         geo = ((geometry - target["geometry"]).abs().sum(1) * centre).sum()
         return focal / pos.sum().clamp(min=1) + geo / centre.sum().clamp(min=1)
+
+
+def level_targets(instances, known_classes, n: int, k: int, chip: float) -> list[dict[str, np.ndarray]]:
+    """box_targets of both levels: every instance on the n × n grid (the coarse level learned them all before the
+    fine one existed), those under FINE_MAX_SIDE on the 2n × 2n grid."""
+    small = [i for i in instances if max(i[3] - i[1], i[4] - i[2]) < FINE_MAX_SIDE * chip]
+    return [box_targets(instances, known_classes, n, k, chip), box_targets(small, known_classes, 2 * n, k, chip)]
 
 
 def box_targets(instances, known_classes, n: int, k: int, chip: float) -> dict[str, np.ndarray]:
@@ -147,6 +189,28 @@ def proposals(heat: torch.Tensor, geometry: torch.Tensor, cls: int, max_n: int =
               min_score: float = MIN_SCORE) -> tuple[torch.Tensor, torch.Tensor]:
     """One image's maps (K, n, n), (4, n, n) → boxes (P, 4) as chip fractions and scores (P,) of class cls: centre
     peaks (3 × 3 local maxima) above min_score, best first, overlapping boxes suppressed."""
+    return suppress(*peaks(heat, geometry, cls, min_score), max_n)
+
+
+@torch.no_grad()
+def level_proposals(levels: list[tuple[torch.Tensor, torch.Tensor]], cls: int,
+                    max_n: int = MAX_PROPOSALS) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's maps of both levels [(K, n, n), (4, n, n)], [(K, 2n, 2n), (4, 2n, 2n)] → proposals as in
+    `proposals`: the coarse level's boxes at least FINE_MAX_SIDE on their longer side, the fine level's under it."""
+    found = []
+    for level, (heat, geometry) in enumerate(levels):
+        boxes, scores = peaks(heat, geometry, cls, MIN_SCORE)
+        longer = (boxes[:, 2:] - boxes[:, :2]).amax(1)
+        keep = longer >= FINE_MAX_SIDE if level == 0 else longer < FINE_MAX_SIDE
+        found.append((boxes[keep], scores[keep]))
+    boxes, scores = (torch.cat(part) for part in zip(*found))
+    order = scores.argsort(descending=True)
+    return suppress(boxes[order], scores[order], max_n)
+
+
+def peaks(heat: torch.Tensor, geometry: torch.Tensor, cls: int, min_score: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every centre peak of class cls (a 3 × 3 local maximum above min_score) as a box (chip fractions) and its
+    score, best first."""
     n = heat.shape[-1]
     p = torch.sigmoid(heat[cls].float())
     peak = (p == F.max_pool2d(p[None, None], 3, 1, 1)[0, 0]) & (p > min_score)
@@ -156,14 +220,29 @@ def proposals(heat: torch.Tensor, geometry: torch.Tensor, cls: int, max_n: int =
     rows, cols, scores = rows[order], cols[order], scores[order]
     g = geometry[:, rows, cols].float()  # (4, P)
     cx, cy, w, h = cols.float() + g[0], rows.float() + g[1], g[2].exp(), g[3].exp()
-    boxes = (torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) / n).clamp(0, 1)
+    return (torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) / n).clamp(0, 1), scores
+
+
+def suppress(boxes: torch.Tensor, scores: torch.Tensor, max_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy non-maximum suppression of boxes sorted best first, at most max_n kept."""
+    overlaps = (pairwise_iou(boxes) >= NMS_IOU).numpy()
     keep: list[int] = []
     for i in range(len(boxes)):
         if len(keep) == max_n:
             break
-        if all(iou(boxes[i], boxes[j]) < NMS_IOU for j in keep):
+        if not overlaps[i, keep].any():
             keep.append(i)
     return boxes[keep], scores[keep]
+
+
+def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
+    """(P, 4) boxes → (P, P) intersection over union (0 between empty boxes)."""
+    lo = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    hi = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = (hi - lo).clamp(min=0).prod(-1)
+    area = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(-1)
+    union = area[:, None] + area[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def class_mass(boxes: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import PreTrainedModel
 
-from rsapp.model.boxes import (BoxHead, BoxSelector, choose, class_mass, proposal_features, proposals,
+from rsapp.model.boxes import (BoxHead, BoxSelector, choose, class_mass, level_proposals, proposal_features,
                                selection_candidates, snap_to_region)
 from rsapp.model.config import RsappConfig
 from rsapp.model.cs_hlora import ScaleGate
@@ -185,8 +185,9 @@ class RsappVLM(PreTrainedModel):
         return Encoded(tokens, mu, logvar, sum(v.tokens_total for v in views), sum(v.tokens_kept for v in views),
                        views, cells, change)
 
-    def box_maps(self, enc: Encoded, image: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """BoxHead's (centre logits, geometry) of one image of the request: only [VG] and training need them."""
+    def box_maps(self, enc: Encoded, image: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """BoxHead's (centre logits, geometry) per level of one image of the request: only [VG] and training need
+        them."""
         vt = enc.views[image]
         return self.box_head(vt.fused, vt.local_grid, enc.cells[:, image], vt.box_view)
 
@@ -291,7 +292,7 @@ class RsappVLM(PreTrainedModel):
         cursor (B, T - n, 2): descriptor cursor of the text tokens. dense (B, n, K, grid, grid): the dense
         auxiliary target of each image (DenseHead). soft_numbers (B,) bool: rows whose number answer tokens (box
         corners) also pay soft_number_loss, so a corner one off costs less than one far off. boxes: BoxHead
-        targets per image (rsapp.model.boxes.box_targets, stacked (B, n_images, ...)). select (B,) of None or
+        targets per level (rsapp.model.boxes.level_targets, each stacked (B, n_images, ...)). select (B,) of None or
         (instances of the asked class, answer boxes), chip fractions: rows whose <ans> state learns to pick the
         answer among the proposals (BoxSelector); with select_missed the instances the head missed join them.
         """
@@ -332,10 +333,11 @@ class RsappVLM(PreTrainedModel):
                 loss = loss + dense_weight * aux
             maps = [self.box_maps(enc, i) for i in range(n)] if boxes is not None and self.box_head is not None else None
             if maps is not None:
-                aux = sum(BoxHead.loss(*maps[i], {k: v[:, i] for k, v in boxes.items()}) for i in range(n)) / n
+                aux = sum(BoxHead.loss(*level, {k: v[:, i] for k, v in target.items()})
+                          for i in range(n) for level, target in zip(maps[i], boxes)) / n
                 out["box_loss"] = aux
                 loss = loss + box_weight * aux
-            if maps is not None and select is not None and any(x is not None for x in select):
+            if maps is not None and select is not None and select_weight and any(x is not None for x in select):
                 sel = self._selection_loss(maps[0], enc.cells[:, 0], hidden, input_ids[:, n:], seg_class, select,
                                            select_missed)
                 if sel is not None:
@@ -347,14 +349,15 @@ class RsappVLM(PreTrainedModel):
     def _selection_loss(self, maps, cells: torch.Tensor, hidden: torch.Tensor, text_ids: torch.Tensor, seg_class,
                         select, add_missed: bool = True):
         """BCE + listwise cross-entropy of BoxSelector over each row's candidates (its proposals + the instances they
-        missed); maps: the first image's BoxHead maps (box_maps), cells its DenseHead probabilities (B, K, n, n)."""
+        missed); maps: the first image's BoxHead levels (box_maps), cells its DenseHead probabilities (B, K, n, n)."""
         rng = np.random.default_rng(int(torch.randint(1 << 30, ())))
         ans = (text_ids == self.config.answer_token_id).int().argmax(1)
         losses = []
         for row, item in enumerate(select):
             if item is None or int(seg_class[row]) < 0:
                 continue
-            boxes, scores = proposals(maps[0][row].detach(), maps[1][row].detach(), int(seg_class[row]))
+            levels = [(heat[row].detach(), geometry[row].detach()) for heat, geometry in maps]
+            boxes, scores = level_proposals(levels, int(seg_class[row]))
             boxes, scores, labels = selection_candidates(boxes.cpu(), scores.cpu(), *item, rng, add_missed)
             if not len(boxes) or not labels.any():
                 continue
@@ -377,8 +380,7 @@ class RsappVLM(PreTrainedModel):
         then writes the boxes)."""
         if self.box_head is None or seg_class < 0:
             return None
-        heat, geometry = self.box_maps(encoded)
-        boxes, scores = proposals(heat[0], geometry[0], seg_class)
+        boxes, scores = level_proposals([(heat[0], geometry[0]) for heat, geometry in self.box_maps(encoded)], seg_class)
         if not len(boxes):
             return None
         h = self.text_embeddings(encoded, prompt_ids, n_images, None, torch.tensor([seg_class]))

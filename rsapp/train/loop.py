@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from rsapp.data.real import real_sample
 from rsapp.data.samples import SEG_GRID, TASK_WEIGHTS, Sample, make_sample
-from rsapp.model.boxes import box_targets
+from rsapp.model.boxes import level_targets
 from rsapp.model.config import PRESETS, RsappConfig
 from rsapp.model.modeling import NO_CURSOR, RsappVLM
 from rsapp.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
@@ -114,14 +114,14 @@ def answer_cursor(tok, full: list[int], prompt_len: int, n_grid: int) -> list[tu
 
 
 def instance_batch(samples: list[Sample], n_grid: int, k: int) -> tuple[dict, list]:
-    """BoxHead targets stacked (B, n_images, ...), and per row the selector's (instances of the asked class,
+    """BoxHead targets per level, stacked (B, n_images, ...), and per row the selector's (instances of the asked class,
     answer boxes) as chip fractions for [VG] rows whose instances are known (None otherwise)."""
     per_sample, select = [], []
     for s in samples:
         chip = s.images[0].shape[0]
         known = s.instance_classes if s.instances else ()
         lists = s.instances or [[] for _ in s.images]
-        per_sample.append([box_targets(inst, known, n_grid, k, chip) for inst in lists])
+        per_sample.append([level_targets(inst, known, n_grid, k, chip) for inst in lists])
         asked = seg_class(s.question) if s.token == "[VG]" else None
         if asked is None or not s.instances or (known is not None and CLASSES.index(asked) not in known):
             select.append(None)
@@ -129,8 +129,8 @@ def instance_batch(samples: list[Sample], n_grid: int, k: int) -> tuple[dict, li
         cls = CLASSES.index(asked)
         frac = lambda b: tuple(v / chip for v in b)  # noqa: E731
         select.append(([frac(i[1:]) for i in s.instances[0] if i[0] == cls], [frac(b) for b in s.target["boxes"]]))
-    stacked = {key: torch.from_numpy(np.stack([np.stack([t[key] for t in ts]) for ts in per_sample]))
-               for key in per_sample[0][0]}
+    stacked = [{key: torch.from_numpy(np.stack([np.stack([t[level][key] for t in ts]) for ts in per_sample]))
+                for key in per_sample[0][0][level]} for level in range(len(per_sample[0][0]))]
     return stacked, select
 
 
@@ -300,7 +300,7 @@ def _run_stage(cfg, model, opt, tok, stage, start, steps, peak, ckpt) -> None:
     end = min(steps, cfg.stop_at or steps)
     for step, samples in zip(range(start, end), loader):
         b = {k: v.to(DEVICE) if torch.is_tensor(v) else v for k, v in encode_batch(samples, tok).items()}
-        b["boxes"] = {k: v.to(DEVICE) for k, v in b["boxes"].items()}
+        b["boxes"] = [{k: v.to(DEVICE) for k, v in level.items()} for level in b["boxes"]]
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, peak, cfg.warmup) * group.get("lr_scale", 1.0)
         if stage == 1:

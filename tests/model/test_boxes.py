@@ -4,8 +4,9 @@ import numpy as np
 import torch
 
 from rsapp.data.samples import make_sample
-from rsapp.model.boxes import (BOX_FEATURES, SELECT_FEATURES, BoxHead, BoxSelector, PixelStem, box_targets, choose,
-                               class_mass, proposal_features, proposals, selection_candidates, snap_to_region)
+from rsapp.model.boxes import (BOX_FEATURES, FINE_MAX_SIDE, SELECT_FEATURES, BoxHead, BoxSelector, PixelStem,
+                               box_targets, choose, class_mass, level_proposals, level_targets, proposal_features,
+                               proposals, selection_candidates, snap_to_region)
 from rsapp.train.loop import instance_batch
 from tests.model.conftest import TOY
 
@@ -30,6 +31,23 @@ def test_targets_decode_back_to_the_instances():
     ship_boxes, _ = proposals(heat, edges, 7)
     np.testing.assert_allclose(ship_boxes[0].numpy(), np.array(ship[0][1:]) / CHIP, atol=1e-5)
     assert len(proposals(heat, edges, 1)[0]) == 0  # no building: no proposal
+
+
+def test_small_objects_are_the_fine_levels_and_large_ones_the_coarse_levels():
+    pond = (3, 20.0, 30.0, 100.0, 90.0)
+    cars = [(6, 33.0, 200.0, 41.0, 205.0), (6, 42.0, 200.0, 47.0, 205.0)]  # side by side: centres in one 16-px cell
+    coarse, fine = level_targets([pond] + cars, None, N, K, CHIP)
+    assert coarse["centre"].sum() == 2  # the coarse level keeps every instance, but has one centre for both cars
+    assert fine["heat"].shape == (K, 2 * N, 2 * N) and fine["centre"].sum() == 2  # each car in its own fine cell
+    assert fine["heat"][3].max() == 0  # the pond is not the fine level's
+    levels = [(torch.logit(torch.from_numpy(t["heat"]).clamp(1e-3, 1 - 1e-3)), torch.from_numpy(t["geometry"]))
+              for t in (coarse, fine)]
+    car_boxes, _ = level_proposals(levels, 6)
+    want = sorted(tuple(v / CHIP for v in c[1:]) for c in cars)
+    np.testing.assert_allclose(sorted(tuple(float(v) for v in b) for b in car_boxes), want, atol=1e-5)
+    pond_boxes, _ = level_proposals(levels, 3)
+    np.testing.assert_allclose(pond_boxes[0].numpy(), np.array(pond[1:]) / CHIP, atol=1e-5)
+    assert all(max(c[3] - c[1], c[4] - c[2]) < FINE_MAX_SIDE * CHIP for c in cars)
 
 
 def test_only_listed_classes_are_known():
@@ -77,14 +95,16 @@ def test_instance_targets_from_samples():
     rng = np.random.default_rng(5)
     samples = [make_sample(rng, "[VG]", CHIP) for _ in range(3)] + [make_sample(rng, "[CCD]", CHIP)]
     boxes, select = instance_batch(samples[:3], N, K)
-    assert boxes["heat"].shape == (3, 1, K, N, N) and bool(boxes["known"].all())
+    coarse, fine = boxes
+    assert coarse["heat"].shape == (3, 1, K, N, N) and bool(coarse["known"].all())
+    assert fine["heat"].shape == (3, 1, K, 2 * N, 2 * N)
     for s, item in zip(samples, select):
         assert item is not None
         instances, answer = item
         assert len(answer) == len(s.target["boxes"]) and all(0 <= v <= 1 for b in answer for v in b)
         assert all(any(np.allclose(a, i) for i in instances) for a in answer)  # the answer is among the instances
     pair_boxes, pair_select = instance_batch(samples[3:], N, K)
-    assert pair_boxes["heat"].shape[1] == 2 and pair_select == [None]
+    assert pair_boxes[0]["heat"].shape[1] == 2 and pair_select == [None]
 
 
 def test_box_losses_train_the_head_and_the_selector(toy_model):
@@ -101,6 +121,7 @@ def test_box_losses_train_the_head_and_the_selector(toy_model):
     assert torch.isfinite(out["box_loss"]) and "select_loss" in out
     assert toy_model.box_head.net[0].weight.grad.abs().sum() > 0
     assert toy_model.box_head.stem.fold.weight.grad.abs().sum() > 0  # the pixel stem learns from the box loss
+    assert toy_model.box_head.fine.stem[0].weight.grad.abs().sum() > 0  # and so does the fine level
     assert toy_model.box_select.query.weight.grad.abs().sum() > 0
     assert toy_model.box_select.word_query.weight.grad.abs().sum() > 0  # and so does its read of the words
     assert toy_model.box_select.mass_key[2].weight.grad.abs().sum() > 0  # and of the class mass in each box
@@ -113,6 +134,7 @@ def test_no_proposal_means_no_head_answer(toy_model):
     assert toy_model.select_boxes(enc, torch.tensor([[3, 5, 4]]), 1, 1, 0.0, -1) is None  # no class named
     with torch.no_grad():
         toy_model.box_head.net[-1].bias[3] = 5.0  # a confident head proposes, and the selector picks
+        toy_model.box_head.fine.net[-1].bias[3] = 5.0
     picked = toy_model.select_boxes(toy_model.encode(x), torch.tensor([[3, 5, 4]]), 1, 1, 0.0, 3)
     assert picked and picked == sorted(picked) and all(0 <= v <= 1 for b in picked for v in b)
 
@@ -194,3 +216,14 @@ def test_extended_objects_snap_to_the_dense_region_of_their_class():
     assert snap_to_region(empty, np.zeros((N, N), np.float32)) == empty
     corner = (10 / N, 10 / N, 16 / N, 16 / N)  # touches the field's corner only: the field is another object
     assert snap_to_region(corner, probs) == corner
+
+
+def test_pairwise_iou_agrees_with_the_one_box_iou():
+    from rsapp.model.boxes import pairwise_iou
+    from rsapp.tasks.boxes import iou
+
+    boxes = torch.rand(7, 2).repeat(1, 2) + torch.cat([torch.zeros(7, 2), torch.rand(7, 2) * 0.5], 1)
+    boxes[3] = boxes[2]  # a duplicate: IoU 1
+    table = pairwise_iou(boxes)
+    want = torch.tensor([[iou(a, b) for b in boxes] for a in boxes])
+    assert torch.allclose(table, want, atol=1e-6) and table[2, 3] == 1

@@ -11,7 +11,7 @@ from tests.model.conftest import TOY
 @pytest.mark.slow
 def test_two_stage_training_lowers_the_loss_and_resumes(tmp_path):
     overrides = {k: v for k, v in TOY.items() if k != "vocab_size"} | {"vocab_size": 400}
-    cfg = TrainConfig(out=str(tmp_path / "run"), stage1_steps=40, stage2_steps=6, batch_size=6, warmup=5,
+    cfg = TrainConfig(out=str(tmp_path / "run"), stage1_steps=60, stage2_steps=6, batch_size=6, warmup=5,
                       tokenizer_samples=80, save_every=20, workers=0, lr=3e-3, model_overrides=overrides)
     final = train(cfg)
     assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
