@@ -225,7 +225,7 @@ def peaks(heat: torch.Tensor, geometry: torch.Tensor, cls: int, min_score: float
 
 def suppress(boxes: torch.Tensor, scores: torch.Tensor, max_n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy non-maximum suppression of boxes sorted best first, at most max_n kept."""
-    overlaps = (pairwise_iou(boxes) >= NMS_IOU).numpy()
+    overlaps = (box_iou(boxes, boxes) >= NMS_IOU).numpy()
     keep: list[int] = []
     for i in range(len(boxes)):
         if len(keep) == max_n:
@@ -235,13 +235,13 @@ def suppress(boxes: torch.Tensor, scores: torch.Tensor, max_n: int) -> tuple[tor
     return boxes[keep], scores[keep]
 
 
-def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
-    """(P, 4) boxes → (P, P) intersection over union (0 between empty boxes)."""
-    lo = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    hi = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(P, 4) and (Q, 4) boxes → (P, Q) intersection over union (0 between empty boxes)."""
+    lo = torch.maximum(a[:, None, :2], b[None, :, :2])
+    hi = torch.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = (hi - lo).clamp(min=0).prod(-1)
-    area = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(-1)
-    union = area[:, None] + area[None, :] - inter
+    area_a, area_b = ((x[:, 2:] - x[:, :2]).clamp(min=0).prod(-1) for x in (a, b))
+    union = area_a[:, None] + area_b[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
@@ -311,22 +311,20 @@ def selection_candidates(boxes: torch.Tensor, scores: torch.Tensor, instances: l
                          answer: list[tuple[float, ...]], rng: np.random.Generator, add_missed: bool = True):
     """Training: the head's proposals plus (add_missed) every instance of the asked class it missed (jittered,
     with a made-up score), and which of them the answer names (best match per answer box at IoU ≥ 0.5). Boxes as
-    fractions."""
-    boxes, scores = list(boxes), list(scores)
+    fractions. IoUs are tensor ops: "all trees" of a wood lists thousands of instances."""
+    boxes, scores = boxes.float().reshape(-1, 4), scores.float().reshape(-1)
     for inst in instances if add_missed else ():
-        if not any(iou(b, inst) >= 0.5 for b in boxes):
+        if not len(boxes) or box_iou(torch.tensor([inst], dtype=torch.float32), boxes).max() < 0.5:
             w, h = inst[2] - inst[0], inst[3] - inst[1]
             jitter = rng.normal(0, 0.05, 4) * np.array([w, h, w, h])
-            boxes.append(torch.tensor(np.clip(np.array(inst) + jitter, 0, 1), dtype=torch.float32))
-            scores.append(torch.tensor(float(rng.uniform(0.25, 0.95))))
+            boxes = torch.cat([boxes, torch.tensor(np.clip(np.array(inst) + jitter, 0, 1), dtype=torch.float32)[None]])
+            scores = torch.cat([scores, torch.tensor([float(rng.uniform(0.25, 0.95))])])
     labels = torch.zeros(len(boxes))
-    for a in answer:
-        best = max(range(len(boxes)), key=lambda i: iou(boxes[i], a), default=None)
-        if best is not None and iou(boxes[best], a) >= 0.5:
-            labels[best] = 1.0
-    if not boxes:
-        return torch.zeros(0, 4), torch.zeros(0), labels
-    return torch.stack(boxes).float(), torch.stack(scores).float(), labels
+    if len(boxes) and answer:
+        table = box_iou(torch.tensor(answer, dtype=torch.float32), boxes)  # (answers, candidates)
+        best = table.max(1)
+        labels[best.indices[best.values >= 0.5]] = 1.0
+    return boxes, scores, labels
 
 
 def choose(logits: torch.Tensor) -> list[int]:

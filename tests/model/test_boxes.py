@@ -218,12 +218,21 @@ def test_extended_objects_snap_to_the_dense_region_of_their_class():
     assert snap_to_region(corner, probs) == corner
 
 
-def test_pairwise_iou_agrees_with_the_one_box_iou():
-    from rsapp.model.boxes import pairwise_iou
+def test_box_iou_agrees_with_the_one_box_iou():
+    from rsapp.model.boxes import box_iou
     from rsapp.tasks.boxes import iou
 
     boxes = torch.rand(7, 2).repeat(1, 2) + torch.cat([torch.zeros(7, 2), torch.rand(7, 2) * 0.5], 1)
     boxes[3] = boxes[2]  # a duplicate: IoU 1
-    table = pairwise_iou(boxes)
-    want = torch.tensor([[iou(a, b) for b in boxes] for a in boxes])
-    assert torch.allclose(table, want, atol=1e-6) and table[2, 3] == 1
+    table = box_iou(boxes, boxes[:5])
+    want = torch.tensor([[iou(a, b) for b in boxes[:5]] for a in boxes])
+    assert table.shape == (7, 5) and torch.allclose(table, want, atol=1e-6) and table[3, 2] == 1
+
+
+def test_candidates_of_a_wood_of_instances_are_quick_and_complete():
+    # "all trees" of a wood: thousands of instances, none proposed. Every one joins the candidates, once.
+    side = np.linspace(0, 0.98, 45)
+    trees = [(x, y, x + 0.015, y + 0.015) for x in side for y in side]
+    boxes, scores, labels = selection_candidates(torch.zeros(0, 4), torch.zeros(0), trees, trees[:3],
+                                                 np.random.default_rng(0))
+    assert len(boxes) == len(trees) == 2025 and labels.sum() == 3 and bool((scores > 0).all())
