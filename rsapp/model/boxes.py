@@ -185,18 +185,11 @@ def box_targets(instances, known_classes, n: int, k: int, chip: float) -> dict[s
 
 
 @torch.no_grad()
-def proposals(heat: torch.Tensor, geometry: torch.Tensor, cls: int, max_n: int = MAX_PROPOSALS,
-              min_score: float = MIN_SCORE) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image's maps (K, n, n), (4, n, n) → boxes (P, 4) as chip fractions and scores (P,) of class cls: centre
-    peaks (3 × 3 local maxima) above min_score, best first, overlapping boxes suppressed."""
-    return suppress(*peaks(heat, geometry, cls, min_score), max_n)
-
-
-@torch.no_grad()
 def level_proposals(levels: list[tuple[torch.Tensor, torch.Tensor]], cls: int,
                     max_n: int = MAX_PROPOSALS) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image's maps of both levels [(K, n, n), (4, n, n)], [(K, 2n, 2n), (4, 2n, 2n)] → proposals as in
-    `proposals`: the coarse level's boxes at least FINE_MAX_SIDE on their longer side, the fine level's under it."""
+    """One image's maps of both levels [(K, n, n), (4, n, n)], [(K, 2n, 2n), (4, 2n, 2n)] → boxes (P, 4) as chip
+    fractions and scores (P,) of class cls: the coarse level's centre peaks (peaks) of boxes at least FINE_MAX_SIDE
+    on their longer side, the fine level's of boxes under it, best first, overlapping boxes suppressed."""
     found = []
     for level, (heat, geometry) in enumerate(levels):
         boxes, scores = peaks(heat, geometry, cls, MIN_SCORE)

@@ -380,7 +380,8 @@ class RsappVLM(PreTrainedModel):
         then writes the boxes)."""
         if self.box_head is None or seg_class < 0:
             return None
-        boxes, scores = level_proposals([(heat[0], geometry[0]) for heat, geometry in self.box_maps(encoded)], seg_class)
+        levels = [(heat[0], geometry[0]) for heat, geometry in self.box_maps(encoded)]
+        boxes, scores = level_proposals(levels, seg_class)
         if not len(boxes):
             return None
         h = self.text_embeddings(encoded, prompt_ids, n_images, None, torch.tensor([seg_class]))

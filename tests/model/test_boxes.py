@@ -4,13 +4,18 @@ import numpy as np
 import torch
 
 from rsapp.data.samples import make_sample
-from rsapp.model.boxes import (BOX_FEATURES, FINE_MAX_SIDE, SELECT_FEATURES, BoxHead, BoxSelector, PixelStem,
-                               box_targets, choose, class_mass, level_proposals, level_targets, proposal_features,
-                               proposals, selection_candidates, snap_to_region)
+from rsapp.model.boxes import (BOX_FEATURES, FINE_MAX_SIDE, MAX_PROPOSALS, MIN_SCORE, SELECT_FEATURES, BoxHead,
+                               BoxSelector, PixelStem, box_targets, choose, class_mass, level_proposals, level_targets,
+                               peaks, proposal_features, selection_candidates, snap_to_region, suppress)
 from rsapp.train.loop import instance_batch
 from tests.model.conftest import TOY
 
 N, K, CHIP = 16, 8, 256
+
+
+def proposals(heat, geometry, cls):
+    """One level's proposals, as level_proposals reads each level before it splits them by size."""
+    return suppress(*peaks(heat, geometry, cls, MIN_SCORE), MAX_PROPOSALS)
 
 
 def _perfect_maps(instances, known=None):
