@@ -90,7 +90,6 @@ class FineLevel(nn.Module):
 
     def __init__(self, dv: int, k: int, width: int = 64):
         super().__init__()
-        self.k = k
         self.stem = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1), nn.GELU(), nn.Conv2d(24, 48, 3, 2, 1), nn.GELU(),
                                   nn.Conv2d(48, width, 3, 2, 1), nn.GELU())
         self.net = nn.Sequential(nn.Conv2d(dv + width, dv, 1), nn.GELU(), nn.Conv2d(dv, dv, 3, padding=1), nn.GELU(),
@@ -185,14 +184,15 @@ def box_targets(instances, known_classes, n: int, k: int, chip: float) -> dict[s
 
 
 @torch.no_grad()
-def level_proposals(levels: list[tuple[torch.Tensor, torch.Tensor]], cls: int,
+def level_proposals(levels: list[tuple[torch.Tensor, torch.Tensor]], cls: int, row: int = 0,
                     max_n: int = MAX_PROPOSALS) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image's maps of both levels [(K, n, n), (4, n, n)], [(K, 2n, 2n), (4, 2n, 2n)] → boxes (P, 4) as chip
-    fractions and scores (P,) of class cls: the coarse level's centre peaks (peaks) of boxes at least FINE_MAX_SIDE
-    on their longer side, the fine level's of boxes under it, best first, overlapping boxes suppressed."""
+    """Batched maps of both levels (BoxHead's output: [(B, K, n, n), (B, 4, n, n)], [(B, K, 2n, 2n), ...]) → boxes
+    (P, 4) as chip fractions and scores (P,) of class cls in image row: the coarse level's centre peaks (peaks) of
+    boxes at least FINE_MAX_SIDE on their longer side, the fine level's of boxes under it, best first, overlapping
+    boxes suppressed."""
     found = []
     for level, (heat, geometry) in enumerate(levels):
-        boxes, scores = peaks(heat, geometry, cls, MIN_SCORE)
+        boxes, scores = peaks(heat[row], geometry[row], cls, MIN_SCORE)
         longer = (boxes[:, 2:] - boxes[:, :2]).amax(1)
         keep = longer >= FINE_MAX_SIDE if level == 0 else longer < FINE_MAX_SIDE
         found.append((boxes[keep], scores[keep]))

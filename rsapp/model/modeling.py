@@ -356,8 +356,7 @@ class RsappVLM(PreTrainedModel):
         for row, item in enumerate(select):
             if item is None or int(seg_class[row]) < 0:
                 continue
-            levels = [(heat[row].detach(), geometry[row].detach()) for heat, geometry in maps]
-            boxes, scores = level_proposals(levels, int(seg_class[row]))
+            boxes, scores = level_proposals(maps, int(seg_class[row]), row)
             boxes, scores, labels = selection_candidates(boxes.cpu(), scores.cpu(), *item, rng, add_missed)
             if not len(boxes) or not labels.any():
                 continue
@@ -380,8 +379,7 @@ class RsappVLM(PreTrainedModel):
         then writes the boxes)."""
         if self.box_head is None or seg_class < 0:
             return None
-        levels = [(heat[0], geometry[0]) for heat, geometry in self.box_maps(encoded)]
-        boxes, scores = level_proposals(levels, seg_class)
+        boxes, scores = level_proposals(self.box_maps(encoded), seg_class)
         if not len(boxes):
             return None
         h = self.text_embeddings(encoded, prompt_ids, n_images, None, torch.tensor([seg_class]))

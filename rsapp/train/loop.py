@@ -114,8 +114,8 @@ def answer_cursor(tok, full: list[int], prompt_len: int, n_grid: int) -> list[tu
 
 
 def instance_batch(samples: list[Sample], n_grid: int, k: int) -> tuple[dict, list]:
-    """BoxHead targets per level, stacked (B, n_images, ...), and per row the selector's (instances of the asked class,
-    answer boxes) as chip fractions for [VG] rows whose instances are known (None otherwise)."""
+    """BoxHead targets per level, stacked (B, n_images, ...), and per row the selector's (instances of the asked
+    class, answer boxes) as chip fractions for [VG] rows whose instances are known (None otherwise)."""
     per_sample, select = [], []
     for s in samples:
         chip = s.images[0].shape[0]

@@ -45,8 +45,8 @@ def test_small_objects_are_the_fine_levels_and_large_ones_the_coarse_levels():
     assert coarse["centre"].sum() == 2  # the coarse level keeps every instance, but has one centre for both cars
     assert fine["heat"].shape == (K, 2 * N, 2 * N) and fine["centre"].sum() == 2  # each car in its own fine cell
     assert fine["heat"][3].max() == 0  # the pond is not the fine level's
-    levels = [(torch.logit(torch.from_numpy(t["heat"]).clamp(1e-3, 1 - 1e-3)), torch.from_numpy(t["geometry"]))
-              for t in (coarse, fine)]
+    levels = [(torch.logit(torch.from_numpy(t["heat"]).clamp(1e-3, 1 - 1e-3))[None],
+               torch.from_numpy(t["geometry"])[None]) for t in (coarse, fine)]  # batched, as BoxHead returns them
     car_boxes, _ = level_proposals(levels, 6)
     want = sorted(tuple(v / CHIP for v in c[1:]) for c in cars)
     np.testing.assert_allclose(sorted(tuple(float(v) for v in b) for b in car_boxes), want, atol=1e-5)
