@@ -104,7 +104,8 @@ def cmd_evaluate(args) -> int:
     from rsapp.evaluate.run import evaluate
 
     result = evaluate(Analyst(weights=args.weights, quant=args.quant).runtime, args.seed, args.n,
-                      real=not args.no_real, ablation=args.ablation, spoof=args.ablation == "none")
+                      real=not args.no_real, ablation=args.ablation, spoof=args.ablation == "none",
+                      nodata_share=args.nodata_share)
     _print_json(result) if args.json else print(json.dumps(result, indent=2))
     return 0
 
@@ -122,8 +123,8 @@ def cmd_train(args) -> int:
 
     cfg = TrainConfig(preset=args.preset, out=args.out, seed=args.seed)
     for key in ("stage1_steps", "stage2_steps", "batch_size", "init_from", "lr_stage2", "pair_share", "warmup",
-                "real_share", "real_from_step", "stop_at", "fresh_lr_scale", "train_only", "select_missed",
-                "box_weight", "select_weight", "sse_weight"):
+                "real_share", "real_from_step", "colour_cast", "nodata_share", "stop_at", "fresh_lr_scale",
+                "train_only", "select_missed", "box_weight", "select_weight", "sse_weight"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     if args.task_weights:
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--weights")
     ev.add_argument("--quant", default="auto")
     ev.add_argument("--no-real", action="store_true", help="skip the real labelled sets")
+    ev.add_argument("--nodata-share", dest="nodata_share", type=float, default=0.0,
+                    help="share of one-image chips with no-data, blanked as the app blanks them (another split)")
     ev.add_argument("--ablation", default="none", choices=["none", "predicted_gsd", "static_gate", "single_expert"],
                     help="inference-time ablation of the trained model")
     ev.add_argument("--json", action="store_true")
@@ -204,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pair-share", dest="pair_share", type=float, help="share of two-date batches")
     tr.add_argument("--real-share", dest="real_share", type=float,
                     help="share of samples from the real labelled sets in ../shared/data/real")
+    tr.add_argument("--colour-cast", dest="colour_cast", type=float,
+                    help="share of samples under a random colour cast (white balance, saturation, haze)")
+    tr.add_argument("--nodata-share", dest="nodata_share", type=float,
+                    help="share of one-image samples whose chip has no-data (blank strips or outside an AOI polygon)")
     tr.add_argument("--real-from-step", dest="real_from_step", type=int, help="stage-2 step the real samples join at")
     tr.add_argument("--fresh-lr-scale", dest="fresh_lr_scale", type=float,
                     help="lr multiplier of the newest modules (rsapp.train.loop.FRESH_MODULES)")

@@ -18,6 +18,8 @@ from rsapp.data.world import CLASS_INDEX, World
 
 # An object is resolvable when its smallest side spans at least this many pixels.
 VISIBLE_PX = 2.5
+# ... and this share of it lies inside the chip (inside the chip's data, for chips with no-data: rsapp.data.nodata).
+MIN_INSIDE = 0.6
 SUPERSAMPLE = 2
 _DRAW_ORDER = {"field": 0, "water": 1, "road": 2, "vegetation": 3, "building": 4, "car": 5, "ship": 5}
 
@@ -86,7 +88,7 @@ def render(world: World, rng: np.random.Generator, chip_px: int = 256) -> Render
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, chip_px), min(y1, chip_px)
         boxes.append((cx0, cy0, cx1, cy1))
         inside = max(cx1 - cx0, 0) * max(cy1 - cy0, 0) / max((x1 - x0) * (y1 - y0), 1e-9)
-        visible.append(t.size_m / world.gsd_m >= VISIBLE_PX and inside >= 0.6)
+        visible.append(t.size_m / world.gsd_m >= VISIBLE_PX and inside >= MIN_INSIDE)
     return Rendered(rgb=out, labels=np.asarray(lab, dtype=np.uint8), boxes_px=boxes, visible=visible)
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from rsapp.data.render import VISIBLE_PX, render, union_mask
+from rsapp.data.nodata import nodata_mask
+from rsapp.data.render import MIN_INSIDE, VISIBLE_PX, render, union_mask
 from rsapp.data.world import CLASS_INDEX, CLASSES, FINE_MAX_GSD_M, Thing, World, make_world
 from rsapp.tasks.boxes import boxes_to_text
 from rsapp.tasks.descriptors import mask_to_text
@@ -92,11 +93,25 @@ def dense_grid(labels: np.ndarray, n: int = SEG_GRID) -> np.ndarray:
 class SceneFacts:
     """A rendered world with what can be seen in it at its GSD."""
 
-    def __init__(self, world: World, rng, chip_px: int):
+    def __init__(self, world: World, rng, chip_px: int, valid: np.ndarray | None = None):
+        """valid: where the chip has data (rsapp.data.nodata); the rest is blanked, and what lies mostly there is
+        not visible."""
         self.world = world
         self.chip_px = chip_px
         self.r = render(world, rng, chip_px)
         self.fine = world.gsd_m <= FINE_MAX_GSD_M
+        self.valid = valid
+        if valid is not None:
+            self.r.rgb = np.where(valid[..., None], self.r.rgb, 0).astype(np.uint8)
+            self.r.labels = np.where(valid, self.r.labels, 0).astype(np.uint8)
+            self.r.visible = [v and _share_inside(valid, box) >= MIN_INSIDE
+                              for v, box in zip(self.r.visible, self.r.boxes_px)]
+
+    def present(self, kind: str) -> bool:
+        """Whether the world has this kind where the chip has data."""
+        if self.valid is None:
+            return bool(self.world.of(kind))
+        return bool((self.r.labels == CLASS_INDEX[kind]).any())
 
     def visible(self, kind: str) -> list[int]:
         return [i for i, t in enumerate(self.world.things) if t.kind == kind and self.r.visible[i]]
@@ -115,8 +130,16 @@ class SceneFacts:
                 if self.r.visible[i] and t.kind in INSTANCE_KINDS]
 
     def class_share(self) -> dict[str, float]:
-        counts = np.bincount(self.r.labels.ravel(), minlength=len(CLASS_INDEX))
-        return {k: counts[v] / self.r.labels.size for k, v in CLASS_INDEX.items()}
+        labels = self.r.labels if self.valid is None else self.r.labels[self.valid]
+        counts = np.bincount(labels.ravel(), minlength=len(CLASS_INDEX))
+        return {k: counts[v] / labels.size for k, v in CLASS_INDEX.items()}
+
+
+def _share_inside(valid: np.ndarray, box) -> float:
+    """Share of a chip-pixel box that has data."""
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    window = valid[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)]
+    return float(window.mean()) if window.size else 0.0
 
 
 # --- single-image tasks ------------------------------------------------------------------------------------------
@@ -127,7 +150,7 @@ def vqa(rng, f: SceneFacts) -> tuple[str, str, str]:
     if qtype == "presence":
         kind = str(rng.choice(["building", "road", "water", "vegetation", "field", "car", "ship"]))
         if kind == "building" and not f.fine:
-            return "is there a built-up area?", "yes" if f.world.of("building") else "no", "presence"
+            return "is there a built-up area?", "yes" if f.present("building") else "no", "presence"
         noun = NOUN[kind][0]
         art = "an" if noun[0] in "aeiou" else "a"
         if not resolvable(kind, gsd):
@@ -172,15 +195,15 @@ def caption(f: SceneFacts) -> str:
         nb = len(f.visible("building"))
         if nb:
             parts.append(f"{nb} building{'s' * (nb > 1)}" if nb <= 9 else "many buildings")
-    elif w.of("building"):
+    elif f.present("building"):
         parts.append("a built-up area")
-    if w.of("road"):
+    if f.present("road"):
         parts.append("a road" if len(w.of("road")) == 1 else "roads")
-    if w.of("water"):
+    if f.present("water"):
         parts.append("water")
-    if w.of("vegetation"):
+    if f.present("vegetation"):
         parts.append("trees" if f.fine else "a forest")
-    if w.of("field"):
+    if f.present("field"):
         parts.append("fields")
     for kind in ("car", "ship"):
         n = len(f.visible(kind))
@@ -237,7 +260,7 @@ def refer(rng, f: SceneFacts):
 
 
 def segmentation(rng, f: SceneFacts):
-    present = [k for k in SEG_KINDS if f.world.of(k) and resolvable(k, f.world.gsd_m)]
+    present = [k for k in SEG_KINDS if f.present(k) and resolvable(k, f.world.gsd_m)]
     kind = str(rng.choice(present if present and rng.random() < 0.85 else SEG_KINDS))
     name = SEG_NAMES[kind] if (f.fine or kind != "building") else "built-up area"
     binary = (f.r.labels == CLASS_INDEX[kind]).astype(np.uint8)
@@ -312,15 +335,16 @@ def change_pair(rng, gsd_m: float, chip_px: int):
 
 # --- one sample --------------------------------------------------------------------------------------------------
 def make_sample(rng: np.random.Generator, task: str | None = None, chip_px: int = 256,
-                gsd_m: float | None = None) -> Sample:
-    """One training/evaluation sample. task is a token, or "[SEG2]" for a two-date change mask."""
-    sample, facts = _make_sample(rng, task, chip_px, gsd_m)
+                gsd_m: float | None = None, nodata_share: float = 0.0) -> Sample:
+    """One training/evaluation sample. task is a token, or "[SEG2]" for a two-date change mask; nodata_share: the
+    chance that a one-image sample's chip has no-data (rsapp.data.nodata; training only)."""
+    sample, facts = _make_sample(rng, task, chip_px, gsd_m, nodata_share)
     sample.dense = [dense_grid(f.r.labels) for f in facts]
     sample.instances = [f.instances() for f in facts]
     return sample
 
 
-def _make_sample(rng, task, chip_px, gsd_m) -> tuple[Sample, list[SceneFacts]]:
+def _make_sample(rng, task, chip_px, gsd_m, nodata_share=0.0) -> tuple[Sample, list[SceneFacts]]:
     tasks = list(TASK_WEIGHTS)
     task = task or str(rng.choice(tasks, p=np.array(list(TASK_WEIGHTS.values())) / sum(TASK_WEIGHTS.values())))
     gsd = gsd_m or sample_gsd(rng)
@@ -333,7 +357,8 @@ def _make_sample(rng, task, chip_px, gsd_m) -> tuple[Sample, list[SceneFacts]]:
         grid = cell_grid(mask)
         return Sample(images, "[SEG]", "segment the changes", mask_to_text(grid, ["others", kind]), gsd,
                       "change mask", {"grid": grid, "label": kind, "mask": mask}), [before, after]
-    f = SceneFacts(make_world(rng, gsd, chip_px), rng, chip_px)
+    valid = nodata_mask(rng, chip_px) if nodata_share and rng.random() < nodata_share else None
+    f = SceneFacts(make_world(rng, gsd, chip_px), rng, chip_px, valid)
     img = [f.r.rgb]
     if task == "[VQA]":
         q, a, kind = vqa(rng, f)
@@ -346,13 +371,13 @@ def _make_sample(rng, task, chip_px, gsd_m) -> tuple[Sample, list[SceneFacts]]:
     if task == "[VG]":
         g = grounding(rng, f)
         if g is None:
-            return _make_sample(rng, task, chip_px, None)
+            return _make_sample(rng, task, chip_px, None, nodata_share)
         phrase, boxes = g
         return Sample(img, task, phrase, boxes_to_text(boxes, chip_px), gsd, "grounding", {"boxes": boxes}), [f]
     if task == "[REF]":
         r = refer(rng, f)
         if r is None:
-            return _make_sample(rng, task, chip_px, None)
+            return _make_sample(rng, task, chip_px, None, nodata_share)
         return Sample(img, task, r[0], r[1], gsd, "refer"), [f]
     if task == "[SEG]":
         q, text, grid, kind, binary = segmentation(rng, f)

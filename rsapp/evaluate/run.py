@@ -30,8 +30,9 @@ STATIC_LOG10_GSD = 0.24  # the centre of the corpus's 0.1–30 m range
 
 
 def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "none",
-             tasks: tuple[str, ...] = EVAL_TASKS, spoof: bool = True) -> dict:
-    """Scores of a Runtime on n fresh samples per task (seeded), plus the GSD-spoofing sweep on [VQA]."""
+             tasks: tuple[str, ...] = EVAL_TASKS, spoof: bool = True, nodata_share: float = 0.0) -> dict:
+    """Scores of a Runtime on n fresh samples per task (seeded), plus the GSD-spoofing sweep on [VQA].
+    nodata_share: the share of one-image chips with no-data, blanked as the app blanks them (another split)."""
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation must be one of {ABLATIONS}")
     t0 = time.perf_counter()
@@ -46,7 +47,7 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
         if task not in tasks:
             continue
         for _ in range(n):
-            s = make_sample(rng, task, chip)
+            s = make_sample(rng, task, chip, nodata_share=nodata_share)
             log10_gsd = {"predicted_gsd": None, "static_gate": STATIC_LOG10_GSD}.get(ablation, math.log10(s.gsd_m))
             expert = 0 if ablation == "single_expert" else TASKS[s.token][0]
             prompt = build_prompt(s.token, s.question, len(s.images))
@@ -95,6 +96,7 @@ def evaluate(runtime, seed: int, n: int, real: bool = True, ablation: str = "non
     out = {
         "seed": seed,
         "n_per_task": n,
+        "nodata_share": nodata_share,
         "vqa_acc": _mean(res["vqa"]),
         "cls_acc": _mean(res["[CLS]"]),
         "vg_acc50": _mean(res[f"vg_{runtime.box_source}"]),

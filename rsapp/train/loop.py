@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from rsapp.data.colour import colour_cast
 from rsapp.data.real import real_sample
 from rsapp.data.samples import SEG_GRID, TASK_WEIGHTS, Sample, make_sample
 from rsapp.model.boxes import level_targets
@@ -64,6 +65,8 @@ class TrainConfig:
     task_weights: dict | None = None  # task mix over TASK_WEIGHTS (single-image tasks; pairs use pair_share)
     real_share: float = 0.0  # share of samples drawn from real labelled imagery (rsapp.data.real)
     real_from_step: int = 0  # real samples join from this step of the stage on
+    colour_cast: float = 0.0  # share of samples put under a random colour cast (rsapp.data.colour)
+    nodata_share: float = 0.0  # share of one-image synthetic samples whose chip has no-data (rsapp.data.nodata)
     fresh_lr_scale: float = 1.0  # lr multiplier of the newest modules (FRESH_MODULES)
     stop_at: int | None = None  # end the stage at this step, keeping the schedule of the full stage (chained runs)
     init_from: str | None = None  # a trained model folder to continue from: stage 1 is skipped, stage 2 starts there
@@ -97,8 +100,11 @@ class Batches(torch.utils.data.IterableDataset):
             else:
                 tasks = rng.choice(singles, self.cfg.batch_size, p=p / p.sum())
             real = self.cfg.real_share if step >= self.cfg.real_from_step else 0.0
-            yield [real_sample(rng, self.chip_px, paired) if real and rng.random() < real
-                   else make_sample(rng, str(t), self.chip_px) for t in tasks]
+            batch = [real_sample(rng, self.chip_px, paired) if real and rng.random() < real
+                     else make_sample(rng, str(t), self.chip_px, nodata_share=self.cfg.nodata_share) for t in tasks]
+            if self.cfg.colour_cast:
+                batch = [colour_cast(s, rng) if rng.random() < self.cfg.colour_cast else s for s in batch]
+            yield batch
             step += 1
 
 

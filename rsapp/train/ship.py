@@ -70,6 +70,10 @@ def _command(cfg: dict, first: bool) -> str:
                  f"--pair-share {cfg['pair_share']}"]
     if cfg.get("real_share"):
         args += [f"--real-share {cfg['real_share']}", f"--real-from-step {cfg['real_from_step']}"]
+    if cfg.get("colour_cast"):
+        args.append(f"--colour-cast {cfg['colour_cast']}")
+    if cfg.get("nodata_share"):
+        args.append(f"--nodata-share {cfg['nodata_share']}")
     if cfg.get("fresh_lr_scale", 1.0) != 1.0:
         args.append(f"--fresh-lr-scale {cfg['fresh_lr_scale']}")
     for key in ("box_weight", "select_weight", "sse_weight"):
@@ -119,9 +123,10 @@ def has_logs(run: Path) -> bool:
 
 def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minutes: float, machine: str,
                extra_seeds: dict | None = None, notes: dict | None = None,
-               recorded: Recorded | None = None) -> Path:
+               recorded: Recorded | None = None, nodata: dict | None = None) -> Path:
     """runs: the chain of training runs, first to last (each later one continues from the one before); notes:
-    run name → what that run changed; recorded: the earlier card's record of runs no longer on disk."""
+    run name → what that run changed; recorded: the earlier card's record of runs no longer on disk; nodata: the
+    scores on chips with no-data."""
     recorded = recorded or Recorded({}, {}, 0.0)
     missing = [r.name for r in runs if not has_logs(r) and r.name not in recorded.commands]
     if missing:
@@ -152,6 +157,11 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
                 f"continued from `{cfg['init_from']}`; " + (notes or {}).get(run.name, ""))
         real_part = (f"; from step {cfg['real_from_step']} on, {cfg['real_share']:.0%} of samples are real (below)"
                      if cfg.get("real_share") else "; synthetic only")
+        if cfg.get("colour_cast"):
+            real_part += f"; {cfg['colour_cast']:.0%} of samples under a random colour cast (`rsapp/data/colour.py`)"
+        if cfg.get("nodata_share"):
+            real_part += (f"; {cfg['nodata_share']:.0%} of one-image synthetic chips with no-data, as the app blanks "
+                          "them (`rsapp/data/nodata.py`)")
         stages.append(f"- `{run.name}` stage 2 ({what}; {cfg['predicted_s_share']:.0%} of rows gated by SSE-U's own "
                       f"prediction): {s2['steps']} steps at peak lr {cfg['lr_stage2']}, LM loss "
                       f"{s2['lm_loss_first50']:.2f} → {s2['lm_loss_last50']:.2f}; task mix {_mix(cfg)}{real_part}.")
@@ -172,8 +182,10 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
         "Synthetic, generated on the fly by `rsapp/data` (seeded): overhead scenes of 8 types (residential,",
         "industrial, farmland, forest, lake, harbor, parking, bare land) built in metres and rendered at a GSD drawn",
         "log-uniformly from 0.1 to 30 m, with shadows, blur and noise that grow with GSD; questions conditioned on",
-        "that GSD; exact labels. Real labelled imagery (`rsapp/data/real.py`, from `../shared/data/real`), mixed into",
-        "the continued runs as random crops resampled to 1–4× their native GSD with flips and quarter turns:",
+        "that GSD; exact labels; in the runs below that say so, random colour casts (white balance, saturation,",
+        "haze) as real sensors have them. Real labelled imagery (`rsapp/data/real.py`, from `../shared/data/real`),",
+        "mixed into the continued runs as random crops resampled to 1–4× their native GSD with flips and quarter",
+        "turns:",
         *[f"- {x}" for x in REAL_MIX],
         "",
         "Held out (never trained on, scored below): the SpaceNet Las Vegas buildings scene and the Landsat Taizhou",
@@ -255,6 +267,11 @@ def write_card(dest: Path, runs: list[Path], scores: dict, ablations: dict, minu
            "|---" * 7 + "|",
            *[f"| {seed} | " + " | ".join(fmt(r[k]) for k in main[:3] + ["seg_miou", "cd_f1", "gsd_mae_log10"]) + " |"
              for seed, r in extra_seeds.items()], ""] if extra_seeds else []),
+        *([f"Chips with no-data (seed {nodata['seed']}, {nodata['n_per_task']} samples per task, every one-image "
+           "chip blanked as the app blanks a non-square scene's strips or the outside of an AOI polygon): "
+           + ", ".join(f"{k} {fmt(nodata[k])}" for k in ("vqa_acc", "cls_acc", "vg_acc50", "ref_acc", "seg_miou",
+                                                         "cap_bleu4", "gsd_mae_log10")) + ".", ""]
+          if nodata else []),
         "Real labelled samples (held out, real sensors):",
         *[f"- {k}: {fmt(v)}" for k, v in real.items()],
         "",

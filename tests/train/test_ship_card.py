@@ -44,22 +44,27 @@ def test_the_old_card_records_each_run_its_commands_and_minutes():
 def test_a_continued_chain_keeps_the_record_and_adds_the_new_run(tmp_path):
     new = tmp_path / "runs" / "tiny_ft2"
     new.mkdir(parents=True)
-    cfg = TrainConfig(out="runs/tiny_ft2", seed=2, stage2_steps=3, init_from="weights/rsapp-tiny")
+    cfg = TrainConfig(out="runs/tiny_ft2", seed=2, stage2_steps=3, init_from="weights/rsapp-tiny", colour_cast=0.5)
     (new / "train_config.json").write_text(json.dumps(asdict(cfg)))
     (new / "stage2_log.jsonl").write_text("".join(
         json.dumps({"step": i, "lm_loss": 1.0 - 0.1 * i, "elapsed_s": 10.0 * i}) + "\n" for i in (1, 2, 3)))
     runs = [tmp_path / "runs" / "tiny", tmp_path / "runs" / "tiny_ft", new]
+    nodata = {**_scores(), "vqa_acc": 0.42}
     card = write_card(tmp_path, runs, _scores(), {}, 600.0, "a test machine", notes={"tiny_ft2": "more steps"},
-                      recorded=Recorded.from_card(OLD_CARD)).read_text()
+                      recorded=Recorded.from_card(OLD_CARD), nodata=nodata).read_text()
     lines = card.splitlines()
     assert "600 minutes in all" in card
     stage_lines = [x for x in lines if x.startswith("- `tiny")]
     assert [x.split("`")[1] for x in stage_lines] == ["tiny", "tiny", "tiny_ft", "tiny_ft2"]
     assert "more steps" in stage_lines[-1] and "3 steps" in stage_lines[-1]
+    assert "50% of samples under a random colour cast" in stage_lines[-1]
+    assert "colour cast" not in stage_lines[-2]
     commands = [x for x in lines if x[:1].isdigit() and "rsapp train" in x]
     assert [c.split("--out ")[1].split()[0] for c in commands] == ["runs/tiny", "runs/tiny_ft", "runs/tiny_ft2"]
     assert commands[-1].startswith("3. ") and "--init-from weights/rsapp-tiny" in commands[-1]
+    assert "--colour-cast 0.5" in commands[-1] and "--colour-cast" not in commands[-2]
     assert "Status: meets the issue's minimum scores." in card
+    assert "Chips with no-data (seed 1, 10 samples per task" in card and "vqa_acc 0.420" in card
 
 
 def test_a_run_neither_on_disk_nor_on_record_is_an_error(tmp_path):
@@ -72,4 +77,5 @@ def test_a_chain_all_on_record_is_rescored_with_its_record(tmp_path):
     card = write_card(tmp_path, runs, _scores(), {}, 589.0, "a test machine",
                       recorded=Recorded.from_card(OLD_CARD)).read_text()
     assert "Batch 12, AdamW" in card and "589 minutes in all" in card
+    assert "Chips with no-data" not in card
     assert Recorded.from_card(card).commands == Recorded.from_card(OLD_CARD).commands
