@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rsapp.train.ship import Recorded, has_logs, ship, write_card  # noqa: E402
 
 # Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7, 8, 9,
-# 11, 12, 13, 14 in the chain; 16 was trained, not shipped), evaluation with [seed, 7919].
+# 11, 12, 13, 14, 18 in the chain; 16 and 17 were trained, not shipped), evaluation with [seed, 7919].
 EVAL_SEED = 20261123
 EXTRA_SEEDS = (777, 4242)  # more unseen seeds, fewer samples each
 DEST = Path("weights/rsapp-tiny")
@@ -56,6 +56,10 @@ RUN_NOTES = {
     "tiny_ft16": "every parameter on the whole mix again, with random colour casts (the held-out Las Vegas "
                  "scene's blue-green cast made its asphalt read as water) and chips with no-data as the app "
                  "blanks them (black strips and the outside of AOI polygons, which it also read as water)",
+    "tiny_ft18": "the image-level expert alone (expert 0's FFN and CS-HLoRA in every layer, the rest frozen), on "
+                 "[CLS], [VQA], [CAP] and [CCD], after the corpus stopped asking [CLS] to tell residential from "
+                 "industrial towns above 2 m, which its generator draws alike (they are \"built-up\" there); "
+                 "colour casts and no-data chips",
 }
 
 

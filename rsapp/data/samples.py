@@ -15,7 +15,7 @@ import shapely
 
 from rsapp.data.nodata import nodata_mask
 from rsapp.data.render import MIN_INSIDE, VISIBLE_PX, render, union_mask
-from rsapp.data.world import CLASS_INDEX, CLASSES, FINE_MAX_GSD_M, Thing, World, make_world
+from rsapp.data.world import BUILT_UP, CLASS_INDEX, CLASSES, FINE_MAX_GSD_M, Thing, World, make_world
 from rsapp.tasks.boxes import boxes_to_text
 from rsapp.tasks.descriptors import mask_to_text
 
@@ -211,7 +211,8 @@ def caption(f: SceneFacts) -> str:
             parts.append(f"{n} {NOUN[kind][0]}{'s' * (n > 1)}")
     scene = {"bare land": "an area of bare land", "industrial": "an industrial area", "lake": "a lake",
              "harbor": "a harbor", "parking": "a parking lot", "forest": "a forest area",
-             "farmland": "farmland", "residential": "a residential area"}[w.scene_type]
+             "farmland": "farmland", "residential": "a residential area",
+             BUILT_UP: "a built-up area"}[w.scene_class]
     if not parts:
         return f"{scene}."
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
@@ -367,7 +368,7 @@ def _make_sample(rng, task, chip_px, gsd_m, nodata_share=0.0) -> tuple[Sample, l
         text = caption(f)
         return Sample(img, task, "describe the image", text, gsd, "caption", {"caption": text}), [f]
     if task == "[CLS]":
-        return Sample(img, task, "what kind of scene is this?", f.world.scene_type, gsd, "scene"), [f]
+        return Sample(img, task, "what kind of scene is this?", f.world.scene_class, gsd, "scene"), [f]
     if task == "[VG]":
         g = grounding(rng, f)
         if g is None:

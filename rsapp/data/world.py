@@ -20,6 +20,9 @@ CLASSES = ["others", "building", "road", "water", "vegetation", "field", "car", 
 CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 SCENE_TYPES = ["residential", "industrial", "farmland", "forest", "lake", "harbor", "parking", "bare land"]
 FINE_MAX_GSD_M = 2.0
+# Above FINE_MAX_GSD_M a town is drawn as built-up districts, whatever it is made of: residential and industrial
+# scenes look alike there and take one class (10 m land-cover products have a single "built-up" class too).
+BUILT_UP = "built-up"
 
 
 @dataclass
@@ -42,6 +45,12 @@ class World:
 
     def of(self, kind: str) -> list[Thing]:
         return [t for t in self.things if t.kind == kind]
+
+    @property
+    def scene_class(self) -> str:
+        """The scene class the image shows ([CLS] answers, captions): its type, or BUILT_UP for a coarse town."""
+        coarse_town = self.gsd_m > FINE_MAX_GSD_M and self.scene_type in ("residential", "industrial")
+        return BUILT_UP if coarse_town else self.scene_type
 
 
 def _jitter(rng, rgb, amount=18):

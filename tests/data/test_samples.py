@@ -3,7 +3,7 @@ import pytest
 
 from rsapp.data.render import VISIBLE_PX, render
 from rsapp.data.samples import NOT_VISIBLE, TASK_WEIGHTS, SceneFacts, cell_grid, make_sample, vqa
-from rsapp.data.world import CLASS_INDEX, make_world
+from rsapp.data.world import BUILT_UP, CLASS_INDEX, make_world
 from rsapp.tasks.boxes import text_to_boxes
 from rsapp.tasks.descriptors import text_to_mask
 
@@ -50,6 +50,21 @@ def test_questions_know_the_gsd():
         assert answers, "no car question drawn"
         assert (NOT_VISIBLE in answers) != expect_visible
     assert 1.9 / 0.3 >= VISIBLE_PX > 1.9 / 5.0
+
+
+def test_towns_are_one_class_where_they_are_drawn_alike():
+    """Above 2 m residential and industrial towns are the same built-up districts: [CLS] cannot tell them apart, so
+    it is not asked to; at 0.5 m houses and sheds are drawn one by one and keep their types."""
+    for gsd in (0.5, 5.0):
+        drawn, labels = [], set()
+        for scene in ("residential", "industrial"):
+            w = make_world(np.random.default_rng(4), gsd, 128, scene)  # the same draws for both types
+            drawn.append([(t.kind, round(t.geom.area)) for t in w.things])
+            labels.add(w.scene_class)
+        if gsd > 2:
+            assert drawn[0] == drawn[1] and labels == {BUILT_UP}
+        else:
+            assert drawn[0] != drawn[1] and labels == {"residential", "industrial"}
 
 
 def test_change_pairs_have_masks_where_things_changed():
