@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rsapp.train.ship import Recorded, has_logs, ship, write_card  # noqa: E402
 
 # Never used for training: training seeds its generator with [TrainConfig.seed, worker, step] (seeds 0, 5, 6, 7, 8, 9,
-# 11, 12, 13, 14, 18 in the chain; 16 and 17 were trained, not shipped), evaluation with [seed, 7919].
+# 11, 12, 13, 14, 18, 19, 20, 21, 22 in the chain; 16 and 17 were trained, not shipped), evaluation with [seed, 7919].
 EVAL_SEED = 20261123
 EXTRA_SEEDS = (777, 4242)  # more unseen seeds, fewer samples each
 DEST = Path("weights/rsapp-tiny")
@@ -60,6 +60,15 @@ RUN_NOTES = {
                  "[CLS], [VQA], [CAP] and [CCD], after the corpus stopped asking [CLS] to tell residential from "
                  "industrial towns above 2 m, which its generator draws alike (they are \"built-up\" there); "
                  "colour casts and no-data chips",
+    "tiny_ft19": "SSE-U alone (the rest frozen), after the corpus drew coarse districts with parts of a real size "
+                 "(roofs and gardens, tree crowns, strips of crop) instead of a speckle one pixel across at every "
+                 "GSD, so a chip above 2 m shows its scale (SSE-U did not yet read the contrast signature that "
+                 "tiny_ft22 trains; with today's code this run trains that branch too)",
+    "tiny_ft20": "the image-level expert alone again, on the new districts, with captions that no longer repeat the "
+                 "scene (\"a built-up area with a road\")",
+    "tiny_ft21": "the box head (both levels) and the selector, on [VG] only, on the new districts",
+    "tiny_ft22": "SSE-U alone again, now also reading the image's contrast signature (how much it varies between "
+                 "blocks of 1 to 16 pixels, at full resolution), which follows the size of those parts in pixels",
 }
 
 

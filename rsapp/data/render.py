@@ -93,20 +93,45 @@ def render(world: World, rng: np.random.Generator, chip_px: int = 256) -> Render
 
 
 def _textures(rng, world: World, rgb: np.ndarray, big: int) -> np.ndarray:
-    """Ground-level variation: low-frequency tone, fine grain, and the mottled look of districts."""
+    """Ground-level variation: low-frequency tone, fine grain, and the make-up of coarse districts."""
     tone = _noise(rng, big, 4)[..., None] * 10 + _noise(rng, big, 24)[..., None] * 6
     grain = rng.normal(0, 4, (big, big, 1)).astype(np.float32)
     rgb = rgb + tone + grain
     if world.gsd_m > 2.0:
-        # Built-up districts at coarse GSD: a speckle of roofs, streets and gardens below the pixel size.
+        # Districts are made of parts of a real size (roofs and gardens, tree crowns, strips of crop) drawn at that
+        # size: a few pixels each at 3 m, averaged within a pixel at 30 m, as a sensor sees them. That, not the
+        # districts' outlines (sized to the chip), is what shows a coarse chip's scale.
         for t in world.of("building"):
-            m = Image.new("L", (big, big), 0)
-            _draw(ImageDraw.Draw(m), t.geom, big / world.extent_m, 255)
-            mask = np.asarray(m) > 0
-            speck = rng.integers(0, 3, (big, big))
-            palette = np.array([[175, 170, 165], [95, 95, 100], [90, 115, 70]], np.float32)
-            rgb[mask] = rgb[mask] * 0.3 + palette[speck[mask]] * 0.7
+            mask = _mask(world, t, big)
+            parts = _cells(rng, world, big, DISTRICT_PART_M["building"], _BUILT_PALETTE)
+            rgb[mask] = rgb[mask] * 0.3 + parts[mask] * 0.7
+        for kind, amount in (("vegetation", 0.35), ("field", 0.08)):
+            for t in world.of(kind):
+                mask = _mask(world, t, big)
+                shade = _cells(rng, world, big, DISTRICT_PART_M[kind], np.array([[1 - amount], [1 + amount]]))
+                rgb[mask] = rgb[mask] * shade[mask]
     return rgb
+
+
+# Size in metres of what a coarse district is made of: a house and its garden, a tree crown, a strip of crop.
+DISTRICT_PART_M = {"building": 12.0, "vegetation": 6.0, "field": 20.0}
+_BUILT_PALETTE = np.array([[175, 170, 165], [95, 95, 100], [90, 115, 70]], np.float32)
+
+
+def _mask(world: World, thing, size: int) -> np.ndarray:
+    m = Image.new("L", (size, size), 0)
+    _draw(ImageDraw.Draw(m), thing.geom, size / world.extent_m, 255)
+    return np.asarray(m) > 0
+
+
+def _cells(rng, world: World, size: int, cell_m: float, values: np.ndarray) -> np.ndarray:
+    """(size, size, channels): a random value of `values` per square cell of cell_m metres, as pixels of the chip
+    see it: cells larger than a pixel are blocks, cells smaller than a pixel are averaged (area resampling)."""
+    n = max(1, round(world.extent_m / cell_m))
+    pick = values[rng.integers(0, len(values), (n, n))]
+    resample = Image.BOX if n > size else Image.NEAREST
+    return np.stack([np.asarray(Image.fromarray(pick[..., c].astype(np.float32)).resize((size, size), resample),
+                                np.float32) for c in range(values.shape[1])], -1)
 
 
 def object_mask(world: World, index: int, chip_px: int) -> np.ndarray:

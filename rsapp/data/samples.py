@@ -213,6 +213,8 @@ def caption(f: SceneFacts) -> str:
              "harbor": "a harbor", "parking": "a parking lot", "forest": "a forest area",
              "farmland": "farmland", "residential": "a residential area",
              BUILT_UP: "a built-up area"}[w.scene_class]
+    # What the scene phrase says is not listed again: "a built-up area with a road", "a forest area with water".
+    parts = [p for p in parts if p not in scene]
     if not parts:
         return f"{scene}."
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -173,7 +173,7 @@ class RsappVLM(PreTrainedModel):
 
     def _join(self, views: list[VisualTokens]) -> Encoded:
         tokens = torch.cat([vt.tokens + self.image_index.weight[i] for i, vt in enumerate(views)], 1)
-        mu, logvar = self.sse_u(views[0].pooled)
+        mu, logvar = self.sse_u(views[0].pooled, views[0].box_view)
         cells = change = None
         if self.dense_head is not None:
             # Detached: the LM and the box head read these maps as inputs (cursor, class hint, extents), and their

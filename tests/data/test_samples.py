@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rsapp.data.render import VISIBLE_PX, render
-from rsapp.data.samples import NOT_VISIBLE, TASK_WEIGHTS, SceneFacts, cell_grid, make_sample, vqa
+from rsapp.data.samples import NOT_VISIBLE, TASK_WEIGHTS, SceneFacts, caption, cell_grid, make_sample, vqa
 from rsapp.data.world import BUILT_UP, CLASS_INDEX, make_world
 from rsapp.tasks.boxes import text_to_boxes
 from rsapp.tasks.descriptors import text_to_mask
@@ -65,6 +65,35 @@ def test_towns_are_one_class_where_they_are_drawn_alike():
             assert drawn[0] == drawn[1] and labels == {BUILT_UP}
         else:
             assert drawn[0] != drawn[1] and labels == {"residential", "industrial"}
+
+
+def test_coarse_districts_show_their_scale():
+    """A built-up district is drawn with roofs and gardens of a real size: a few pixels each at 3 m, averaged within a
+    pixel at 30 m. So its texture survives averaging 4 × 4 pixels at 3 m and not at 30 m: a chip's scale is in the
+    image (SSE-U reads it), not only in the districts' outlines, which are sized to the chip."""
+    coarse_texture = {}
+    for gsd in (3.0, 30.0):
+        w = make_world(np.random.default_rng(3), gsd, 256, "residential")
+        r = render(w, np.random.default_rng(4), 256)
+        blocks = r.rgb.astype(np.float32).mean(-1).reshape(64, 4, 64, 4).mean((1, 3))
+        built = (r.labels == CLASS_INDEX["building"]).reshape(64, 4, 64, 4).all((1, 3))
+        assert built.sum() > 20
+        coarse_texture[gsd] = float(blocks[built].std())
+    assert coarse_texture[3.0] > 2 * coarse_texture[30.0]
+
+
+def test_captions_do_not_repeat_the_scene():
+    """A coarse town is "a built-up area with a road", never "a built-up area with a built-up area and a road"."""
+    rng = np.random.default_rng(5)
+    seen = set()
+    for scene in ("residential", "forest"):
+        for _ in range(20):
+            f = SceneFacts(make_world(rng, 8.0, 128, scene), rng, 128)
+            text = caption(f)
+            head, _, listed = text.rstrip(".").partition(" with ")
+            seen.add(head)
+            assert head.removesuffix(" area") not in listed, text
+    assert seen == {"a built-up area", "a forest area"}
 
 
 def test_change_pairs_have_masks_where_things_changed():

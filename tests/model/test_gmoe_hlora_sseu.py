@@ -1,7 +1,7 @@
 import torch
 
 from rsapp.model.cs_hlora import CSHLoRALinear, ScaleGate
-from rsapp.model.sse_u import SSEU
+from rsapp.model.sse_u import SIGNATURE_BLOCKS, SSEU, contrast_signature
 
 
 def test_experts_are_distinct_parameters_and_only_the_chosen_one_runs(toy_model):
@@ -51,9 +51,37 @@ def test_cs_hlora_update_starts_at_zero_and_then_depends_on_scale():
 
 def test_sse_u_gives_finite_mean_and_positive_variance():
     head = SSEU(32, 16)
+    with torch.no_grad():
+        head.signature.weight.normal_()
     for scale in (1e-3, 1.0, 1e3):
-        mu, logvar = head(torch.randn(4, 32) * scale)
+        mu, logvar = head(torch.randn(4, 32) * scale, torch.randn(4, 3, 64, 64) * scale)
         assert torch.isfinite(mu).all() and torch.isfinite(logvar).all() and (torch.exp(logvar) > 0).all()
     loss = SSEU.nll(mu, logvar, torch.zeros(4))
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_contrast_signature_follows_the_size_of_parts():
+    """Parts 4 px across keep their contrast when the image is averaged in 2 × 2 blocks; parts of one pixel lose
+    it: the profile tells the two scales apart although both images vary as much from pixel to pixel."""
+    g = torch.Generator().manual_seed(0)
+    fine = torch.randn(1, 1, 64, 64, generator=g).expand(1, 3, 64, 64)
+    coarse = torch.randn(1, 1, 16, 16, generator=g).repeat_interleave(4, 2).repeat_interleave(4, 3).expand(1, 3, 64, 64)
+    sig_fine, sig_coarse = contrast_signature(fine)[0], contrast_signature(coarse)[0]
+    assert sig_fine.shape == (len(SIGNATURE_BLOCKS),)
+    drop = lambda sig: float(sig[0] - sig[1])  # noqa: E731  (log contrast lost by averaging 2 × 2)
+    assert drop(sig_fine) > drop(sig_coarse) + 0.5
+
+
+def test_sse_u_reads_the_image_only_once_trained_to():
+    """The signature branch starts at zero: weights trained before it predict what they did, whatever the image."""
+    head = SSEU(32, 16)
+    with torch.no_grad():
+        head.net[-1].weight.normal_()
+    pooled = torch.randn(2, 32)
+    a = head(pooled, torch.randn(2, 3, 64, 64))
+    b = head(pooled, torch.zeros(2, 3, 64, 64))
+    assert torch.equal(a[0], b[0])
+    with torch.no_grad():
+        head.signature.weight.normal_()
+    assert not torch.allclose(head(pooled, torch.randn(2, 3, 64, 64))[0], head(pooled, torch.zeros(2, 3, 64, 64))[0])
