@@ -119,6 +119,7 @@ _BUILT_PALETTE = np.array([[175, 170, 165], [95, 95, 100], [90, 115, 70]], np.fl
 
 
 def _mask(world: World, thing, size: int) -> np.ndarray:
+    """Where one thing lies on a size × size grid of the chip (bool)."""
     m = Image.new("L", (size, size), 0)
     _draw(ImageDraw.Draw(m), thing.geom, size / world.extent_m, 255)
     return np.asarray(m) > 0
@@ -136,9 +137,7 @@ def _cells(rng, world: World, size: int, cell_m: float, values: np.ndarray) -> n
 
 def object_mask(world: World, index: int, chip_px: int) -> np.ndarray:
     """Pixels of one thing on the chip grid (for change masks and instance checks)."""
-    m = Image.new("L", (chip_px, chip_px), 0)
-    _draw(ImageDraw.Draw(m), world.things[index].geom, chip_px / world.extent_m, 1)
-    return np.asarray(m, dtype=np.uint8)
+    return _mask(world, world.things[index], chip_px).astype(np.uint8)
 
 
 def union_mask(world: World, geoms: list[shapely.Geometry], chip_px: int) -> np.ndarray:
