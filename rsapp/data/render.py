@@ -14,7 +14,7 @@ import shapely
 from PIL import Image, ImageDraw, ImageFilter
 from shapely import affinity
 
-from rsapp.data.world import CLASS_INDEX, World
+from rsapp.data.world import CLASS_INDEX, FINE_MAX_GSD_M, World
 
 # An object is resolvable when its smallest side spans at least this many pixels.
 VISIBLE_PX = 2.5
@@ -97,7 +97,7 @@ def _textures(rng, world: World, rgb: np.ndarray, big: int) -> np.ndarray:
     tone = _noise(rng, big, 4)[..., None] * 10 + _noise(rng, big, 24)[..., None] * 6
     grain = rng.normal(0, 4, (big, big, 1)).astype(np.float32)
     rgb = rgb + tone + grain
-    if world.gsd_m > 2.0:
+    if world.gsd_m > FINE_MAX_GSD_M:
         # Districts are made of parts of a real size (roofs and gardens, tree crowns, strips of crop) drawn at that
         # size: a few pixels each at 3 m, averaged within a pixel at 30 m, as a sensor sees them. That, not the
         # districts' outlines (sized to the chip), is what shows a coarse chip's scale.
