@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also open a public Gradio link (off by default)")
-    p.add_argument("--weights", help="model folder (default: weights/rsapp-tiny)")
+    p.add_argument("--weights", help="model folder (default: weights/rsapp-v2)")
     p.add_argument("--quant", default="auto", help="auto | int8 | nf4 | fp32")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -16,12 +16,12 @@ from rsapp.geo import Chip, Scene, make_chip, make_pair
 from rsapp.geo.chips import make_detail_chip
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
-from rsapp.tasks.descriptors import grid_to_mask, text_to_mask
-from rsapp.tasks.prompts import build_prompt
+from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.tokens import Route, route
+from rsapp.tasks.vocabulary import CHANGE_SENTENCES, DENSE_CLASSES, SCENE_CLASSES, counted_class, dense_class_of, selection_of
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_MODEL = "rsapp-tiny"
+DEFAULT_MODEL = "rsapp-v2"
 # Chip side used to check the geometry of a request when no model is loaded to say its own input size.
 DEFAULT_CHIP_PX = 256
 # GSDs outside this range are not imagery of the Earth's surface anyone would mean (1 cm .. 1 km).
@@ -53,7 +53,7 @@ class Analyst:
             if not (self.weights / "config.json").exists():
                 raise RsappError(
                     f"model not available: no weights in {self.weights} (train them with `python -m rsapp train`)")
-            from rsapp.model.runtime import Runtime  # torch is imported only when a model is really needed
+            from rsapp.model.inference import Runtime  # torch is imported only when a model is really needed
 
             self._runtime = Runtime.load(self.weights, quant=self.quant)
         return self._runtime
@@ -77,10 +77,13 @@ class Analyst:
             raise RsappError(f"GSD override {gsd} m is outside {GSD_RANGE_M[0]}–{GSD_RANGE_M[1]} m")
         r = route(prompt, n_images=len(scenes), force=task)
         chips, question, ref_box = self._chips(scenes, r, aoi, size, detail)
+        if not np.logical_and.reduce([c.valid for c in chips]).any():
+            raise RsappError("the area asked about has no valid pixels (all no-data"
+                             f"{' on at least one date' if len(chips) == 2 else ''})")
         t_chip = time.perf_counter()
         rt = self.runtime
         gsd_m, source, s = self._scale(chips[0], gsd)
-        gen = rt.generate([c.rgb for c in chips], build_prompt(r.token, question, len(chips)), r.expert, s)
+        gen = rt.generate([c.rgb for c in chips], self._request(r, question, s, ref_box, chips[0].size))
         answer = Answer(
             task=r.token, expert=r.expert, text=gen.text, raw_text=gen.text, prompt=prompt.strip(), model=rt.name,
             sources=[c.source for c in chips], transform=chips[0].transform, crs=chips[0].crs,
@@ -89,7 +92,7 @@ class Analyst:
             tokens_kept=gen.tokens_kept, quant=rt.quant, aoi_box_px=ref_box)
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
-        self._decode(answer, r, question, chips)
+        self._decode(answer, r, question, chips, gen)
         answer.timings_s = {"chip": t_chip - t0, **gen.timings_s, "total": time.perf_counter() - t0}
         return answer
 
@@ -122,26 +125,49 @@ class Analyst:
             return chip.gsd_m, "metadata", math.log10(chip.gsd_m)
         return None, "predicted", None
 
-    def _decode(self, answer: Answer, r: Route, question: str, chips: list[Chip]) -> None:
-        """Model text → boxes / mask on the chip grid; problems become warnings, never exceptions."""
+    def _request(self, r: Route, question: str, log10_gsd: float | None, ref_box, chip_px: int):
+        """What the runtime needs to know of the request, from the task registry and the vocabulary."""
+        from rsapp.model.inference import Request
+
+        task = r.task
+        if r.token == "[REF]":
+            box = ref_box
+            if box is None:  # written in the question as [x1, y1, x2, y2] on 0–100
+                boxes, _ = text_to_boxes(question, chip_px)
+                box = boxes[0] if boxes else None
+            return Request(r.token, question, r.expert, "region", box_px=box)
+        counted = counted_class(question) if r.token == "[VQA]" else None
+        if counted is not None:  # counting is read off the pixel head's instances, as [VG] is
+            return Request(r.token, question, r.expert, "count", dense_class=counted, log10_gsd=log10_gsd)
+        return Request(r.token, question, r.expert, task.output,
+                       dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
+                       labels={"[CLS]": SCENE_CLASSES, "[CCD]": CHANGE_SENTENCES}.get(r.token, ()),
+                       select=selection_of(question))
+
+    def _decode(self, answer: Answer, r: Route, question: str, chips: list[Chip], gen) -> None:
+        """The runtime's boxes / mask on the chip grid; their text in the DESIGN.md codecs; problems become
+        warnings, never exceptions."""
         size = chips[0].size
+        valid = np.logical_and.reduce([c.valid for c in chips])
         if r.token == "[VG]":
-            boxes, warnings = text_to_boxes(answer.raw_text, size)
-            answer.boxes_px = clip_boxes(boxes, np.logical_and.reduce([c.valid for c in chips]))
-            if len(answer.boxes_px) < len(boxes):
-                warnings.append(f"dropped {len(boxes) - len(answer.boxes_px)} box(es) outside the image or AOI")
+            answer.boxes_px = clip_boxes(gen.boxes_px, valid)
+            answer.box_scores = list(gen.box_scores[:len(answer.boxes_px)])
             answer.box_labels = [question] * len(answer.boxes_px)
-            answer.warnings += warnings
+            answer.raw_text = boxes_to_text(answer.boxes_px, size) if answer.boxes_px else ""
+            if r.task.asks_class and dense_class_of(question) is None:
+                answer.warnings.append("the phrase names no class the model knows "
+                                       f"({', '.join(DENSE_CLASSES)})")
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
-        elif r.token == "[SEG]":
-            n = self.runtime.config.seg_grid
-            grid, labels, warnings = text_to_mask(answer.raw_text, n)
-            mask = grid_to_mask(grid, size)
-            valid = np.logical_and.reduce([c.valid for c in chips])
+        elif gen.mask is not None:
+            mask = gen.mask
             mask[~valid] = 0
-            answer.mask, answer.mask_labels, answer.is_change = mask, labels, len(chips) == 2
-            answer.warnings += warnings
-            answer.text = mask_summary(mask, labels, valid, answer.gsd_m, answer.is_change)
+            answer.mask, answer.mask_labels, answer.is_change = mask, gen.mask_labels, len(chips) == 2
+            grid = grid_from_mask(mask, self.runtime.config.seg_grid)
+            if r.token == "[SEG]":
+                answer.raw_text = mask_to_text(grid, answer.mask_labels)
+                answer.text = mask_summary(mask, answer.mask_labels, valid, answer.gsd_m, answer.is_change)
+            else:  # [CCD]: the sentence, and its change map beside it
+                answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.gsd_m, True)})"
 
 
 def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, float]]:

@@ -37,11 +37,24 @@ def cmd_info(args) -> int:
     return 0
 
 
+def check_output_path(path: str) -> None:
+    """Refuse an output path the answer could not be written to, before any work is done."""
+    p = Path(path)
+    if p.is_dir():
+        raise RsappError(f"--out {path} is a folder; give a file name such as {p / 'answer.geojson'}")
+    if not p.parent.is_dir():
+        raise RsappError(f"--out {path}: the folder {p.parent} does not exist")
+    if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise RsappError(f"--out {path} is not writable")
+
+
 def cmd_ask(args) -> int:
     from rsapp.analyst import Analyst
     from rsapp.export import answer_frame, write_geojson
     from rsapp.geo import Scene, parse_aoi
 
+    if args.out:
+        check_output_path(args.out)
     aoi = parse_aoi(args.aoi) if args.aoi else None
     scenes = []
     try:
@@ -65,27 +78,18 @@ def cmd_ask(args) -> int:
 
 
 def cmd_model_info(args) -> int:
-    import torch
-
     from rsapp.analyst import Analyst
-    from rsapp.model.config import PRESETS, RsappConfig
     from rsapp.model.info import describe
-    from rsapp.model.modeling import RsappVLM
-    from rsapp.model.quant import choose_path, linear_bytes
 
     analyst = Analyst(weights=args.weights, quant=args.quant)
-    if analyst.available():
-        rt = analyst.runtime
-        fp32_model = RsappVLM.load(analyst.weights)
-        info = describe(fp32_model) | {"weights": str(analyst.weights), "trained": True}
-        info.update(quant=rt.quant, bytes_fp32=rt.bytes_fp32, bytes_quantized=rt.bytes_quantized)
-    else:
-        torch.manual_seed(0)
-        model = RsappVLM(RsappConfig(**PRESETS["tiny"]))
-        path = choose_path(args.quant)
-        info = describe(model) | {"weights": None, "trained": False,
-                                  "note": f"no weights in {analyst.weights}: the tiny preset's architecture"}
-        info.update(quant=path, bytes_fp32=linear_bytes(model, "fp32"), bytes_quantized=linear_bytes(model, path))
+    if not analyst.available():
+        raise RsappError(f"no weights in {analyst.weights}")
+    from rsapp.model.vlm import RsappVLM
+
+    rt = analyst.runtime
+    info = describe(RsappVLM.load(analyst.weights)) | {"weights": str(analyst.weights), "quant": rt.quant,
+                                                        "bytes_fp32": rt.bytes_fp32,
+                                                        "bytes_quantized": rt.bytes_quantized}
     _print_json(info) if args.json else print(json.dumps(info, indent=2))
     return 0
 
@@ -101,11 +105,19 @@ def cmd_bench(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from rsapp.analyst import Analyst
-    from rsapp.evaluate.run import evaluate
 
-    result = evaluate(Analyst(weights=args.weights, quant=args.quant).runtime, args.seed, args.n,
-                      real=not args.no_real, ablation=args.ablation, spoof=args.ablation == "none",
-                      nodata_share=args.nodata_share)
+    rt = Analyst(weights=args.weights, quant=args.quant).runtime
+    result: dict = {"model": rt.name, "quant": rt.quant}
+    if args.real:
+        from rsapp.evaluate.real import RuntimePredictor, evaluate_real
+
+        result["real"] = evaluate_real(RuntimePredictor(rt), text_n=args.text_n)
+    if args.seed is not None:
+        from rsapp.evaluate.synthetic import evaluate_synthetic
+
+        result["synthetic"] = evaluate_synthetic(rt, args.seed, args.n)
+    if len(result) == 2:
+        raise RsappError("say what to evaluate: --real, --seed N (the synthetic split), or both")
     _print_json(result) if args.json else print(json.dumps(result, indent=2))
     return 0
 
@@ -119,20 +131,16 @@ def cmd_corpus(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from rsapp.train.loop import TrainConfig, train
+    if args.stage == "vision":
+        from rsapp.train import read_run
+        from rsapp.train.vision import VisionRun, train_vision
 
-    cfg = TrainConfig(preset=args.preset, out=args.out, seed=args.seed)
-    for key in ("stage1_steps", "stage2_steps", "batch_size", "init_from", "lr_stage2", "pair_share", "warmup",
-                "real_share", "real_from_step", "colour_cast", "nodata_share", "stop_at", "fresh_lr_scale",
-                "train_only", "select_missed", "box_weight", "select_weight", "sse_weight"):
-        if getattr(args, key) is not None:
-            setattr(cfg, key, getattr(args, key))
-    if args.task_weights:
-        try:
-            cfg.task_weights = {k: float(v) for k, v in json.loads(args.task_weights).items()}
-        except (ValueError, AttributeError) as e:
-            raise RsappError(f'--task-weights must be JSON like {{"[VG]": 0.3}}: {e}') from None
-    final = train(cfg)
+        final = train_vision(read_run(VisionRun, args.run), Path(args.out))
+    else:
+        from rsapp.train import read_run
+        from rsapp.train.language import LanguageRun, train_language
+
+        final = train_language(read_run(LanguageRun, args.run), Path(args.out))
     print(json.dumps({"final": str(final)}))
     return 0
 
@@ -154,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--aoi", help="AOI as a GeoJSON file (EPSG:4326; pixel coordinates for unreferenced images)")
     ask.add_argument("--gsd", type=float, help="override the ground sampling distance, metres per pixel")
     ask.add_argument("--out", help="write the answer's boxes/masks as GeoJSON here")
-    ask.add_argument("--weights", help="model folder (default: weights/rsapp-tiny)")
+    ask.add_argument("--weights", help="model folder (default: weights/rsapp-v2)")
     ask.add_argument("--quant", default="auto", help="auto | int8 | nf4 | fp32")
     ask.add_argument("--detail", action="store_true",
                      help="show the model the AOI at native resolution (up to 8192 px) through the token budget")
@@ -175,16 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", action="store_true")
     be.set_defaults(func=cmd_bench)
 
-    ev = sub.add_parser("evaluate", help="scores on a fresh seeded split and the real labelled samples")
-    ev.add_argument("--seed", type=int, required=True)
-    ev.add_argument("--n", type=int, default=200, help="samples per task")
+    ev = sub.add_parser("evaluate", help="scores on the real held-out sets and/or a fresh synthetic split")
+    ev.add_argument("--real", action="store_true", help="every real set's held-out split (see the model card)")
+    ev.add_argument("--text-n", dest="text_n", type=int, default=100,
+                    help="scenes per set asked [CLS]/[CAP]/[VQA] through the language model (0: heads only)")
+    ev.add_argument("--seed", type=int, help="a synthetic split of this seed: GSD from pixels and spoofing")
+    ev.add_argument("--n", type=int, default=100, help="synthetic samples")
     ev.add_argument("--weights")
     ev.add_argument("--quant", default="auto")
-    ev.add_argument("--no-real", action="store_true", help="skip the real labelled sets")
-    ev.add_argument("--nodata-share", dest="nodata_share", type=float, default=0.0,
-                    help="share of one-image chips with no-data, blanked as the app blanks them (another split)")
-    ev.add_argument("--ablation", default="none", choices=["none", "predicted_gsd", "static_gate", "single_expert"],
-                    help="inference-time ablation of the trained model")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -194,36 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--out", required=True)
     co.set_defaults(func=cmd_corpus)
 
-    tr = sub.add_parser("train", help="train the default model (two stages, resumable)")
-    tr.add_argument("--preset", default="tiny", choices=["tiny", "small"])
-    tr.add_argument("--out", default="runs/tiny")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--stage1-steps", dest="stage1_steps", type=int)
-    tr.add_argument("--stage2-steps", dest="stage2_steps", type=int)
-    tr.add_argument("--batch-size", dest="batch_size", type=int)
-    tr.add_argument("--init-from", dest="init_from", help="continue from a trained model folder (skips stage 1)")
-    tr.add_argument("--lr-stage2", dest="lr_stage2", type=float)
-    tr.add_argument("--warmup", type=int)
-    tr.add_argument("--pair-share", dest="pair_share", type=float, help="share of two-date batches")
-    tr.add_argument("--real-share", dest="real_share", type=float,
-                    help="share of samples from the real labelled sets in ../shared/data/real")
-    tr.add_argument("--colour-cast", dest="colour_cast", type=float,
-                    help="share of samples under a random colour cast (white balance, saturation, haze)")
-    tr.add_argument("--nodata-share", dest="nodata_share", type=float,
-                    help="share of one-image samples whose chip has no-data (blank strips or outside an AOI polygon)")
-    tr.add_argument("--real-from-step", dest="real_from_step", type=int, help="stage-2 step the real samples join at")
-    tr.add_argument("--fresh-lr-scale", dest="fresh_lr_scale", type=float,
-                    help="lr multiplier of the newest modules (rsapp.train.loop.FRESH_MODULES)")
-    tr.add_argument("--box-weight", dest="box_weight", type=float, help="weight of the [VG] box head's loss")
-    tr.add_argument("--select-weight", dest="select_weight", type=float,
-                    help="weight of the [VG] proposal selector's loss")
-    tr.add_argument("--sse-weight", dest="sse_weight", type=float, help="weight of SSE-U's Gaussian NLL")
-    tr.add_argument("--stop-at", dest="stop_at", type=int, help="stop stage 2 at this step (schedule unchanged)")
-    tr.add_argument("--task-weights", dest="task_weights", help='JSON task mix, e.g. {"[VG]": 0.3}')
-    tr.add_argument("--train-only", dest="train_only",
-                    help="comma-separated parameter-name prefixes to train (the rest frozen), e.g. box_select")
-    tr.add_argument("--no-select-missed", dest="select_missed", action="store_false", default=None,
-                    help="the [VG] selector learns from the box head's proposals only (as at inference)")
+    tr = sub.add_parser("train", help="train a stage of v2 from a run file (configs/runs/*.json)")
+    tr.add_argument("stage", choices=["vision", "language"],
+                    help="vision: tower + heads (stage A); language: projector + LM adapters (stage B)")
+    tr.add_argument("--run", required=True, help="run settings, JSON")
+    tr.add_argument("--out", required=True)
     tr.set_defaults(func=cmd_train)
     return p
 

@@ -56,3 +56,4 @@ def geo_tif(tmp_path) -> Path:
 @pytest.fixture
 def png_file(tmp_path) -> Path:
     return write_raster(tmp_path / "plain.png", textured(120, 160, dtype="uint8"), driver="PNG")
+REAL = ROOT.parent / "shared" / "data" / "real"  # ../shared/data/real (CI has a copy beside the clone)

@@ -75,6 +75,9 @@ def _bad_inputs(tmp_path, utm_tif):
         "CCD with one image": ("ask", utm_tif, "--prompt", "[CCD] what changed?"),
         "absurd gsd": (*ask, "--gsd", "-3"),
         "no weights there": (*ask, "--weights", tmp_path / "empty-weights"),
+        "out in a missing folder": (*ask, "--out", tmp_path / "no" / "such" / "a.geojson"),
+        "out is a folder": (*ask, "--out", tmp_path),
+        "prompt too long": ("ask", utm_tif, "--prompt", "[VQA] " + "why " * 400),
     }
 
 
@@ -101,7 +104,7 @@ def test_ask_answers_on_a_sample_and_writes_geojson(tmp_path):
     answer = json.loads(r.stdout)
     assert {"task", "expert", "text", "gsd_m", "gsd_source", "n_boxes", "n_mask_pixels"} <= set(answer)
     assert answer["task"] == "[SEG]" and answer["expert"] == 2 and answer["gsd_source"] == "metadata"
-    assert answer["gsd_m"] == pytest.approx(0.27 * 408 / 256, rel=0.05)  # the 408 px AOI resampled to 256
+    assert answer["gsd_m"] == pytest.approx(0.27, rel=0.05)  # the 408 px AOI padded into the 512 chip, never upsampled
     fc = json.loads(out.read_text())
     assert fc["type"] == "FeatureCollection"
     area = shapely.geometry.shape(json.loads(aoi.read_text()))

@@ -1,4 +1,5 @@
-"""`python -m rsapp bench`: latency per task on a 512×512 chip, decode speed, the 8192×8192 UHR path, memory."""
+"""`python -m rsapp bench`: model load, latency per task on a 512×512 chip, decode speed against transformers'
+own generate, the 8192×8192 UHR path, memory."""
 
 from __future__ import annotations
 
@@ -50,16 +51,67 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+DECODE_TOKENS = 32
+DECODE_PROMPT = "<|im_start|>user\nDescribe what a satellite image of a harbour usually shows.<|im_end|>\n<|im_start|>assistant\n"
+
+
+def transformers_rate(ids: list[int], cfg) -> float:
+    """Tokens per second of transformers' own fp32 LlamaForCausalLM.generate on SmolLM2's base weights (run in a
+    child process by decode_rates, so its copy of the model does not count in our peak memory)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rsapp.model.pretrained import lm_state_dict
+
+    ids = torch.tensor([ids])
+    hf = LlamaForCausalLM(LlamaConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.ffn_size,
+        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
+        rope_theta=cfg.rope_theta, rms_norm_eps=cfg.rms_eps, tie_word_embeddings=True)).eval()
+    state = {"model." + k.replace(".base.weight", ".weight"): v for k, v in lm_state_dict().items()}
+    hf.load_state_dict(state | {"lm_head.weight": state["model.embed_tokens.weight"]}, strict=True)
+    with torch.no_grad():
+        hf.generate(ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)  # warm-up
+        t0 = time.perf_counter()
+        out = hf.generate(ids, max_new_tokens=DECODE_TOKENS, min_new_tokens=DECODE_TOKENS, do_sample=False)
+    return (out.shape[1] - ids.shape[1]) / (time.perf_counter() - t0)
+
+
+def decode_rates(rt) -> dict:
+    """Tokens per second of our decoder (its quantization path, KV cache, CS-HLoRA and the chosen expert) and of
+    transformers' own fp32 generate on the same base weights and prompt, DECODE_TOKENS each."""
+    import multiprocessing
+
+    import torch
+
+    lm, cfg = rt.model.lm, rt.model.cfg.lm
+    ids = torch.tensor([rt.tokenizer.encode(DECODE_PROMPT).ids])
+    s = torch.tensor([0.0])
+    with torch.no_grad():
+        cache = lm.new_cache()
+        hidden = lm(lm.embed(ids), s, 0, cache)
+        t0 = time.perf_counter()
+        for _ in range(DECODE_TOKENS):
+            nxt = lm.logits(hidden[0, -1]).argmax()
+            hidden = lm(lm.embed(nxt.view(1, 1)), s, 0, cache)
+        ours = DECODE_TOKENS / (time.perf_counter() - t0)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        theirs = pool.apply(transformers_rate, (ids[0].tolist(), cfg))
+    return {"decode_tokens_per_s": round(ours, 2), "transformers_fp32_tokens_per_s": round(theirs, 2),
+            "decode_speedup_vs_transformers": round(ours / theirs, 2)}
+
+
 def bench(analyst, repeats: int = 3, uhr: bool = True) -> dict:
     from rsapp.geo import Scene
 
+    t0 = time.perf_counter()
     rt = analyst.runtime
-    out: dict = {"quant": rt.quant, "model": rt.name, "bytes_fp32": rt.bytes_fp32,
-                 "bytes_quantized": rt.bytes_quantized}
+    out: dict = {"model_load_s": round(time.perf_counter() - t0, 2), "quant": rt.quant, "model": rt.name,
+                 "bytes_fp32": rt.bytes_fp32, "bytes_quantized": rt.bytes_quantized}
     with tempfile.TemporaryDirectory() as tmp:
         a = _write_scene(Path(tmp) / "a.tif", 512, 0.5, 1)
         b = _write_scene(Path(tmp) / "b.tif", 512, 0.5, 2)
-        latency, per_token = {}, []
+        latency = {}
         with Scene(a) as sa, Scene(b) as sb:
             for token, prompt in tqdm(BENCH_PROMPTS.items(), desc="bench", leave=False):
                 scenes = [sa, sb] if token == "[CCD]" else [sa]
@@ -67,11 +119,9 @@ def bench(analyst, repeats: int = 3, uhr: bool = True) -> dict:
                 for _ in range(repeats):
                     ans = analyst.ask(scenes, prompt)
                     times.append(ans.timings_s["total"])
-                    if ans.timings_s.get("new_tokens", 0) > 1:
-                        per_token.append(ans.timings_s["decode"] / ans.timings_s["new_tokens"])
                 latency[token] = statistics.median(times)
         out["latency_s"] = latency
-        out["decode_ms_per_token"] = 1000 * statistics.median(per_token) if per_token else None
+        out.update(decode_rates(rt))
         if uhr:
             path = _write_scene(Path(tmp) / "uhr.tif", UHR_SIDE, 0.3, 3)
             with Scene(path) as s:

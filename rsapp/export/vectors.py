@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import shapely
+import shapely.affinity
 from affine import Affine
 from rasterio.features import shapes
 
@@ -69,6 +70,24 @@ def answer_frame(answer: Answer) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, columns=columns, geometry=geoms, crs=answer.crs)
 
 
+WORLD = shapely.box(-180.0, -90.0, 180.0, 90.0)
+
+
+def split_antimeridian(geom: shapely.Geometry) -> shapely.Geometry:
+    """RFC 7946 §3.1.9: a shape across the antimeridian is cut at the line, each part within −180…180. A
+    reprojection gives such a shape either with longitudes past ±180, or wrapped (its vertices jump from +179 to
+    −179, so it spans more than half the globe): the wrapped one is first made continuous."""
+    x0, _, x1, _ = geom.bounds
+    if x1 - x0 > 180.0:
+        geom = shapely.transform(geom, lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360.0, xy[:, 0]),
+                                                                    xy[:, 1]]))
+        x0, _, x1, _ = geom.bounds
+    if x0 >= -180.0 and x1 <= 180.0:
+        return geom
+    parts = [shapely.intersection(shapely.affinity.translate(geom, xoff=shift), WORLD) for shift in (-360.0, 0.0, 360.0)]
+    return shapely.union_all([p for p in parts if not p.is_empty])
+
+
 def frames_to_geojson(frames: list[gpd.GeoDataFrame]) -> dict:
     """RFC 7946 FeatureCollection: EPSG:4326 lon/lat, valid right-hand polygons, geodesic area_m2.
 
@@ -81,8 +100,9 @@ def frames_to_geojson(frames: list[gpd.GeoDataFrame]) -> dict:
     if georeferenced:
         gdf = gpd.GeoDataFrame(
             [row for f in frames for row in f.to_crs(4326).to_dict("records")], geometry="geometry", crs=4326)
-        gdf["geometry"] = shapely.orient_polygons(shapely.make_valid(gdf.geometry.values), exterior_cw=False)
-        gdf["area_m2"] = [area_m2(g) for g in gdf.geometry]
+        gdf["area_m2"] = [area_m2(g) for g in gdf.geometry]  # before the split: one shape, one area
+        valid = shapely.make_valid(np.array([split_antimeridian(g) for g in gdf.geometry.values], dtype=object))
+        gdf["geometry"] = shapely.orient_polygons(valid, exterior_cw=False)
     else:
         gdf = gpd.GeoDataFrame([row for f in frames for row in f.to_dict("records")], geometry="geometry")
         gdf["area_px"] = gdf.geometry.area

@@ -22,6 +22,10 @@ WGS84 = CRS.from_epsg(4326)
 _GEOD = Geod(ellps="WGS84")
 # Rasters larger than this on a side are refused: they are not imagery anyone can mean to chat with here.
 MAX_SIDE_PX = 200_000
+# Formats GDAL decodes whole (no windowed reads): refused above this many pixels, as PIL refuses decompression
+# bombs (its limit is 89.5 M px). Tiled or striped GeoTIFFs have no such limit: they are read by window.
+WHOLE_DECODE_DRIVERS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+MAX_WHOLE_DECODE_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,11 @@ def open_dataset(path: str | os.PathLike) -> rasterio.io.DatasetReader:
     if max(ds.width, ds.height) > MAX_SIDE_PX:
         ds.close()
         raise RsappError(f"{p.name} is {ds.width}×{ds.height} px, larger than the {MAX_SIDE_PX} px limit")
+    if ds.driver in WHOLE_DECODE_DRIVERS and ds.width * ds.height > MAX_WHOLE_DECODE_PIXELS:
+        ds.close()
+        raise RsappError(f"{p.name} is a {ds.width}×{ds.height} px {ds.driver}, over the "
+                         f"{MAX_WHOLE_DECODE_PIXELS // 1_000_000} M px limit for formats decoded whole: "
+                         "convert it to a tiled GeoTIFF (gdal_translate -co TILED=YES)")
     return ds
 
 
@@ -113,6 +122,8 @@ def describe(ds: rasterio.io.DatasetReader) -> RasterInfo:
     bounds = gsd = gsd_xy = None
     if geo:
         w, s, e, n = transform_bounds(ds.crs, WGS84, *ds.bounds, densify_pts=21)
+        # RFC 7946 §5.2: a footprint across the antimeridian has west > east, both within ±180
+        w, e = (w + 540.0) % 360.0 - 180.0, (e + 540.0) % 360.0 - 180.0
         bounds = (float(w), float(s), float(e), float(n))
         gsd_xy = ground_gsd_xy_m(ds.crs, ds.transform, ds.width / 2, ds.height / 2)
         gsd = float(np.sqrt(gsd_xy[0] * gsd_xy[1]))

@@ -1,4 +1,5 @@
-"""The network (vision + fusion + token budget, G-MoE LM with CS-HLoRA, SSE-U) and its quantized runtime.
+"""Model v2: the pretrained EfficientNet-Lite tower with its heads (vision_model), SmolLM2 with G-MoE and
+CS-HLoRA (smollm), joined in vlm; the quantized runtime in inference.
 
-Knows nothing about maps or files: pictures come in as arrays, text goes out.
+Knows nothing about maps, files or task codecs: pictures come in as arrays, text and pixel maps go out.
 """

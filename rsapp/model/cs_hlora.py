@@ -11,8 +11,6 @@ and starves τ of gradient. Each h_k is monotone decreasing in s: a finer image 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -35,25 +33,3 @@ class ScaleGate(nn.Module):
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         """(B,) → (B, r)."""
         return self.tier_gates(s)[:, self.tier_of_rank]
-
-
-class CSHLoRALinear(nn.Module):
-    """A linear layer plus its scale-gated low-rank update; never merged, since the update depends on s."""
-
-    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float, bias: bool = False):
-        super().__init__()
-        self.base = nn.Linear(in_features, out_features, bias=bias)
-        self.rank = rank
-        self.scaling = alpha / rank if rank else 0.0
-        if rank:
-            self.lora_A = nn.Parameter(torch.empty(rank, in_features))
-            self.lora_B = nn.Parameter(torch.zeros(out_features, rank))  # zero: the update starts at ΔW = 0
-            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-
-    def forward(self, x: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-        """x (B, T, in); gate (B, r) from ScaleGate, or None to run the base layer alone."""
-        y = self.base(x)
-        if self.rank and gate is not None:
-            z = (x @ self.lora_A.t()) * gate[:, None, :]
-            y = y + self.scaling * (z @ self.lora_B.t())
-        return y

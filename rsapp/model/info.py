@@ -1,52 +1,57 @@
-"""Parameter counts per part of the network, for `python -m rsapp model-info`."""
+"""What `python -m rsapp model-info` reports: parts, their pretrained sources and parameter counts."""
 
 from __future__ import annotations
 
-from rsapp.model.modeling import RsappVLM
+from rsapp.model.pretrained import LM_BASE, VISION_BASE
+from rsapp.model.vlm import RsappVLM
+
+# Parameter-name prefix → part (first match wins; order matters).
+PARTS = (
+    ("vision.tower.backbone.", "vision"), ("vision.tower.fusion.", "fusion"), ("vision.dense_head.", "dense_head"),
+    ("vision.change_head.", "change_head"), ("vision.scene_head.", "scene_head"), ("vision.sse_u.", "sse_u"),
+    ("projector.", "projector"),
+)
 
 
-def part_of(name: str, num_experts: int) -> str:
-    if "lora_" in name or name.startswith("scale_gate"):
+def part_of(name: str) -> str:
+    for prefix, part in PARTS:
+        if name.startswith(prefix):
+            return part
+    if "lora_" in name or name.startswith("lm.scale_gate"):
         return "cs_hlora"
-    if name.startswith("sse_u"):
-        return "sse_u"
-    if name.startswith("vision.projector"):
-        return "projector"
-    if name.startswith("vision"):
-        return "vision"
-    if ".attn." in name:
-        return "lm_attention"
+    if "expert_" in name:
+        return "expert_deltas"
     if ".reinject." in name:
         return "visual_reinjection"
-    for e in range(num_experts):
-        if f".ffn.experts.{e}." in name:
-            return f"expert_{e}"
-    return "lm_other"  # embeddings, norms, image-index embedding, LM head
-
-
-def parameter_counts(model: RsappVLM) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name, p in model.named_parameters():
-        key = part_of(name, model.config.num_experts)
-        counts[key] = counts.get(key, 0) + p.numel()
-    counts["total"] = sum(counts.values())
-    return counts
+    if name == "lm.extra_embed":
+        return "added_token_embeddings"
+    return "lm_base"
 
 
 def describe(model: RsappVLM) -> dict:
-    cfg = model.config
+    counts: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        counts[part_of(name)] = counts.get(part_of(name), 0) + p.numel()
+    trained = sum(v.numel() for v in model.trained_state().values())
+    cfg = model.cfg
+    tiers = cfg.lm.tiers()
     return {
-        "params": parameter_counts(model),
-        "experts": cfg.num_experts,
-        "hlora_rank": cfg.hlora_rank,
-        "hlora_tiers": {name: list(rng) for name, rng in zip(("object", "structure", "semantic"), cfg.hlora_tiers)},
-        "hlora_a": cfg.hlora_a,
-        "hlora_tau": [round(float(t), 4) for t in model.scale_gate.tau.detach()],
-        "hlora_tau_gsd_m": [round(10 ** float(t), 3) for t in model.scale_gate.tau.detach()],
-        "image_size": cfg.image_size,
+        "name": cfg.name,
+        "vision": {"pretrained": VISION_BASE.name, "package": VISION_BASE.package, "params": counts["vision"],
+                   "pyramid_strides": [4, 8, 16, 32]},
+        "lm": {"pretrained": LM_BASE.name, "package": LM_BASE.package, "params": counts["lm_base"],
+               "layers": cfg.lm.layers, "hidden": cfg.lm.hidden_size},
+        "experts": cfg.lm.experts,
+        "expert_rank": cfg.lm.expert_rank,
+        "cs_hlora": {"rank": cfg.lm.hlora_rank, "tiers": {n: list(t) for n, t in zip(("object", "structure",
+                                                                                        "semantic"), tiers)},
+                     "tau_log10_m": [round(float(t), 3) for t in model.lm.scale_gate.tau.detach()],
+                     "a": cfg.lm.hlora_a},
+        "token_budget": cfg.vision.token_budget,
         "chip_size": cfg.chip_size,
-        "local_token_budget": cfg.local_token_budget,
-        "inject_layers": list(cfg.inject_layers),
-        "seg_grid": cfg.seg_grid,
-        "vocab_size": cfg.vocab_size,
+        "params": counts,
+        "params_total": sum(counts.values()),
+        "params_trained_shipped": trained,
+        "dense_classes": list(cfg.vision.dense_classes),
+        "scene_classes": list(cfg.vision.scene_classes),
     }

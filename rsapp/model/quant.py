@@ -1,5 +1,7 @@
-"""Quantized inference paths. Measured on this project's bench (see README): on CPU, torch dynamic int8 is the
-fastest path that really works (bitsandbytes NF4 runs on CPU but slower than fp32); on CUDA, bitsandbytes NF4."""
+"""Inference paths. On CUDA, bitsandbytes NF4. On CPU, fp32 by default: torch's dynamic int8 quantizes
+activations per tensor, which SmolLM2's outlier features do not survive (held-out UC Merced captions BLEU-4 0.42 →
+0.10, VQA 0.82 → 0.62), and it decodes no faster here (14.4 vs 14.8 tokens/s); it stays available as `int8`
+for its memory (285 MB instead of 612 MB)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ PATHS = ("fp32", "int8", "nf4")
 
 
 def choose_path(requested: str = "auto") -> str:
-    """auto → nf4 on CUDA, int8 (torch dynamic) on CPU."""
+    """auto → nf4 on CUDA, fp32 on CPU (see the module's note)."""
     requested = (requested or "auto").lower()
     if requested == "auto":
-        return "nf4" if torch.cuda.is_available() else "int8"
+        return "nf4" if torch.cuda.is_available() else "fp32"
     if requested not in PATHS:
         raise ValueError(f"unknown quantization {requested!r}; use auto, {', '.join(PATHS)}")
     return requested
@@ -28,7 +30,10 @@ def quantize(model: nn.Module, path: str) -> nn.Module:
     if path == "int8":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the kernels are still the fastest here
-            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+            # Per output channel: one scale per row. A per-tensor scale (torch's default) lets a few outlier rows
+            # of SmolLM2's (already 4-bit) weights flatten the rest, and flipped yes/no answers in our tests.
+            qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear: qconfig}, dtype=torch.qint8)
     if path == "nf4":
         return _to_nf4(model)
     raise ValueError(path)

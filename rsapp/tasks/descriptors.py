@@ -84,39 +84,3 @@ def grid_to_mask(grid: np.ndarray, size: int) -> np.ndarray:
     n = grid.shape[0]
     idx = np.minimum((np.arange(size) * n) // size, n - 1)
     return grid[idx[:, None], idx[None, :]]
-
-
-_DONE_RUN = re.compile(r"\*\s*(\d+)\s*\|")
-
-
-def descriptor_cursor(prefix: str, n: int) -> tuple[int, int]:
-    """The cell (row, col) that the next run of a descriptor starts at, read from the text written so far.
-
-    Rows end at newlines; a run counts once its `*count` is closed by `|`. The model is told this cursor while
-    it writes (a deterministic function of its own output), so it can look at the right part of the image.
-    """
-    lines = prefix.split("\n")
-    col = sum(int(m.group(1)) for m in _DONE_RUN.finditer(lines[-1]))
-    return min(len(lines) - 1, n), min(col, n)
-
-
-# Words of a [SEG] question → the class its descriptor names (the DenseHead's classes; rsapp.data.world.CLASSES).
-SEG_CLASS_WORDS = {
-    "building": ("building", "buildings", "built-up", "house", "houses", "roof", "roofs"),
-    "road": ("road", "roads", "street", "streets", "highway"),
-    "water": ("water", "pond", "ponds", "lake", "lakes", "river", "rivers", "sea"),
-    "vegetation": ("vegetation", "tree", "trees", "forest", "forests", "woods"),
-    "field": ("field", "fields", "farmland", "crop", "crops"),
-    "car": ("car", "cars", "vehicle", "vehicles"),
-    "ship": ("ship", "ships", "boat", "boats", "vessel", "vessels"),
-}
-_WORD = re.compile(r"[a-z][a-z-]*")
-
-
-def seg_class(question: str) -> str | None:
-    """The class a [SEG] question asks for ("segment the ponds" → water), None when it names none (changes)."""
-    words = set(_WORD.findall(question.lower()))
-    for name, synonyms in SEG_CLASS_WORDS.items():
-        if words & set(synonyms):
-            return name
-    return None

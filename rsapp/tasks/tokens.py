@@ -7,19 +7,32 @@ from dataclasses import dataclass
 
 from rsapp.errors import RsappError
 
-# DESIGN.md task table: token → (expert, images it takes). Expert 0 image, 1 region, 2 pixel.
-TASKS: dict[str, tuple[int, tuple[int, ...]]] = {
-    "[CAP]": (0, (1,)),
-    "[CLS]": (0, (1,)),
-    "[VQA]": (0, (1,)),
-    "[CCD]": (0, (2,)),
-    "[VG]": (1, (1,)),
-    "[REF]": (1, (1,)),
-    "[SEG]": (2, (1, 2)),
-}
+
+@dataclass(frozen=True)
+class Task:
+    """One row of DESIGN.md's task table."""
+
+    token: str
+    expert: int  # G-MoE granularity: 0 image, 1 region, 2 pixel
+    images: tuple[int, ...]  # how many images it takes
+    output: str  # codec of the answer: "text", "boxes" ([x1, y1, x2, y2] on 0–100) or "mask" (Text4Seg)
+    asks_class: bool  # the question names a class (tasks.vocabulary.dense_class_of)
+    needs_question: bool  # a bare token is not a request
+
+
+TASKS: dict[str, Task] = {t.token: t for t in (
+    Task("[CAP]", 0, (1,), "text", False, False),
+    Task("[CLS]", 0, (1,), "text", False, False),
+    Task("[VQA]", 0, (1,), "text", False, True),
+    Task("[CCD]", 0, (2,), "text", False, False),
+    Task("[VG]", 1, (1,), "boxes", True, True),
+    Task("[REF]", 1, (1,), "text", False, True),
+    Task("[SEG]", 2, (1, 2), "mask", True, False),
+)}
 TASK_TOKENS = tuple(TASKS)
-# Tasks whose question names a class (tasks.descriptors.seg_class) the model is told where it sees (class_hint).
-ASKS_CLASS = ("[SEG]", "[VG]")
+# Longest prompt accepted (characters): a question about an image is a sentence or two; refused before the model
+# runs, since a long one would hold a worker for minutes and the language model reads 8K tokens at most.
+MAX_PROMPT_CHARS = 1000
 _TOKEN_RE = re.compile(r"^\s*(\[[A-Za-z]+\])\s*")
 _BOX_RE = re.compile(r"\[\s*-?\d+(?:\.\d+)?\s*(?:,\s*-?\d+(?:\.\d+)?\s*){3}\]")
 
@@ -42,10 +55,16 @@ class Route:
     question: str  # the prompt without its token
     inferred: bool  # True when no token was given and the router chose one
 
+    @property
+    def task(self) -> Task:
+        return TASKS[self.token]
+
 
 def route(prompt: str, n_images: int = 1, force: str | None = None) -> Route:
     """Pick the task token (forced, written in the prompt, or inferred) and its expert; check the image count."""
     prompt = (prompt or "").strip()
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise RsappError(f"the prompt is {len(prompt):,} characters; ask in at most {MAX_PROMPT_CHARS:,}")
     m = _TOKEN_RE.match(prompt)
     written = m.group(1).upper() if m else None
     question = prompt[m.end():].strip() if m else prompt
@@ -55,11 +74,12 @@ def route(prompt: str, n_images: int = 1, force: str | None = None) -> Route:
     inferred = token is None
     if inferred:
         token = infer_token(question, n_images)
-    expert, images = TASKS[token]
+    task = TASKS[token]
+    expert, images = task.expert, task.images
     if n_images not in images:
         want = " or ".join(str(i) for i in images)
         raise RsappError(f"{token} takes {want} image{'s' if images != (1,) else ''}, but {n_images} {'was' if n_images == 1 else 'were'} given")
-    if not question and token not in ("[CAP]", "[CLS]", "[CCD]", "[SEG]"):
+    if not question and task.needs_question:
         raise RsappError(f"{token} needs a question or phrase after the token")
     return Route(token=token, expert=expert, question=question, inferred=inferred)
 

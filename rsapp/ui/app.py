@@ -7,6 +7,8 @@ leaves the session as it was, so no work is lost.
 from __future__ import annotations
 
 import functools
+import html
+import inspect
 import json
 import logging
 import traceback
@@ -44,6 +46,8 @@ def guarded(n_outputs_before_chat: int):
     """Wrap a handler: RsappError → warning in the chat, other errors → a short message; state unchanged."""
 
     def deco(fn):
+        signature = inspect.signature(fn)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
@@ -54,7 +58,8 @@ def guarded(n_outputs_before_chat: int):
                 log.error("handler %s failed:\n%s", fn.__name__, traceback.format_exc())
                 message = f"something went wrong ({type(e).__name__}); the session is unchanged"
             gr.Warning(message)
-            chat = kwargs.get("chat", args[-1] if args else [])
+            # by name: the last argument may be gr.Progress, not the chat
+            chat = signature.bind_partial(*args, **kwargs).arguments.get("chat") or []
             return (*[gr.skip()] * n_outputs_before_chat, _say(chat, "assistant", f"⚠️ {message}"))
 
         return wrapper
@@ -163,7 +168,7 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                 raise RsappError("load an image first (pick a sample or upload one)")
             if not (text or "").strip() and token in (None, "auto"):
                 raise RsappError("type a question, e.g. [VQA] how many buildings are there?")
-            chat = _say(chat, "user", text)
+            chat = _say(chat, "user", html.escape(text))  # shown as typed, never as markup
             progress(0.1, desc="reading imagery")
             scenes = state.open()
             try:

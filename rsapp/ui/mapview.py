@@ -97,7 +97,7 @@ def render_map(overlays: list[dict], layers: list[dict], aoi: dict | None, pixel
     m.get_root().header.add_child(Element(
         "<style>.leaflet-container{background:#20242b}.rsapp-note{color:#ddd;font:12px sans-serif}</style>"))
     for ov in overlays:
-        folium.raster_layers.ImageOverlay(image=ov["data_url"], bounds=ov["bounds"], name=ov["name"],
+        folium.raster_layers.ImageOverlay(image=ov["data_url"], bounds=ov["bounds"], name=html.escape(ov["name"]),
                                           interactive=False, show=ov.get("show", True)).add_to(m)
     if aoi:
         folium.GeoJson(aoi, name="AOI", style_function=lambda _: {

@@ -93,3 +93,21 @@ def test_unreferenced_image_exports_in_pixel_space_and_says_so(png_file):
     assert "area_m2" not in props and props["area_px"] == pytest.approx(400)
     minx, miny, maxx, maxy = shapely.geometry.shape(fc["features"][0]["geometry"]).bounds
     assert (minx, miny) == pytest.approx((30, 40 - 20))  # 160×120 image letterboxed: rows start at -20
+
+
+def test_geojson_across_the_antimeridian_is_split_within_180(tmp_path):
+    """A mask on a UTM zone 60 scene that reaches past 180°E: RFC 7946 longitudes, cut at the line."""
+    import geopandas as gpd
+    import shapely
+
+    from rsapp.export.vectors import frames_to_geojson
+
+    square = shapely.box(720_000, 5_000_000, 750_000, 5_030_000)  # zone 60N (177°E), across 180°
+    frame = gpd.GeoDataFrame({"label": ["water"]}, geometry=[square], crs="EPSG:32660")
+    fc = frames_to_geojson([frame])
+    (feature,) = fc["features"]
+    geom = shapely.geometry.shape(feature["geometry"])
+    assert geom.geom_type == "MultiPolygon" and geom.is_valid
+    xs = [x for poly in geom.geoms for x, _ in poly.exterior.coords]
+    assert min(xs) >= -180 and max(xs) <= 180 and min(xs) < -179 and max(xs) > 179
+    assert feature["properties"]["area_m2"] == pytest.approx(9e8, rel=0.01)

@@ -100,3 +100,28 @@ def test_truncated_tiff_is_reported_as_corrupt(tmp_path, utm_tif):
     p.write_bytes(utm_tif.read_bytes()[: utm_tif.stat().st_size // 3])
     with pytest.raises(RsappError, match="corrupt|not an image"):
         Scene(p)
+
+
+def test_a_png_that_decodes_to_too_many_pixels_is_refused_before_it_is_read(tmp_path):
+    """A decompression bomb: ~100 KB on disk, 108 M px decoded (GDAL decodes PNG whole)."""
+    import struct
+    import zlib
+
+    from rsapp.errors import RsappError
+    from rsapp.geo.raster import open_dataset
+
+    w, h = 12000, 9000
+    comp, data, row = zlib.compressobj(9), b"", b"\x00" * (w + 1)
+    for _ in range(h):
+        data += comp.compress(row)
+    data += comp.flush()
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    assert path.stat().st_size < 2_000_000
+    with pytest.raises(RsappError, match="M px limit"):
+        open_dataset(path)

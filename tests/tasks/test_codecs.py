@@ -2,9 +2,7 @@ import numpy as np
 import pytest
 
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
-from rsapp.tasks.descriptors import (descriptor_cursor, grid_from_mask, grid_to_mask, mask_to_text, seg_class,
-                                     text_to_mask)
-from rsapp.tasks.prompts import build_prompt, prompt_question, prompt_task
+from rsapp.tasks.descriptors import grid_from_mask, grid_to_mask, mask_to_text, text_to_mask
 
 
 @pytest.mark.parametrize("n", [16, 24])
@@ -51,17 +49,12 @@ def test_malformed_boxes_are_clipped_or_dropped_with_warnings():
     assert len(warnings) == 4
 
 
-def test_descriptor_cursor_follows_closed_runs_and_rows():
-    assert descriptor_cursor("", 16) == (0, 0)
-    assert descriptor_cursor("others *12| veg", 16) == (0, 12)
-    assert descriptor_cursor("others *1", 16) == (0, 0)  # "*1" may still become "*12": not closed yet
-    assert descriptor_cursor("others *12| water *4\nothers *3| wat", 16) == (1, 3)
-    assert descriptor_cursor("others *16\n" * 16, 16) == (16, 0)
+def test_questions_name_their_class_in_the_words_people_use():
+    from rsapp.tasks.vocabulary import dense_class_of, selection_of
 
-
-def test_seg_questions_name_their_class_and_prompts_split_back():
-    assert [seg_class(q) for q in ("segment the roads", "Segment the PONDS!", "segment the built-up area",
-                                   "segment the changes", "segment the trees")] == \
-        ["road", "water", "building", None, "vegetation"]
-    prompt = build_prompt("[SEG]", "segment the ships", 2)
-    assert prompt_task(prompt) == "[SEG]" and prompt_question(prompt) == "segment the ships"
+    assert [dense_class_of(q) for q in ("segment the roads", "Segment the PONDS!", "segment the built-up area",
+                                        "segment the changes", "segment the trees", "where are the houses?",
+                                        "outline the boats")] == \
+        ["road", "water", "building", None, "vegetation", "building", "ship"]
+    assert [selection_of(p) for p in ("the largest pond", "all ships", "the building on the left",
+                                      "the northernmost tree")] == ["largest", "all", "leftmost", "topmost"]

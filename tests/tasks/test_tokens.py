@@ -35,7 +35,7 @@ def test_change_tokens_take_two_images():
 ])
 def test_router_infers_a_token_without_one(prompt, n, token):
     r = route(prompt, n_images=n)
-    assert r.token == token and r.inferred and r.expert == TASKS[token][0]
+    assert r.token == token and r.inferred and r.expert == TASKS[token].expert
 
 
 def test_forced_token_overrides_the_prompt():
@@ -49,3 +49,14 @@ def test_bad_tokens_and_empty_questions():
         route("[FOO] bar")
     with pytest.raises(RsappError, match="needs a question"):
         route("[VG]")
+
+
+def test_a_prompt_over_the_limit_is_refused_before_the_model():
+    import pytest
+
+    from rsapp.errors import RsappError
+    from rsapp.tasks.tokens import MAX_PROMPT_CHARS
+
+    with pytest.raises(RsappError, match="characters"):
+        route("[VQA] " + "not" * MAX_PROMPT_CHARS)
+    assert route("[VQA] " + "a" * (MAX_PROMPT_CHARS - 10)).token == "[VQA]"

@@ -1,0 +1,148 @@
+"""Training chips cut from the real sets: random windows resampled to the chip across GSDs (each set's native
+GSD × 1–8, never finer), flips and quarter turns, colour jitter; and change pairs built from single-date real
+imagery (issue #21): buildings removed from one date by inpainting them from their surroundings, with
+date-to-date differences that are not change (illumination, colour cast, haze, blur, a few pixels of
+misregistration). The change mask is exact by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from rsapp.data.real_sets import DENSE_INDEX, IGNORE, Raster
+
+MAX_FACTOR = 8.0  # coarsest resampling, × the native GSD
+
+
+def _augment(arrays: list[np.ndarray], rng) -> list[np.ndarray]:
+    k, flip = int(rng.integers(4)), bool(rng.integers(2))
+    out = [np.rot90(a, k) for a in arrays]
+    return [np.ascontiguousarray(a[:, ::-1] if flip else a) for a in out]
+
+
+def _resize(a: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    """Square resample (BOX for imagery, NEAREST for labels)."""
+    if a.shape[0] == size and a.shape[1] == size:
+        return a
+    return np.asarray(Image.fromarray(a).resize((size, size), Image.NEAREST if nearest else Image.BOX))
+
+
+def window(r: Raster, rng, chip: int, max_factor: float = MAX_FACTOR) -> tuple[tuple[slice, slice], float, int]:
+    """A random square window, its resampling factor (× the native GSD, 1 to max_factor) and the side it is
+    resampled to: the chip, or less when the image is too small to fill a chip at that factor (the caller pads)."""
+    h, w = r.rgb.shape[:2]
+    factor = float(np.exp(rng.uniform(0.0, np.log(max_factor))))
+    side = min(int(round(chip * factor)), h, w)
+    out = min(chip, max(16, int(round(side / factor))))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    return (slice(y, y + side), slice(x, x + side)), side / out, out
+
+
+def _place(a: np.ndarray, chip: int, fill) -> np.ndarray:
+    """Pad a resampled window to the chip (top-left), as the app blanks what lies outside the image."""
+    if a.shape[0] == chip and a.shape[1] == chip:
+        return a
+    out = np.full((chip, chip) + a.shape[2:], fill, a.dtype)
+    out[:a.shape[0], :a.shape[1]] = a
+    return out
+
+
+def jitter(rgb: np.ndarray, rng, strength: float = 1.0) -> np.ndarray:
+    """Brightness, contrast, per-band gain (a colour cast) and saturation changes."""
+    x = rgb.astype(np.float32)
+    grey = x.mean(-1, keepdims=True)
+    x = grey + (x - grey) * rng.uniform(1 - 0.3 * strength, 1 + 0.3 * strength)
+    x = (x - x.mean()) * rng.uniform(1 - 0.25 * strength, 1 + 0.25 * strength) + x.mean()
+    x = x * rng.uniform(1 - 0.2 * strength, 1 + 0.2 * strength) * rng.uniform(1 - 0.08 * strength, 1 + 0.08 * strength, 3)
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def dense_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """(rgb chip, dense target chip, GSD of the chip or None) from a labelled raster."""
+    for _ in range(8):
+        win, factor, side = window(r, rng, chip)
+        labels = r.dense[win]
+        if (labels < len(DENSE_INDEX)).any() or rng.random() < 0.2:
+            break
+    rgb = _place(_resize(r.rgb[win], side, False), chip, 0)
+    labels = _place(_resize(labels, side, True), chip, IGNORE)
+    rgb, labels = _augment([rgb, labels], rng)
+    return jitter(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
+
+
+def scene_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, float | None]:
+    """A scene image, sometimes zoomed in (60–100 % of it), resized to the chip."""
+    h, w = r.rgb.shape[:2]
+    share = rng.uniform(0.6, 1.0) if rng.random() < 0.5 else 1.0
+    side = int(min(h, w) * share)
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    rgb = _augment([_resize(r.rgb[y:y + side, x:x + side], chip, False)], rng)[0]
+    return jitter(rgb, rng, 0.7), None if r.gsd_m is None else r.gsd_m * side / chip
+
+
+def change_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """(before, after, change target) from a real pair."""
+    for _ in range(8):
+        win, factor, side = window(r, rng, chip, max_factor=4.0)
+        if (r.change[win] == 1).any() or rng.random() < 0.2:
+            break
+    a, b = _place(_resize(r.rgb[win], side, False), chip, 0), _place(_resize(r.after[win], side, False), chip, 0)
+    c = _place(_resize(r.change[win], side, True), chip, IGNORE)
+    a, b, c = _augment([a, b, c], rng)
+    return jitter(a, rng, 0.5), jitter(b, rng, 0.5), c, None if r.gsd_m is None else r.gsd_m * factor
+
+
+def inpaint(rgb: np.ndarray, region: np.ndarray, rng) -> np.ndarray:
+    """Fill `region` from its surroundings: nearest outside pixel, smoothed, with a little texture noise."""
+    _, (iy, ix) = ndimage.distance_transform_edt(region, return_indices=True)
+    filled = rgb[iy, ix].astype(np.float32)
+    smooth = ndimage.gaussian_filter(filled, sigma=(3, 3, 0))
+    noise = rng.normal(0, 4, filled.shape)
+    out = rgb.astype(np.float32)
+    out[region] = (smooth + noise)[region]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def nuisance(rgb: np.ndarray, rng) -> np.ndarray:
+    """Differences between two dates that are not change: illumination and colour, haze, blur, a shift."""
+    x = jitter(rgb, rng, 1.0).astype(np.float32)
+    if rng.random() < 0.3:
+        x = x * (1 - (h := rng.uniform(0.05, 0.3))) + 200 * h  # haze
+    if rng.random() < 0.3:
+        x = ndimage.gaussian_filter(x, sigma=(rng.uniform(0.5, 1.2),) * 2 + (0,))  # another sensor's blur
+    dy, dx = (int(v) for v in rng.integers(-2, 3, 2))
+    x = np.roll(x, (dy, dx), axis=(0, 1))
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def remove_buildings(rgb: np.ndarray, buildings: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inpaint about half of the building instances away: (image without them, their mask, the inpainted
+    region = their mask grown by 2 px). Pixels outside the region are untouched."""
+    comps, n = ndimage.label(buildings)
+    chosen = [i for i in range(1, n + 1) if rng.random() < 0.5] or [int(rng.integers(1, n + 1))]
+    change = np.isin(comps, chosen)
+    region = ndimage.binary_dilation(change, iterations=2)
+    return inpaint(rgb, region, rng), change, region
+
+
+def synthetic_change(r: Raster, rng, chip: int):
+    """A change pair from a single-date raster with building labels, some buildings existing on one date only:
+    (before, after, change target, GSD or None, built: True when they are new, False when demolished), or None
+    when the raster shows no buildings here."""
+    building = DENSE_INDEX["building"]
+    for _ in range(8):
+        win, factor, side = window(r, rng, chip, max_factor=4.0)
+        labels = _place(_resize(r.dense[win], side, True), chip, IGNORE)
+        if (labels == building).sum() > 0.01 * chip * chip:
+            break
+    else:
+        return None
+    rgb = _place(_resize(r.rgb[win], side, False), chip, 0)
+    rgb, labels = _augment([rgb, labels], rng)
+    without, change, region = remove_buildings(rgb, labels == building, rng)
+    built = bool(rng.random() < 0.7)
+    before, after = (without, rgb) if built else (rgb, without)
+    target = change.astype(np.uint8)
+    target[region & ~change] = IGNORE  # the inpainted rim is neither clearly changed nor clearly not
+    return nuisance(before, rng), nuisance(after, rng), target, None if r.gsd_m is None else r.gsd_m * factor, built

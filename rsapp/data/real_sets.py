@@ -1,0 +1,286 @@
+"""The real labelled sets of shared/data/real, each with a fixed train / held-out split (model card, issue #21).
+
+Every set loads into `Raster` records (RGB, per-pixel class targets or a change mask, native GSD, split). The
+held-out part never trains; `rsapp.evaluate` scores it. Splits are by whole image where a set has several, and
+by a fixed strip of the image where it has one (named in SPLITS). The Las Vegas buildings scene and the Taizhou
+pair of sample_data/ are held out entirely (the scenes every newcomer sees first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from PIL import Image
+from rasterio.features import rasterize
+
+from rsapp.geo.bands import Stretch
+from rsapp.tasks.vocabulary import DENSE_CLASSES, SCENE_CLASSES
+
+IGNORE = 255  # target value where the labels do not say
+NONE_OF_KNOWN = 254  # dense target: none of the classes this set labels (its known classes are 0 there)
+DENSE_INDEX = {name: i for i, name in enumerate(DENSE_CLASSES)}
+
+# How each set is split (for the model card and `evaluate --real`).
+SPLITS = {
+    "ucmerced": "images 60–79 of every class held out (420), 0–59 train (1,260)",
+    "dubai": "image_part_009 of every tile group held out (7), parts 001–008 train",
+    "spacenet-atlanta": "columns ≥ 600 of the 900 px scene held out, the rest trains",
+    "spacenet-vegas-roads": "columns ≥ 900 of the 1300 px scene held out",
+    "deepglobe": "tile 388 held out, 104 / 113 / 343 train",
+    "isprs": "the val-* panels held out, train-* train",
+    "sen2ships": "Honolulu held out, the other five ports train",
+    "levir-cd": "test_1 held out, test_4 / test_5 train",
+    "xbd-buildings": "building footprints of the xBD Harvey images (both dates): pair 00000007 held out",
+    "beijing": "pair B held out, pair A trains",
+    "landsat-nanjing": "trains (sparse labels); the Taizhou pair in sample_data is held out",
+    "vegas-buildings": "evaluation only (the bundled sample)",
+}
+
+
+def real_root() -> Path:
+    return Path(os.environ.get("RSAPP_REAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "real"))
+
+
+def sample_root() -> Path:
+    return Path(__file__).resolve().parents[2] / "sample_data"
+
+
+@dataclass
+class Raster:
+    """One labelled image (or two-date pair) of a real set."""
+
+    set: str
+    name: str
+    rgb: np.ndarray  # (H, W, 3) uint8
+    gsd_m: float | None  # None where the set does not say
+    held_out: bool
+    dense: np.ndarray | None = None  # (H, W) uint8 class index into DENSE_CLASSES, IGNORE where unknown
+    known: tuple[str, ...] = ()  # dense classes whose presence / absence the labels say everywhere they are set
+    after: np.ndarray | None = None  # second date
+    change: np.ndarray | None = None  # (H, W) uint8 1 changed, 0 not, IGNORE unlabelled
+    scene: str | None = None  # scene class (SCENE_CLASSES)
+    captions: list[str] = field(default_factory=list)
+    qa: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _stretched(path: Path, bands=(1, 2, 3)) -> tuple[np.ndarray, object, object]:
+    """A raster's bands stretched as the app stretches scenes (0 = no data): (H, W, 3) uint8, transform, crs."""
+    with rasterio.open(path) as src:
+        idx = [b for b in bands if b <= src.count] or [1]
+        data = np.ma.masked_equal(src.read(idx), 0)
+        rgb, _ = Stretch.from_sample(data).apply(data)
+        if rgb.shape[2] == 1:
+            rgb = np.repeat(rgb, 3, axis=2)
+        return rgb, src.transform, src.crs
+
+
+def _split_cols(r: Raster, col: int) -> list[Raster]:
+    """A one-image set: a train part left of `col`, a held-out part right of it."""
+    parts = []
+    for held, sl in ((False, np.s_[:, :col]), (True, np.s_[:, col:])):
+        parts.append(Raster(r.set, f"{r.name} {'held-out' if held else 'train'}", r.rgb[sl], r.gsd_m, held,
+                            r.dense[sl] if r.dense is not None else None, r.known))
+    return parts
+
+
+def load_ucmerced(root: Path) -> list[Raster]:
+    base = root / "scenes" / "ucmerced"
+    captions = {Path(e["image"]).name: e["captions"] for e in json.loads((base / "captions.json").read_text())}
+    vqa: dict[str, list[tuple[str, str]]] = {}
+    for e in json.loads((base / "vqa.json").read_text()):
+        vqa.setdefault(Path(e["image"]).name, []).append((e["question"], str(e["answer"])))
+    out = []
+    for folder in sorted((base / "images").iterdir()):
+        for path in sorted(folder.iterdir()):
+            number = int("".join(ch for ch in path.stem if ch.isdigit())[-2:])
+            out.append(Raster("ucmerced", path.stem, _rgb(path), 0.3048, number >= 60,
+                              scene=SCENE_CLASSES_OF_UCM[folder.name],
+                              captions=[c.replace(" .", ".").strip() for c in captions.get(path.name, [])],
+                              qa=vqa.get(path.name, [])))
+    return out
+
+
+# UC Merced folder names → the documented label words.
+SCENE_CLASSES_OF_UCM = {
+    "agricultural": "agricultural", "airplane": "airplane", "baseballdiamond": "baseball diamond",
+    "beach": "beach", "buildings": "buildings", "chaparral": "chaparral", "denseresidential": "dense residential",
+    "forest": "forest", "freeway": "freeway", "golfcourse": "golf course", "harbor": "harbor",
+    "intersection": "intersection", "mediumresidential": "medium residential", "mobilehomepark": "mobile home park",
+    "overpass": "overpass", "parkinglot": "parking lot", "river": "river", "runway": "runway",
+    "sparseresidential": "sparse residential", "storagetanks": "storage tanks", "tenniscourt": "tennis court",
+}
+
+
+DUBAI_COLOURS = {(60, 16, 152): "building", (132, 41, 246): "bare land", (110, 193, 228): "road",
+                 (254, 221, 58): "vegetation", (226, 169, 41): "water"}
+
+
+def _colour_classes(mask: np.ndarray, colours: dict[tuple[int, int, int], str]) -> np.ndarray:
+    out = np.full(mask.shape[:2], IGNORE, np.uint8)
+    for colour, name in colours.items():
+        out[(mask == colour).all(-1)] = DENSE_INDEX[name]
+    return out
+
+
+def load_dubai(root: Path) -> list[Raster]:
+    out = []
+    for group in sorted((root / "segmentation" / "dubai-landcover").glob("tile*")):
+        for path in sorted((group / "images").glob("*.jpg")):
+            mask = _rgb(group / "masks" / f"{path.stem}.png")
+            out.append(Raster("dubai", f"{group.name}/{path.stem}", _rgb(path), None, path.stem.endswith("009"),
+                              _colour_classes(mask, DUBAI_COLOURS), tuple(DUBAI_COLOURS.values())))
+    return out
+
+
+# ISPRS colours: impervious surfaces count as road (paved ground), low vegetation and trees as vegetation.
+ISPRS_COLOURS = {(255, 255, 255): "road", (0, 0, 255): "building", (0, 255, 255): "vegetation",
+                 (0, 255, 0): "vegetation", (255, 255, 0): "car"}
+NZ_COLOURS = {(255, 255, 255): "building"}
+
+
+def load_isprs(root: Path) -> list[Raster]:
+    out = []
+    for folder in sorted((root / "segmentation" / "potsdam-vaihingen-panels").iterdir()):
+        if not folder.is_dir() or folder.name == "PotsdamIRRG":  # IRRG is false colour: not what users load
+            continue
+        for path in sorted(folder.glob("*.png")):
+            panel = _rgb(path)
+            grey = (panel == 128).all(-1).all(0)  # the separator columns
+            cols = np.nonzero(~grey)[0]
+            split = cols[np.argmax(np.diff(cols) > 1)] + 1 if (np.diff(cols) > 1).any() else panel.shape[1] // 2
+            image, label = panel[:, :split], panel[:, split:]
+            label = label[:, (label != 128).any(-1).any(0)]
+            w = min(image.shape[1], label.shape[1])
+            colours = NZ_COLOURS if folder.name == "NZ32km2" else ISPRS_COLOURS
+            dense = _colour_classes(label[:, :w], colours)
+            if folder.name == "NZ32km2":
+                dense[(label[:, :w] == 0).all(-1)] = NONE_OF_KNOWN  # background: not building
+            known = tuple(sorted(set(colours.values())))
+            gsd = 0.09 if folder.name == "Vaihingen" else 0.05 if folder.name.startswith("Potsdam") else 0.075
+            out.append(Raster("isprs", f"{folder.name}/{path.stem}", np.ascontiguousarray(image[:, :w]), gsd,
+                              path.stem.startswith("val"), dense, known))
+    return out
+
+
+def load_spacenet(root: Path) -> list[Raster]:
+    atl = root / "buildings" / "spacenet-atlanta-pan"
+    rgb, transform, crs = _stretched(atl / "sample_geotiff.tif", (1,))
+    shapes = gpd.read_file(atl / "geotiff_labels.geojson").to_crs(crs).geometry
+    mask = rasterize(((g, 1) for g in shapes if g is not None and not g.is_empty), out_shape=rgb.shape[:2],
+                     transform=transform, dtype="uint8")
+    dense = np.where(mask > 0, DENSE_INDEX["building"], NONE_OF_KNOWN).astype(np.uint8)
+    out = _split_cols(Raster("spacenet-atlanta", "atlanta", rgb, 0.5, False, dense, ("building",)), 600)
+    roads = root / "roads" / "spacenet-vegas"
+    rgb, _, _ = _stretched(roads / "road_mask_input.tif", (1,))
+    with rasterio.open(roads / "sample_road_raster_mask.tif") as src:
+        road = src.read(1) > 0
+    dense = np.where(road, DENSE_INDEX["road"], NONE_OF_KNOWN).astype(np.uint8)
+    out += _split_cols(Raster("spacenet-vegas-roads", "vegas roads", rgb, 0.3, False, dense, ("road",)), 900)
+    return out
+
+
+def load_deepglobe(root: Path) -> list[Raster]:
+    out = []
+    for path in sorted((root / "roads" / "deepglobe").glob("*_sat.jpg")):
+        tile = path.stem.split("_")[0]
+        road = _rgb(path.with_name(f"{tile}_mask.png")).mean(-1) > 127
+        dense = np.where(road, DENSE_INDEX["road"], NONE_OF_KNOWN).astype(np.uint8)
+        out.append(Raster("deepglobe", tile, _rgb(path), 0.5, tile == "388", dense, ("road",)))
+    return out
+
+
+def load_ships(root: Path) -> list[Raster]:
+    out = []
+    for coco_path in sorted((root / "ships" / "sen2ships").rglob("*_coco.json")):
+        coco = json.loads(coco_path.read_text())
+        folder = coco_path.parent if coco_path.parent.name != "annotations" else coco_path.parent.parent
+        image = next(p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg") and "True_color" in p.name)
+        rgb = _rgb(image)
+        h, w = rgb.shape[:2]
+        mask = np.zeros((h, w), bool)
+        for ann in coco["annotations"]:
+            x, y, bw, bh = (int(round(v)) for v in ann["bbox"])
+            mask[y:y + bh, x:x + bw] = True
+        dense = np.where(mask, DENSE_INDEX["ship"], NONE_OF_KNOWN).astype(np.uint8)
+        out.append(Raster("sen2ships", folder.name, rgb, 10.0, folder.name == "honolulu", dense, ("ship",)))
+    return out
+
+
+def load_xbd(root: Path) -> list[Raster]:
+    """xBD Hurricane Harvey (Maxar, ~0.5–0.8 m): building footprints of each date as [SEG] buildings. Its damage
+    classes are not building change (a flooded house is still there), so the pairs are not change pairs here."""
+    base = root / "change" / "xbd-harvey"
+    out = []
+    for path in sorted((base / "images").glob("*.png")):
+        mask = np.asarray(Image.open(base / "masks" / path.name))
+        dense = np.where(mask > 0, DENSE_INDEX["building"], NONE_OF_KNOWN).astype(np.uint8)
+        out.append(Raster("xbd-buildings", path.stem, _rgb(path), 0.6, "00000007" in path.stem, dense,
+                          ("building",)))
+    return out
+
+
+def load_change(root: Path) -> list[Raster]:
+    out = []
+    levir = root / "change" / "levir-cd-full-tiles"
+    for label in sorted((levir / "label").glob("*.png")):
+        change = (np.asarray(Image.open(label).convert("L")) > 127).astype(np.uint8)
+        out.append(Raster("levir-cd", label.stem, _rgb(levir / "A" / label.name), 0.5, label.stem == "test_1",
+                          after=_rgb(levir / "B" / label.name), change=change))
+    beijing = root / "change" / "beijing-optical"
+    for pair in ("A", "B"):
+        change = (np.asarray(Image.open(beijing / f"beijing_{pair}_gt_bin.png").convert("L")) > 127).astype(np.uint8)
+        out.append(Raster("beijing", pair, _rgb(beijing / f"beijing_{pair}_1.jpg"), None, pair == "B",
+                          after=_rgb(beijing / f"beijing_{pair}_2.jpg"), change=change))
+    nanjing = root / "change" / "landsat-taizhou-nanjing" / "Nanjing"
+    dates = sorted(p for p in nanjing.iterdir() if p.suffix == "" and p.with_suffix(".hdr").exists())
+    if len(dates) == 2:
+        before, _, _ = _stretched(dates[0], (3, 2, 1))
+        after, _, _ = _stretched(dates[1], (3, 2, 1))
+        change = np.full(before.shape[:2], IGNORE, np.uint8)
+        change[np.asarray(Image.open(nanjing / "unchanged.bmp").convert("L")) > 127] = 0
+        change[np.asarray(Image.open(nanjing / "change.bmp").convert("L")) > 127] = 1
+        out.append(Raster("landsat-nanjing", "nanjing", before, 30.0, False, after=after, change=change))
+    return out
+
+
+def load_samples() -> list[Raster]:
+    """The bundled samples as held-out sets: Las Vegas buildings and the Taizhou change pair."""
+    root = sample_root()
+    rgb, transform, crs = _stretched(root / "vegas_buildings_0.3m.tif")
+    shapes = gpd.read_file(root / "vegas_buildings.geojson").to_crs(crs).geometry
+    mask = rasterize(((g, 1) for g in shapes), out_shape=rgb.shape[:2], transform=transform, dtype="uint8")
+    out = [Raster("vegas-buildings", "vegas", rgb, 0.27, True,
+                  np.where(mask > 0, DENSE_INDEX["building"], NONE_OF_KNOWN).astype(np.uint8), ("building",))]
+    before, _, _ = _stretched(root / "taizhou_2000_30m.tif", (3, 2, 1))
+    after, _, _ = _stretched(root / "taizhou_2003_30m.tif", (3, 2, 1))
+    with rasterio.open(root / "taizhou_change_labels.tif") as src:
+        lab = src.read(1)
+    change = np.select([lab == 1, lab == 2], [1, 0], IGNORE).astype(np.uint8)
+    out.append(Raster("landsat-taizhou", "taizhou", before, 30.0, True, after=after, change=change))
+    return out
+
+
+LOADERS = (load_ucmerced, load_dubai, load_isprs, load_spacenet, load_deepglobe, load_ships, load_xbd, load_change)
+
+
+@lru_cache(maxsize=1)
+def load_all() -> tuple[Raster, ...]:
+    root = real_root()
+    if not root.is_dir():
+        raise FileNotFoundError(f"real data not found at {root} (set RSAPP_REAL_DATA)")
+    return tuple(r for loader in LOADERS for r in loader(root)) + tuple(load_samples())
+
+
+def split(held_out: bool) -> list[Raster]:
+    return [r for r in load_all() if r.held_out == held_out]

@@ -1,0 +1,168 @@
+"""`evaluate --real`: scores on the held-out part of every real set (rsapp.data.real_sets.SPLITS).
+
+Per set: scene top-1 (UC Merced), IoU per dense class (land cover, buildings, roads, ships), change F1 (LEVIR-CD,
+Beijing, Taizhou), and the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
+Images are read at their native resolution in tiles of the model's chip, as the app does with a large AOI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from rsapp.data.real_sets import DENSE_INDEX, IGNORE, NONE_OF_KNOWN, Raster, split
+from rsapp.evaluate.metrics import F1Accumulator
+
+TILE = 512
+
+
+class Predictor(Protocol):
+    dense_classes: tuple[str, ...]
+
+    def dense(self, rgb: np.ndarray) -> np.ndarray: ...  # (K, H, W) probabilities
+
+    def change(self, before: np.ndarray, after: np.ndarray) -> np.ndarray: ...  # (H, W) probability
+
+    def scene(self, rgb: np.ndarray) -> str: ...
+
+    def log10_gsd(self, rgb: np.ndarray) -> float: ...
+
+
+def tiled(fn, arrays: list[np.ndarray], tile: int = TILE) -> np.ndarray:
+    """Apply fn to aligned tiles of the arrays (edge tiles shifted inside the image); stitch the outputs."""
+    h, w = arrays[0].shape[:2]
+    out = None
+    ys = sorted({min(y, max(h - tile, 0)) for y in range(0, h, tile)})
+    xs = sorted({min(x, max(w - tile, 0)) for x in range(0, w, tile)})
+    for y in ys:
+        for x in xs:
+            part = fn(*[a[y:y + tile, x:x + tile] for a in arrays])
+            if out is None:
+                out = np.zeros(part.shape[:-2] + (h, w), np.float32)
+            out[..., y:y + tile, x:x + tile] = part
+    return out
+
+
+def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, progress: bool = True,
+                  text_n: int = 0) -> dict:
+    """Scores per held-out set. text_n > 0 also asks the language model (predictor.text) [CLS], [CAP] and [VQA]
+    on up to text_n scenes per set (spread over the classes), through its own answer."""
+    held = [r for r in split(held_out=True) if sets is None or r.set in sets]
+    inter, union = defaultdict(float), defaultdict(float)
+    f1s: dict[str, F1Accumulator] = defaultdict(F1Accumulator)
+    hits, counts = defaultdict(int), defaultdict(int)
+    gsd_err = defaultdict(list)
+    for r in tqdm(held, desc="real held-out", disable=not progress, mininterval=10):
+        if r.scene is not None:
+            counts[r.set] += 1
+            hits[r.set] += predictor.scene(r.rgb) == r.scene
+        if r.dense is not None:
+            probs = tiled(predictor.dense, [r.rgb])
+            for name in r.known:
+                k = predictor.dense_classes.index(name)
+                labelled = (r.dense < len(DENSE_INDEX)) | (r.dense == NONE_OF_KNOWN)
+                p, t = (probs[k] > 0.5) & labelled, (r.dense == DENSE_INDEX[name]) & labelled
+                inter[(r.set, name)] += float((p & t).sum())
+                union[(r.set, name)] += float((p | t).sum())
+        if r.change is not None:
+            prob = tiled(predictor.change, [r.rgb, r.after])
+            f1s[r.set].add(prob > 0.5, r.change == 1, r.change != IGNORE)
+        if r.gsd_m is not None and r.set != "landsat-taizhou":
+            # GSD from pixels: on a 256 px centre crop of a sub-metre scene, as issue #21's check does
+            side = min(256, *r.rgb.shape[:2])
+            crop = r.rgb[:side, :side]
+            gsd_err[r.set].append(abs(predictor.log10_gsd(crop) - math.log10(r.gsd_m)))
+    out: dict[str, dict] = defaultdict(dict)
+    for s in counts:
+        out[s]["cls_top1"] = round(hits[s] / counts[s], 4)
+        out[s]["n_scenes"] = counts[s]
+    for (s, name), u in union.items():
+        out[s].setdefault("seg_iou", {})[name] = round(inter[(s, name)] / u, 4) if u else None
+    for s, acc in f1s.items():
+        out[s]["change_f1"] = round(acc.f1(), 4)
+    for s, errs in gsd_err.items():
+        out[s]["gsd_abs_log10_err"] = round(float(np.mean(errs)), 4)
+    if text_n:
+        for name, scores in text_scores(predictor, [r for r in held if r.scene is not None], text_n, progress).items():
+            out[name].update(scores)
+    return dict(out)
+
+
+def text_scores(predictor, scenes: list[Raster], n: int, progress: bool) -> dict[str, dict]:
+    """[CLS] top-1, [CAP] BLEU-4 (against all five references), [VQA] exact-match accuracy, per set."""
+    import sacrebleu
+
+    from rsapp.data.real_text import digits
+    from rsapp.evaluate.metrics import exact
+
+    by_set: dict[str, list[Raster]] = defaultdict(list)
+    for r in scenes:
+        by_set[r.set].append(r)
+    out = {}
+    for name, rs in by_set.items():
+        picked = [rs[i] for i in np.linspace(0, len(rs) - 1, min(n, len(rs))).round().astype(int)]
+        cls_hits, caps, refs, vqa = 0, [], [], []
+        for r in tqdm(picked, desc=f"{name} text", disable=not progress, mininterval=10):
+            cls_hits += predictor.text([r.rgb], "[CLS]", "") == r.scene
+            if r.captions:
+                caps.append(predictor.text([r.rgb], "[CAP]", ""))
+                refs.append(r.captions)
+            for q, a in r.qa[:1]:
+                vqa.append(exact(predictor.text([r.rgb], "[VQA]", q), digits(a)))
+        scores = {"cls_top1_lm": round(cls_hits / len(picked), 4), "n_text": len(picked)}
+        if caps:
+            width = max(len(x) for x in refs)
+            streams = [[x[i] if i < len(x) else x[0] for x in refs] for i in range(width)]
+            scores["cap_bleu4"] = round(sacrebleu.corpus_bleu(caps, streams).score / 100, 4)
+        if vqa:
+            scores["vqa_acc"] = round(float(np.mean(vqa)), 4)
+        out[name] = scores
+    return out
+
+
+class VisionPredictor:
+    """The visual half of v2 (tower + heads) as a Predictor: what stage A trains is scored on its own."""
+
+    def __init__(self, model):
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.dense_classes = tuple(model.cfg.dense_classes)
+
+    def _t(self, rgb: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+
+    def dense(self, rgb):
+        return self.model.encode([self._t(rgb)]).dense[0].numpy()
+
+    def change(self, before, after):
+        return self.model.encode([self._t(before), self._t(after)]).change[0].numpy()
+
+    def scene(self, rgb):
+        out = self.model.encode([self._t(rgb)])
+        return self.model.cfg.scene_classes[int(out.scene[0].argmax())]
+
+    def log10_gsd(self, rgb):
+        return float(self.model.encode([self._t(rgb)]).s_mu[0])
+
+
+class RuntimePredictor(VisionPredictor):
+    """A loaded v2 Runtime: its heads for pixels, scenes and GSD, its language model for text answers."""
+
+    def __init__(self, runtime):
+        super().__init__(runtime.model.vision)
+        self.runtime = runtime
+
+    def text(self, images: list[np.ndarray], token: str, question: str) -> str:
+        from rsapp.model.inference import Request
+        from rsapp.tasks.tokens import TASKS
+        from rsapp.tasks.vocabulary import CHANGE_SENTENCES, SCENE_CLASSES
+
+        req = Request(token, question, TASKS[token].expert, "text",
+                      labels={"[CLS]": SCENE_CLASSES, "[CCD]": CHANGE_SENTENCES}.get(token, ()))
+        return self.runtime.generate(images, req).text

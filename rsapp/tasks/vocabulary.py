@@ -1,0 +1,77 @@
+"""The one class vocabulary of v2: the dense classes masks are drawn in, the scene labels [CLS] answers with,
+and the words people use for them. Defined here once; the model's config stores the lists it was trained on.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Classes the dense head paints, pixel by pixel (multi-label: a pixel can be none of them).
+DENSE_CLASSES = ("building", "road", "water", "vegetation", "bare land", "car", "ship")
+
+# [CLS] labels: UC Merced's 21 scene classes, then common land-cover words (README documents the list).
+SCENE_CLASSES = (
+    "agricultural", "airplane", "baseball diamond", "beach", "buildings", "chaparral", "dense residential",
+    "forest", "freeway", "golf course", "harbor", "intersection", "medium residential", "mobile home park",
+    "overpass", "parking lot", "river", "runway", "sparse residential", "storage tanks", "tennis court",
+)
+
+
+
+def change_caption(n: int, built: bool | None) -> str:
+    """The change sentence for n changed buildings (built True, demolished False, None unknown: new)."""
+    if n == 0:
+        return "no change"
+    verb = "demolished" if built is False else "built"
+    if n == 1:
+        return f"a building was {verb}"
+    return f"{n} buildings were {verb}" if n <= 9 else f"many buildings were {verb}"
+
+
+# [CCD] answers with one of these sentences (the ones it was trained to write).
+CHANGE_SENTENCES = tuple(dict.fromkeys(change_caption(n, built) for n in range(11) for built in (True, False)))
+
+# Words a person may use for a dense class (plural and near synonyms).
+_DENSE_WORDS = {
+    "building": r"buildings?|houses?|homes?|roofs?|rooftops?|built[- ]?up|footprints?|structures?",
+    "road": r"roads?|streets?|highways?|freeways?|lanes?|pavements?|paved|impervious|asphalt",
+    "water": r"water|lakes?|rivers?|ponds?|sea|ocean|pools?|reservoirs?",
+    "vegetation": r"vegetation|trees?|forests?|grass(?:land)?|green|plants?|shrubs?|parks?|crops?|fields?",
+    "bare land": r"bare(?: land| ground| soil)?|sand|desert|soil|land",
+    "car": r"cars?|vehicles?",
+    "ship": r"ships?|boats?|vessels?",
+}
+_DENSE_RE = [(name, re.compile(rf"\b(?:{words})\b", re.I)) for name, words in _DENSE_WORDS.items()]
+
+
+def dense_class_of(text: str) -> str | None:
+    """The dense class a question names ('segment the houses' → building), None when it names none."""
+    hits = [(m.start(), name) for name, rx in _DENSE_RE if (m := rx.search(text or ""))]
+    return min(hits)[1] if hits else None
+
+
+# Which instances a [VG] phrase asks for; the first cue found wins, "all" when none.
+_SELECTION = (
+    ("largest", r"largest|biggest|widest|longest"), ("smallest", r"smallest|tiniest|narrowest|shortest"),
+    ("leftmost", r"leftmost|left[- ]?most|on the left|westernmost"),
+    ("rightmost", r"rightmost|right[- ]?most|on the right|easternmost"),
+    ("topmost", r"topmost|top[- ]?most|at the top|northernmost|uppermost"),
+    ("bottommost", r"bottommost|bottom[- ]?most|at the bottom|southernmost|lowest"),
+)
+_SELECTION_RE = [(name, re.compile(rf"\b(?:{words})\b", re.I)) for name, words in _SELECTION]
+
+
+def selection_of(phrase: str) -> str:
+    """'the largest pond' → 'largest'; 'all ships' → 'all'."""
+    for name, rx in _SELECTION_RE:
+        if rx.search(phrase or ""):
+            return name
+    return "all"
+
+
+_COUNT_RE = re.compile(r"\b(how many|count|number of|how much)\b", re.I)
+
+
+def counted_class(question: str) -> str | None:
+    """The dense class a counting question asks about ('how many houses are there?' → building), else None."""
+    return dense_class_of(question) if _COUNT_RE.search(question or "") else None

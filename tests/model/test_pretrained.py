@@ -1,0 +1,49 @@
+"""The pretrained bases really load: EfficientNet-Lite0 from its wheel, SmolLM2 from its GGUF, checked by sha256."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rsapp.errors import RsappError
+from rsapp.model import pretrained
+from rsapp.model.efficientnet import EfficientNetLite
+from tests.conftest import REAL
+
+# Recorded once from the ImageNet checkpoint: pyramid means / stds on torch.rand(1, 3, 64, 64) of seed 0.
+REFERENCE_MEANS = [-0.38562, -0.98785, -0.31084, -0.12874]
+REFERENCE_STDS = [12.51278, 8.77165, 7.73774, 1.68377]
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    m = EfficientNetLite()
+    m.load_state_dict(pretrained.vision_state_dict(), strict=True)
+    return m.eval()
+
+
+def test_tower_features_match_the_recorded_reference(backbone):
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        levels = backbone.pyramid(x)
+    assert [tuple(lv.shape[1:]) for lv in levels] == [(24, 16, 16), (40, 8, 8), (112, 4, 4), (320, 2, 2)]
+    assert [float(lv.mean()) for lv in levels] == pytest.approx(REFERENCE_MEANS, abs=1e-3)
+    assert [float(lv.std()) for lv in levels] == pytest.approx(REFERENCE_STDS, rel=1e-3)
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_imagenet_head_sees_an_airplane_in_an_aerial_airplane(backbone):
+    path = sorted((REAL / "scenes" / "ucmerced" / "images" / "airplane").iterdir())[0]
+    rgb = np.asarray(Image.open(path).convert("RGB").resize((224, 224)))
+    with torch.no_grad():
+        top = backbone(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255).topk(3).indices[0]
+    assert {895, 404, 908} & set(top.tolist())  # warplane, airliner, wing
+
+
+def test_a_different_base_file_is_refused(monkeypatch, tmp_path):
+    fake = pretrained.Base("fake", "fake==1", "rsapp", "errors.py", "0" * 64)
+    with pytest.raises(RsappError, match="sha256"):
+        fake.checked_path()
+    missing = pretrained.Base("missing", "missing-package==1", "no_such_module_here", "x", "0" * 64)
+    with pytest.raises(RsappError, match="pip install missing-package"):
+        missing.checked_path()
