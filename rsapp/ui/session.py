@@ -19,6 +19,8 @@ from rsapp.answer import Answer
 from rsapp.errors import RsappError
 from rsapp.export import answer_frame, frames_to_geojson, write_geojson, write_geopackage, write_mask_geotiff
 from rsapp.geo import Scene, area_m2, parse_aoi
+from rsapp.geo.aoi import aoi_to_scene
+from rsapp.geo.chips import aoi_window
 from rsapp.geo.display import png_data_url, web_overlay
 
 MAX_UPLOAD_MB = int(os.environ.get("RSAPP_MAX_UPLOAD_MB", "1024"))
@@ -103,6 +105,12 @@ class Session:
             self.aoi = None
             return "AOI cleared: the whole scene is used."
         geom = parse_aoi(text)
+        scenes = self.open()
+        try:  # refused now, with the reason, rather than at Send
+            aoi_window(scenes[0], aoi_to_scene(geom, scenes[0]))
+        finally:
+            for scene in scenes:
+                scene.close()
         data = json.loads(text)
         self.aoi = data.get("geometry", data) if data.get("type") == "Feature" else shapely.geometry.mapping(geom)
         if self.georeferenced:
