@@ -128,14 +128,11 @@ class VisionPredictor:
     """The visual half of v2 (tower + heads) as a Predictor: what stage A trains is scored on its own."""
 
     def __init__(self, model):
-        import torch
+        from rsapp.model.inference import to_tensor
 
-        self.torch = torch
+        self._t = to_tensor
         self.model = model.eval()
         self.dense_classes = tuple(model.cfg.dense_classes)
-
-    def _t(self, rgb: np.ndarray):
-        return self.torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
 
     def dense(self, rgb):
         return self.model.encode([self._t(rgb)]).dense[0].numpy()

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from rsapp.data.real_sets import split
 from rsapp.data.real_text import TextSample, change_sample, dense_sample, scene_sample
+from rsapp.model.inference import to_tensor
 from rsapp.model.vlm import IM_END, RsappVLM, VLMConfig, chat_prompt, make_tokenizer
 from rsapp.tasks.tokens import TASKS
 from rsapp.train import read_run
@@ -36,10 +37,6 @@ class LanguageRun:
     seed: int = 0
     init: str | None = None  # a previous stage-B folder to continue from
 
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
 
 
 def batch_loss(model: RsappVLM, tok, samples: list[TextSample]) -> torch.Tensor:
