@@ -13,12 +13,13 @@ import shapely
 from rsapp.answer import Answer
 from rsapp.errors import RsappError
 from rsapp.geo import Chip, Scene, make_chip, make_pair
-from rsapp.geo.chips import make_detail_chip
+from rsapp.geo.chips import make_detail_chip, native_side
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.tokens import Route, route
-from rsapp.tasks.vocabulary import CHANGE_SENTENCES, DENSE_CLASSES, SCENE_CLASSES, counted_class, dense_class_of, selection_of
+from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, SCENE_CLASSES, counted_class,
+                                    dense_class_of, selection_of)
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -28,6 +29,10 @@ DEFAULT_CHIP_PX = 256
 GSD_RANGE_M = (0.01, 1000.0)
 # A [REF] box is shown with this much surrounding context (chip side / box side).
 REF_CONTEXT = 3.0
+# Pixel answers (masks, change maps, boxes, counts) read an area up to this many pixels across at its native
+# resolution, in tiles, without being asked; --detail goes up to DETAIL_MAX_PX for any task.
+AUTO_NATIVE_PX = 2048
+DETAIL_MAX_PX = 8192
 
 
 def default_weights() -> Path:
@@ -65,8 +70,9 @@ class Analyst:
             task: str | None = None, detail: bool = False) -> Answer:
         """Route the prompt, cut the chip(s) the AOI asks for, run the model, decode its text into geometry.
 
-        detail=True (one image) shows the model the AOI at native resolution, up to 8192 px, through the
-        GeoLLaVA-8K token budget, instead of resampling it to the chip size. The geometry is checked before the
+        detail=True shows the model the AOI at native resolution, up to DETAIL_MAX_PX, through the GeoLLaVA-8K
+        token budget, instead of resampling it to the chip size (pixel answers do so by themselves up to
+        AUTO_NATIVE_PX). The geometry is checked before the
         model is needed, so a bad AOI or pair is reported as such even when no weights are installed.
         """
         size = self.runtime.image_size if self.available() else DEFAULT_CHIP_PX  # loads the model once, untimed
@@ -98,13 +104,21 @@ class Analyst:
 
     # --- steps ----------------------------------------------------------------------------------------------
     def _chips(self, scenes, r: Route, aoi, size, detail=False) -> tuple[list[Chip], str, tuple | None]:
-        """The chip(s) the model sees, the question (a [REF] drawn box is written into it), and that box."""
+        """The chip(s) the model sees, the question (a [REF] drawn box is written into it), and that box.
+
+        An area larger than the model's input is resampled to it, except for pixel answers up to
+        AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
+        side = native_side(scenes[0], aoi)
+        pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (
+            r.token == "[VQA]" and counted_class(r.question) is not None)
+        native = r.token != "[REF]" and side > size and (detail or (pixels and side <= AUTO_NATIVE_PX))
+        if native and side > DETAIL_MAX_PX:
+            raise RsappError(f"the area is {side} px across, more than the {DETAIL_MAX_PX} px detail limit: "
+                             "draw a smaller AOI, or ask without detail")
         if len(scenes) == 2:
-            return list(make_pair(scenes[0], scenes[1], aoi, size)), r.question, None
-        if detail and r.token != "[REF]":
-            chip = make_detail_chip(scenes[0], aoi)
-            if chip.size > size:
-                return [chip], r.question, None
+            return list(make_pair(scenes[0], scenes[1], aoi, side if native else size)), r.question, None
+        if native:
+            return [make_detail_chip(scenes[0], aoi, DETAIL_MAX_PX)], r.question, None
         if r.token == "[REF]" and aoi is not None and "[" not in r.question:
             chip = make_chip(scenes[0], aoi, size, context=REF_CONTEXT, mask_outside_aoi=False)
             x0, y0, x1, y1 = aoi_to_scene(aoi, scenes[0]).bounds
@@ -142,7 +156,7 @@ class Analyst:
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
                        labels={"[CLS]": SCENE_CLASSES, "[CCD]": CHANGE_SENTENCES}.get(r.token, ()),
-                       select=selection_of(question))
+                       empty_label=NO_CHANGE if r.token == "[CCD]" else None, select=selection_of(question))
 
     def _decode(self, answer: Answer, r: Route, question: str, chips: list[Chip], gen) -> None:
         """The runtime's boxes / mask on the chip grid; their text in the DESIGN.md codecs; problems become
@@ -193,7 +207,7 @@ def mask_summary(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: 
         if not px:
             continue
         area = f", {px * gsd_m**2 / 1e6:.3g} km²" if gsd_m else ""
-        parts.append(f"{name}: {100 * px / n_valid:.1f} % of the area{area}")
+        parts.append(f"{'changed' if name == 'change' else name}: {100 * px / n_valid:.1f} % of the area{area}")
     if not parts:
         return "no change found" if change else "nothing of that class found"
-    return ("changed — " if change else "") + "; ".join(parts)
+    return ("changed — " if change and labels[1:] != ["change"] else "") + "; ".join(parts)

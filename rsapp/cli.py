@@ -130,17 +130,19 @@ def cmd_corpus(args) -> int:
     return 0
 
 
+# stage → (module, run class, trainer) under rsapp.train
+TRAINERS = {"vision": ("vision", "VisionRun", "train_vision"), "change": ("change", "ChangeRun", "train_change"),
+            "language": ("language", "LanguageRun", "train_language")}
+
+
 def cmd_train(args) -> int:
-    if args.stage == "vision":
-        from rsapp.train import read_run
-        from rsapp.train.vision import VisionRun, train_vision
+    import importlib
 
-        final = train_vision(read_run(VisionRun, args.run), Path(args.out))
-    else:
-        from rsapp.train import read_run
-        from rsapp.train.language import LanguageRun, train_language
+    from rsapp.train import read_run
 
-        final = train_language(read_run(LanguageRun, args.run), Path(args.out))
+    module, run_cls, trainer = TRAINERS[args.stage]
+    mod = importlib.import_module(f"rsapp.train.{module}")
+    final = getattr(mod, trainer)(read_run(getattr(mod, run_cls), args.run), Path(args.out))
     print(json.dumps({"final": str(final)}))
     return 0
 
@@ -201,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.set_defaults(func=cmd_corpus)
 
     tr = sub.add_parser("train", help="train a stage of v2 from a run file (configs/runs/*.json)")
-    tr.add_argument("stage", choices=["vision", "language"],
-                    help="vision: tower + heads (stage A); language: projector + LM adapters (stage B)")
+    tr.add_argument("stage", choices=list(TRAINERS),
+                    help="vision: tower + heads (stage A); change: the change head on the frozen tower; "
+                         "language: projector + LM adapters (stage B)")
     tr.add_argument("--run", required=True, help="run settings, JSON")
     tr.add_argument("--out", required=True)
     tr.set_defaults(func=cmd_train)

@@ -74,11 +74,17 @@ def taizhou(real_dir: Path) -> None:
               ["0 unlabelled, 1 changed, 2 unchanged"])
 
 
+VEGAS_CLASSES = {1: "building", 2: "road", 3: "tree"}
+
+
 def vegas(real_dir: Path) -> None:
     d = real_dir / "buildings" / "spacenet-vegas-rgb"
     with rasterio.open(d / "image.tif") as src:
         write_cog(OUT / "vegas_buildings_0.3m.tif", src.read(), src.profile, ["red", "green", "blue"])
-    gpd.read_file(d / "buildings.geojson").to_file(OUT / "vegas_buildings.geojson", driver="GeoJSON")
+    labels = gpd.read_file(d / "buildings.geojson")
+    # despite the file's name its polygons are of three classes, coded by SpaceNet's `label`
+    labels["class"] = labels["label"].astype(int).map(VEGAS_CLASSES)
+    labels.to_file(OUT / "vegas_buildings.geojson", driver="GeoJSON")
 
 
 def main() -> None:

@@ -1,31 +1,43 @@
-"""Assemble a release folder from the training runs (release tooling, not part of the app package):
-the stage-B checkpoint (everything trained), with SSE-U taken from a later fit on the same frozen tower.
+"""Assemble a release folder from the training runs (release tooling, not part of the app package): the stage-B
+checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
+(rsapp.train.scale) and the change head (rsapp.train.change).
 
-    python tools/ship_model.py runs/v2b --sse-u runs/v2s_b --out weights/rsapp-v2
+    PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --out weights/rsapp-v2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file
 
-from rsapp.model.vlm import TOKENIZER_FILE, RsappVLM
+from rsapp.model.vlm import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, RsappVLM, VLMConfig
 
 
-def ship(stage_b: Path, out: Path, sse_u: Path | None = None) -> Path:
-    model = RsappVLM.load(stage_b)
-    if sse_u is not None:
-        fitted = load_file(str(sse_u / "vision.safetensors"))
-        head = {k.removeprefix("sse_u."): v for k, v in fitted.items() if k.startswith("sse_u.")}
-        tower = {k: v for k, v in fitted.items() if k.startswith("tower.") and not RsappVLM.is_base(f"vision.{k}")}
-        own = model.vision.state_dict()
-        # the stage-B checkpoint stores fp16: the same tower equals the fitted one rounded to fp16
-        if any(not own[k].equal(v.half().to(own[k].dtype) if v.is_floating_point() else v) for k, v in tower.items()):
-            raise SystemExit(f"{sse_u} was fitted on another tower than {stage_b}'s")
-        model.vision.sse_u.load_state_dict(head, strict=True)
+def graft(state: dict, fitted_folder: Path, head: str, source: Path) -> dict:
+    """`state` (a stage-B checkpoint's trained tensors) with vision.<head>.* replaced by the fitted run's, after
+    checking the run's tower is the checkpoint's (stage B stores fp16: equal after rounding)."""
+    fitted = load_file(str(fitted_folder / "vision.safetensors"))
+    for k, v in fitted.items():
+        if k.startswith("tower.") and f"vision.{k}" in state:
+            mine = state[f"vision.{k}"]
+            if not mine.equal(v.to(mine.dtype)):
+                raise SystemExit(f"{fitted_folder} was fitted on another tower than {source}'s ({k} differs)")
+    kept = {k: v for k, v in state.items() if not k.startswith(f"vision.{head}.")}
+    return kept | {f"vision.{k}": v for k, v in fitted.items() if k.startswith(f"{head}.")}
+
+
+def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None) -> Path:
+    state = load_file(str(stage_b / WEIGHTS_FILE))
+    for head, folder in (("sse_u", sse_u), ("change_head", change)):
+        if folder is not None:
+            state = graft(state, folder, head, stage_b)
+    model = RsappVLM(VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text())))
+    model.load_bases()
+    model.load_trained(state)
     model.save(out)
     shutil.copy(stage_b / TOKENIZER_FILE, out / TOKENIZER_FILE)
     return out
@@ -35,6 +47,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("stage_b")
     p.add_argument("--sse-u", dest="sse_u")
+    p.add_argument("--change", help="a change-head run (python -m rsapp train change) on the same tower")
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    print(ship(Path(a.stage_b), Path(a.out), Path(a.sse_u) if a.sse_u else None))
+    print(ship(Path(a.stage_b), Path(a.out), *(Path(v) if v else None for v in (a.sse_u, a.change))))

@@ -1,7 +1,7 @@
 """Write weights/<name>/MODEL_CARD.md from the checkpoint's config, the run files of its stages and the JSON of
 `python -m rsapp evaluate --real [--seed N] --json` (release tooling: not part of the app package).
 
-    python tools/write_model_card.py weights/rsapp-v2 --runs runs/v2a runs/v2s runs/v2b --eval eval.json
+    PYTHONPATH=. python tools/write_model_card.py weights/rsapp-v2 --runs runs/v2a runs/v2s runs/v2b --eval eval.json
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp.train.scale configs/runs/v2_scale.json runs/v2s_b",
               "python -m rsapp train language --run configs/runs/v2_stage_b.json --out runs/v2b",
               "python -m rsapp train language --run configs/runs/v2_stage_b2.json --out runs/v2b2",
-              "python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --out weights/rsapp-v2", "```", ""]
+              "python -m rsapp train change --run configs/runs/v2_change.json --out runs/v2c",
+              "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c "
+              "--out weights/rsapp-v2", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

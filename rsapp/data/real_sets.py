@@ -258,10 +258,13 @@ def load_samples() -> list[Raster]:
     """The bundled samples as held-out sets: Las Vegas buildings and the Taizhou change pair."""
     root = sample_root()
     rgb, transform, crs = _stretched(root / "vegas_buildings_0.3m.tif")
-    shapes = gpd.read_file(root / "vegas_buildings.geojson").to_crs(crs).geometry
-    mask = rasterize(((g, 1) for g in shapes), out_shape=rgb.shape[:2], transform=transform, dtype="uint8")
-    out = [Raster("vegas-buildings", "vegas", rgb, 0.27, True,
-                  np.where(mask > 0, DENSE_INDEX["building"], NONE_OF_KNOWN).astype(np.uint8), ("building",))]
+    # the file's features are buildings, roads and trees (property `class`; SpaceNet's `label` 1 / 2 / 3)
+    labels = gpd.read_file(root / "vegas_buildings.geojson").to_crs(crs)
+    dense = np.full(rgb.shape[:2], NONE_OF_KNOWN, np.uint8)
+    for name in ("road", "building"):  # buildings drawn last: they win where a road polygon overlaps them
+        shapes = labels[labels["class"] == name].geometry
+        dense[rasterize(((g, 1) for g in shapes), out_shape=rgb.shape[:2], transform=transform) > 0] = DENSE_INDEX[name]
+    out = [Raster("vegas-buildings", "vegas", rgb, 0.27, True, dense, ("building", "road"))]
     before, _, _ = _stretched(root / "taizhou_2000_30m.tif", (3, 2, 1))
     after, _, _ = _stretched(root / "taizhou_2003_30m.tif", (3, 2, 1))
     with rasterio.open(root / "taizhou_change_labels.tif") as src:

@@ -2,7 +2,8 @@
 
 Per set: scene top-1 (UC Merced), IoU per dense class (land cover, buildings, roads, ships), change F1 (LEVIR-CD,
 Beijing, Taizhou), and the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
-Images are read at their native resolution in tiles of the model's chip, as the app does with a large AOI.
+Images are read at their native resolution, in tiles when larger than the model's chip (VisionModel.encode_tiled),
+as the app reads pixel answers.
 """
 
 from __future__ import annotations
@@ -32,21 +33,6 @@ class Predictor(Protocol):
     def log10_gsd(self, rgb: np.ndarray) -> float: ...
 
 
-def tiled(fn, arrays: list[np.ndarray], tile: int = TILE) -> np.ndarray:
-    """Apply fn to aligned tiles of the arrays (edge tiles shifted inside the image); stitch the outputs."""
-    h, w = arrays[0].shape[:2]
-    out = None
-    ys = sorted({min(y, max(h - tile, 0)) for y in range(0, h, tile)})
-    xs = sorted({min(x, max(w - tile, 0)) for x in range(0, w, tile)})
-    for y in ys:
-        for x in xs:
-            part = fn(*[a[y:y + tile, x:x + tile] for a in arrays])
-            if out is None:
-                out = np.zeros(part.shape[:-2] + (h, w), np.float32)
-            out[..., y:y + tile, x:x + tile] = part
-    return out
-
-
 def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, progress: bool = True,
                   text_n: int = 0) -> dict:
     """Scores per held-out set. text_n > 0 also asks the language model (predictor.text) [CLS], [CAP] and [VQA]
@@ -61,7 +47,7 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
             counts[r.set] += 1
             hits[r.set] += predictor.scene(r.rgb) == r.scene
         if r.dense is not None:
-            probs = tiled(predictor.dense, [r.rgb])
+            probs = predictor.dense(r.rgb)
             for name in r.known:
                 k = predictor.dense_classes.index(name)
                 labelled = (r.dense < len(DENSE_INDEX)) | (r.dense == NONE_OF_KNOWN)
@@ -69,7 +55,7 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
                 inter[(r.set, name)] += float((p & t).sum())
                 union[(r.set, name)] += float((p | t).sum())
         if r.change is not None:
-            prob = tiled(predictor.change, [r.rgb, r.after])
+            prob = predictor.change(r.rgb, r.after)
             f1s[r.set].add(prob > 0.5, r.change == 1, r.change != IGNORE)
         if r.gsd_m is not None and r.set != "landsat-taizhou":
             # GSD from pixels: on a 256 px centre crop of a sub-metre scene, as issue #21's check does
@@ -128,24 +114,32 @@ class VisionPredictor:
     """The visual half of v2 (tower + heads) as a Predictor: what stage A trains is scored on its own."""
 
     def __init__(self, model):
-        from rsapp.model.inference import to_tensor
-
-        self._t = to_tensor
         self.model = model.eval()
         self.dense_classes = tuple(model.cfg.dense_classes)
 
+    def _encode(self, images: list[np.ndarray]):
+        from rsapp.model.vision_model import to_tensor
+
+        if max(images[0].shape[:2]) > TILE:
+            return self.model.encode_tiled(images, TILE)
+        return self.model.encode([to_tensor(im) for im in images])
+
     def dense(self, rgb):
-        return self.model.encode([self._t(rgb)]).dense[0].numpy()
+        from rsapp.model.vision_model import upsample
+
+        return np.stack([upsample(p, rgb.shape[:2]) for p in self._encode([rgb]).dense[0].numpy()])
 
     def change(self, before, after):
-        return self.model.encode([self._t(before), self._t(after)]).change[0].numpy()
+        from rsapp.model.vision_model import upsample
+
+        return upsample(self._encode([before, after]).change[0].numpy(), before.shape[:2])
 
     def scene(self, rgb):
-        out = self.model.encode([self._t(rgb)])
+        out = self._encode([rgb])
         return self.model.cfg.scene_classes[int(out.scene[0].argmax())]
 
     def log10_gsd(self, rgb):
-        return float(self.model.encode([self._t(rgb)]).s_mu[0])
+        return float(self._encode([rgb]).s_mu[0])
 
 
 class RuntimePredictor(VisionPredictor):

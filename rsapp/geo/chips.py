@@ -117,6 +117,13 @@ def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256, conte
                 gsd_m=ground_gsd_m(scene.crs, transform, size / 2, size / 2), source=scene.name)
 
 
+def native_side(scene, aoi: shapely.Geometry | None = None) -> int:
+    """The longer side, in the scene's pixels, of the AOI's window (or of the scene)."""
+    window = aoi_window(scene, aoi_to_scene(aoi, scene)) if aoi is not None else Window(0, 0, scene.width,
+                                                                                         scene.height)
+    return int(max(window.width, window.height))
+
+
 def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: int = 8192) -> Chip:
     """The AOI (or scene) at native resolution for the UHR path: pixels are read lazily, tile by tile."""
     aoi_scene = aoi_to_scene(aoi, scene) if aoi is not None else None
@@ -131,6 +138,9 @@ def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: in
     cols = np.arange(side) + square.col_off
     rows = np.arange(side) + square.row_off
     valid &= ((cols >= 0) & (cols < scene.width))[None, :] & ((rows >= 0) & (rows < scene.height))[:, None]
+    if aoi_scene is not None:
+        valid &= geometry_mask([aoi_scene], out_shape=(side, side), transform=transform, invert=True,
+                               all_touched=True)
     return Chip(rgb=WindowRGB(scene, square), valid=valid, transform=transform, crs=scene.crs, window_px=square,
                 gsd_m=ground_gsd_m(scene.crs, transform, side / 2, side / 2), source=scene.name)
 

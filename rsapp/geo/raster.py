@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,11 +110,21 @@ def open_dataset(path: str | os.PathLike) -> rasterio.io.DatasetReader:
 
 
 def _first_line(e: Exception) -> str:
-    """The most specific line of a GDAL error (rasterio chains the real cause behind a generic message)."""
+    """The most specific line of a GDAL error (rasterio chains the real cause behind a generic message), with
+    every file path cut to its name: the server's folders are nobody's business."""
     while e.__cause__ is not None and "previous exception" in str(e):
         e = e.__cause__
     text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    quoted = _QUOTED_PATH.sub(lambda m: "'" + _SEPARATOR.split(m.group(1))[-1] + "'", text[0])
+    return _ABS_PATH.sub(lambda m: m.group(2), quoted)
+
+
+# a quoted path (may hold spaces), and an unquoted absolute path (POSIX or Windows; group 2 is its last part)
+_QUOTED_PATH = re.compile(r"'([^']*[/\\][^']*)'")
+_SEPARATOR = re.compile(r"[/\\]")
+_ABS_PATH = re.compile(r"((?:[A-Za-z]:)?[/\\](?:[^/\\\s'\"]+[/\\])+)([^/\\\s'\"]+)")
 
 
 def describe(ds: rasterio.io.DatasetReader) -> RasterInfo:

@@ -61,18 +61,24 @@ class DenseHead(nn.Module):
 
 
 class ChangeHead(nn.Module):
-    """Siamese change detection: both dates through the same tower; per level the features of both and their
-    absolute difference are fused, then decoded top-down to a change logit at stride 4."""
+    """Siamese change detection: both dates through the same tower; per level the features of both dates and
+    their absolute difference are fused (1×1 then 3×3), decoded top-down, refined and read out as a change
+    logit at stride 4."""
+
+    WIDTHS = (32, 48, 96, 128)  # fused channels per pyramid level
 
     def __init__(self, dim: int = 64):
         super().__init__()
-        self.fuse = nn.ModuleList(nn.Conv2d(3 * c, c, 1) for c in PYRAMID_CHANNELS)
-        self.decoder = FPNDecoder(PYRAMID_CHANNELS, dim)
+        self.fuse = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(3 * c, w, 1, bias=False), nn.GroupNorm(8, w), nn.ReLU(inplace=True), _conv(w, w))
+            for c, w in zip(PYRAMID_CHANNELS, self.WIDTHS))
+        self.decoder = FPNDecoder(list(self.WIDTHS), dim)
+        self.refine = _conv(dim, dim)
         self.out = nn.Conv2d(dim, 1, 1)
 
     def forward(self, before: list[torch.Tensor], after: list[torch.Tensor]) -> torch.Tensor:
-        fused = [F.relu(conv(torch.cat([a, b, (a - b).abs()], 1))) for conv, a, b in zip(self.fuse, before, after)]
-        return self.out(self.decoder(fused))[:, 0]
+        fused = [f(torch.cat([a, b, (a - b).abs()], 1)) for f, a, b in zip(self.fuse, before, after)]
+        return self.out(self.refine(self.decoder(fused)))[:, 0]
 
 
 class SceneHead(nn.Module):

@@ -2,7 +2,8 @@
 
 Knows nothing about maps, files or task codecs: images come in as uint8 arrays, the request as plain fields the
 analyst filled from the task registry. Pixel answers ([SEG], the [CCD] change map) come straight from the
-dense and change heads at chip resolution; text answers are written by the language model, greedily with a KV
+dense and change heads, at the resolution of the chip (an area larger than the model's input is read in native-
+resolution tiles, VisionModel.encode_tiled); text answers are written by the language model, greedily with a KV
 cache; [CLS] and [CCD] answers are the label / sentence of their set the LM scores highest (for [CLS], with the
 scene head's probability: both scores summed).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,7 @@ from scipy import ndimage
 
 from rsapp.model.quant import choose_path, linear_bytes, quantize
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
-from rsapp.model.tower import VisualTokens, grid_positions, prune
-from rsapp.model.vision_model import VisionOutput
+from rsapp.model.vision_model import VisionOutput, instance_count, to_tensor, upsample
 
 MAX_NEW_TOKENS = 48
 # Smallest region of a class counted as an instance (m²): a car is ~9 m², a small shed ~10 m².
@@ -38,6 +38,8 @@ class Request:
     dense_class: str | None = None  # the class the question names, if any
     log10_gsd: float | None = None  # None: SSE-U's prediction gates CS-HLoRA
     labels: tuple[str, ...] = ()  # answer with one of these ([CLS] labels, [CCD] sentences; empty: free text)
+    empty_label: str | None = None  # the label meaning "nothing changed": said when, and only when, the change
+    # map of two dates is empty, so the sentence never contradicts the map
     select: str = "all"  # [VG]: which instances (all, largest, smallest, leftmost, rightmost, topmost, …)
     box_px: tuple[float, float, float, float] | None = None  # [REF]: the box asked about, chip pixels
 
@@ -55,10 +57,6 @@ class Generation:
     boxes_px: list[tuple[float, float, float, float]] = field(default_factory=list)
     box_scores: list[float] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
 
 
 class Runtime:
@@ -92,12 +90,13 @@ class Runtime:
     @torch.no_grad()
     def generate(self, images: list[np.ndarray], req: Request) -> Generation:
         t0 = time.perf_counter()
-        if len(images) == 1 and max(images[0].shape[:2]) > self.image_size:
-            enc = self.encode_large(images[0])
+        if max(images[0].shape[:2]) > self.image_size:  # native resolution, in tiles
+            enc = self.model.vision.encode_tiled(images, self.image_size)
         else:
             enc = self.model.vision.encode([to_tensor(im) for im in images])
         t1 = time.perf_counter()
-        mu = float(enc.s_mu[0])
+        # SSE-U read the chip (or a tiled area's global view): its log10 GSD, brought to the chip's own pixels
+        mu = float(enc.s_mu[0]) + math.log10(min(self.image_size / max(images[0].shape[:2]), 1.0))
         sigma = float(torch.exp(0.5 * enc.s_logvar[0]))
         s = mu if req.log10_gsd is None else float(req.log10_gsd)
         gen = Generation(text="", s_mu=mu, s_sigma=sigma, s_used=s, tokens_total=enc.tokens.total,
@@ -113,67 +112,43 @@ class Runtime:
         elif req.output == "region":
             gen.text = self.describe_region(enc, req.box_px)
         else:
-            ids = self.decode(enc, req, s)
-            n_new = len(ids)
-            gen.text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
             if len(images) == 2:  # a change question also gets its change map
-                gen.mask, gen.mask_labels = self.mask(enc, None, 2)
+                gen.mask, gen.mask_labels = self.mask(enc, None, 2, images[0].shape[:2])
+                if req.empty_label in req.labels:
+                    changed = instance_count(gen.mask > 0) > 0
+                    req = replace(req, labels=tuple(lb for lb in req.labels if (lb == req.empty_label) != changed))
+            if req.labels == (req.empty_label,):
+                gen.text = req.empty_label
+            else:
+                ids = self.decode(enc, req, s)
+                n_new = len(ids)
+                gen.text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         gen.timings_s = {"encode": t1 - t0, "decode": time.perf_counter() - t1, "new_tokens": n_new}
         return gen
 
-    def encode_large(self, rgb: np.ndarray) -> VisionOutput:
-        """A chip larger than the model's input (the --detail path, up to 8192 px), GeoLLaVA-8K style: scene,
-        GSD and tag from the global view; every tile at native resolution through the tower, its tokens pooled
-        into one set cut to the budget, its class probabilities stitched at the heads' stride 4. Memory stays
-        bounded by the tile, the tokens and a quarter-resolution probability map."""
-        vision, size = self.model.vision, self.image_size
-        enc = vision.encode([area_resize(rgb, size)])
-        h, w = rgb.shape[:2]
-        dense = np.zeros((len(self.config.vision.dense_classes), -(-h // 4), -(-w // 4)), np.float16)
-        tokens, positions = [], []
-        for y in range(0, h, size):
-            for x in range(0, w, size):
-                tile = np.zeros((size, size, 3), np.uint8)
-                part = rgb[y:y + size, x:x + size]
-                tile[:part.shape[0], :part.shape[1]] = part
-                levels = vision.tower.pyramid(to_tensor(tile))
-                probs = torch.sigmoid(vision.dense_head(levels))[0].numpy()  # stride 4
-                ph, pw = -(-part.shape[0] // 4), -(-part.shape[1] // 4)
-                dense[:, y // 4:y // 4 + ph, x // 4:x // 4 + pw] = probs[:, :ph, :pw]
-                grid = vision.tower.fusion(levels)[0]  # (D, g, g)
-                g = grid.shape[-1]
-                tokens.append(grid.flatten(1).t())
-                pos = grid_positions(g, g) * (size * (g - 1) / g) + 0.5 * size / g
-                positions.append((pos + torch.tensor([y, x])) / torch.tensor([h, w]))
-        cfg = self.config.vision
-        kept, kept_pos = prune(torch.cat(tokens), torch.cat(positions), cfg.token_budget, cfg.background_clusters,
-                               cfg.background_share)
-        enc.tokens = VisualTokens(kept[None], kept_pos[None], sum(t.shape[0] for t in tokens))
-        enc.dense = torch.from_numpy(dense)[None]  # quarter resolution: mask() scales it to the chip
-        return enc
-
-    def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int] | None = None
+    def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int]
              ) -> tuple[np.ndarray, list[str]]:
-        """The pixel answer: the named class (one image), every class where it wins (none named), or the
-        change (two dates; of the named class when one is named)."""
+        """The pixel answer on the chip's grid: the named class (one image), every class where it wins (none
+        named), or the change (two dates; of the named class when one is named). Maps of a tiled area (stride
+        4) are resampled bilinearly; the all-classes label map is taken at the map's stride and repeated."""
         classes = list(self.config.vision.dense_classes)
         t = self.config.mask_threshold
-        dense = enc.dense[0].numpy()
-        if chip_shape is not None and dense.shape[1:] != chip_shape:  # the quarter-resolution map of a large chip
-            rows = np.minimum(np.arange(chip_shape[0]) // 4, dense.shape[1] - 1)
-            cols = np.minimum(np.arange(chip_shape[1]) // 4, dense.shape[2] - 1)
-            dense = dense[:, rows[:, None], cols[None, :]]
+        at_chip = lambda prob: upsample(prob, chip_shape) > t  # noqa: E731
         if n_images == 2:
-            change = enc.change[0].numpy() > t
+            change = at_chip(enc.change[0].numpy())
             if name in classes:
                 k = classes.index(name)
-                either = (dense[k] > t) | (enc.dense_after[0, k].numpy() > t)
+                either = at_chip(enc.dense[0, k].numpy()) | at_chip(enc.dense_after[0, k].numpy())
                 return (change & either).astype(np.uint8), ["others", name]
             return change.astype(np.uint8), ["others", "change"]
         if name in classes:
-            return (dense[classes.index(name)] > t).astype(np.uint8), ["others", name]
-        best = dense.argmax(0)
-        labels = np.where(dense.max(0) > t, best + 1, 0).astype(np.uint8)
+            return at_chip(enc.dense[0, classes.index(name)].numpy()).astype(np.uint8), ["others", name]
+        dense = enc.dense[0].numpy()
+        labels = np.where(dense.max(0) > t, dense.argmax(0) + 1, 0).astype(np.uint8)
+        if labels.shape != tuple(chip_shape):
+            rows = np.minimum(np.arange(chip_shape[0]) * labels.shape[0] // chip_shape[0], labels.shape[0] - 1)
+            cols = np.minimum(np.arange(chip_shape[1]) * labels.shape[1] // chip_shape[1], labels.shape[1] - 1)
+            labels = labels[rows[:, None], cols[None, :]]
         return labels, ["others"] + classes
 
     def instances(self, enc: VisionOutput, name: str | None, log10_gsd: float, chip_px: int) -> list:
@@ -285,14 +260,3 @@ def select_instances(found: list, select: str) -> list:
     if select in SELECTORS:
         return [SELECTORS[select](found)]
     return sorted(found, key=lambda x: (x[0][1], x[0][0]))
-
-
-def area_resize(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """Area-average a big (H, W, 3) uint8 chip to (1, 3, size, size) in [0, 1], a band of rows at a time."""
-    rows = np.linspace(0, rgb.shape[0], size + 1).round().astype(int)
-    cols = np.linspace(0, rgb.shape[1], size + 1).round().astype(int)
-    out = np.zeros((size, size, 3), np.float32)
-    for i in range(size):
-        band = rgb[rows[i]:rows[i + 1]].astype(np.float32).mean(0)
-        out[i] = np.add.reduceat(band, cols[:-1], axis=0) / np.diff(cols)[:, None]
-    return torch.from_numpy(out).permute(2, 0, 1)[None] / 255.0

@@ -82,8 +82,12 @@ def prune(tokens: torch.Tensor, positions: torch.Tensor, budget: int, clusters: 
     score = torch.full((n,), 2.0, device=tokens.device)
     anchors = t[~background]
     if anchors.shape[0]:
-        # anchors in chunks: a streamed UHR scene has tens of thousands of tokens
-        best = torch.stack([(t[background] @ a.t()).max(1).values for a in anchors.split(4096)]).max(0).values
+        # in blocks of both: a streamed UHR scene has tens of thousands of tokens (a 60k × 4k block is 1 GB)
+        rest = t[background]
+        best = torch.full((rest.shape[0],), -1.0, device=tokens.device)
+        for i in range(0, rest.shape[0], 8192):
+            for a in anchors.split(2048):
+                best[i:i + 8192] = torch.maximum(best[i:i + 8192], (rest[i:i + 8192] @ a.t()).max(1).values)
         score[background] = best
     else:
         score[background] = 0.0

@@ -2,7 +2,9 @@
 
 `VisionModel.encode` runs one chip (or a two-date pair) once and returns everything the language model and
 the answer need: the kept visual tokens, per-pixel class probabilities, the change probability, scene-class
-probabilities and the GSD estimate.
+probabilities and the GSD estimate. `VisionModel.encode_tiled` does the same for an area larger than the chip
+at its native resolution (GeoLLaVA-8K style): scene, GSD and tag from a global view, tokens from every tile
+pruned to the budget, and the pixel maps of overlapping tiles blended at the heads' stride 4.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy import ndimage
 from torch import nn
 
 from rsapp.model.heads import ChangeHead, DenseHead, SceneHead, SSEU
-from rsapp.model.tower import VisionTower, VisualTokens, token_budget
+from rsapp.model.tower import VisionTower, VisualTokens, grid_positions, prune, token_budget
 
 # The class lists are data of the checkpoint (config.json); these are what v2 was built with (rsapp.tasks
 # .vocabulary defines them; the model package does not import tasks).
@@ -38,6 +40,7 @@ class VisionConfig:
     dense_classes: tuple[str, ...] = DEFAULT_DENSE
     scene_classes: tuple[str, ...] = DEFAULT_SCENES
     s_prior: float = 0.0  # SSE-U's starting mean of log10 GSD (1 m)
+    change_tta: int = 4  # quarter turns the change probability is averaged over (1: none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,11 +57,12 @@ class VisionConfig:
 @dataclass
 class VisionOutput:
     tokens: VisualTokens  # of the first date (the second date's are in tokens_after)
-    dense: torch.Tensor  # (B, K, H, W) class probabilities at chip resolution (first date)
+    dense: torch.Tensor  # (B, K, H, W) class probabilities at chip resolution, or at stride 4 for a tiled
+    # area (upsample() brings either to the chip)
     scene: torch.Tensor  # (B, S) scene-class probabilities
     s_mu: torch.Tensor  # (B,) SSE-U mean of log10 GSD
     s_logvar: torch.Tensor  # (B,)
-    change: torch.Tensor | None = None  # (B, H, W) change probability, two dates only
+    change: torch.Tensor | None = None  # (B, H, W) change probability, two dates only (stride 4 when tiled)
     dense_after: torch.Tensor | None = None
     tokens_after: VisualTokens | None = None
 
@@ -89,6 +93,76 @@ def instance_count(mask) -> int:
     return int((sizes >= MIN_INSTANCE_SHARE * mask.size).sum())
 
 
+# Tiles of a large area overlap by at least this many pixels, and their maps are averaged where they do; a tile
+# may grow to TILE_GROWTH × the chip so that, say, a 1024 px area takes 2 × 2 tiles of 528 px, not 3 × 3 of 512.
+TILE_OVERLAP = 32
+TILE_GROWTH = 1.25
+
+
+def tile_grid(h: int, w: int, chip: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(row spans, column spans) of the tiles covering an h × w area: one tile side for both axes (a multiple of
+    4, at most TILE_GROWTH × the chip), starts multiples of 4 (the heads' stride), neighbours
+    overlapping by ≥ TILE_OVERLAP; never past the edge (the last tile of an axis ends at it, up to 3 px longer),
+    and an axis shorter than a tile is one span."""
+    longest, most = max(h, w), int(chip * TILE_GROWTH)
+    if longest <= most:
+        side = longest
+    else:
+        n = -(-(longest - TILE_OVERLAP) // (most - TILE_OVERLAP))
+        side = max(chip, -(-(longest + (n - 1) * TILE_OVERLAP) // (4 * n)) * 4)
+
+    def spans(length: int) -> list[tuple[int, int]]:
+        if length <= side:
+            return [(0, length)]
+        count = -(-(length - TILE_OVERLAP) // (side - TILE_OVERLAP))
+        starts = sorted({int(v) // 4 * 4 for v in np.linspace(0, length - side, count)})
+        return [(a, a + side) for a in starts[:-1]] + [(starts[-1], length)]
+    return spans(h), spans(w)
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
+
+
+def area_resize(rgb, size: int) -> torch.Tensor:
+    """Area-average a big (H, W, 3) uint8 image (an array, or anything sliced by rows) to (1, 3, size, size) in
+    [0, 1], a band of rows at a time."""
+    rows = np.linspace(0, rgb.shape[0], size + 1).round().astype(int)
+    cols = np.linspace(0, rgb.shape[1], size + 1).round().astype(int)
+    out = np.zeros((size, size, 3), np.float32)
+    for i in range(size):
+        band = rgb[rows[i]:rows[i + 1]].astype(np.float32).mean(0)
+        out[i] = np.add.reduceat(band, cols[:-1], axis=0) / np.diff(cols)[:, None]
+    return torch.from_numpy(out).permute(2, 0, 1)[None] / 255.0
+
+
+def _bilinear_axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of a bilinear resample along one axis (pixel centres aligned)."""
+    c = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    i0 = np.floor(c).astype(int)
+    return i0, np.minimum(i0 + 1, n_in - 1), (c - i0).astype(np.float32)
+
+
+def upsample(prob: np.ndarray, shape: tuple[int, int], band: int = 1024) -> np.ndarray:
+    """A (h, w) probability map at any stride to (H, W) float16: bilinear in logit space, as the heads' own
+    logits are resampled to the chip (thin roads keep their width), a band of output rows at a time (an 8192² map
+    never exists in float32)."""
+    prob = np.asarray(prob, np.float32)
+    if prob.shape == tuple(shape):
+        return prob.astype(np.float16)
+    p = np.clip(prob, 1e-4, 1 - 1e-4)
+    prob = np.log(p / (1 - p))
+    r0, r1, fr = _bilinear_axis(shape[0], prob.shape[0])
+    c0, c1, fc = _bilinear_axis(shape[1], prob.shape[1])
+    out = np.empty(shape, np.float16)
+    for y in range(0, shape[0], band):
+        sl = slice(y, y + band)
+        rows = prob[r0[sl]] * (1 - fr[sl, None]) + prob[r1[sl]] * fr[sl, None]
+        out[sl] = 1 / (1 + np.exp(-(rows[:, c0] * (1 - fc) + rows[:, c1] * fc)))
+    return out
+
+
 def tag_dim(cfg: "VisionConfig") -> int:
     return len(cfg.scene_classes) + 2 * len(cfg.dense_classes) + 2
 
@@ -108,9 +182,21 @@ class VisionModel(nn.Module):
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
 
+    def change_probability(self, x: torch.Tensor, levels: list[torch.Tensor]) -> torch.Tensor:
+        """(1, h, w) change probability at stride 4 of the pair x (2, 3, H, W) whose pyramid is `levels`,
+        averaged over cfg.change_tta quarter turns."""
+        prob = torch.sigmoid(self.change_head([lv[:1] for lv in levels], [lv[1:] for lv in levels]))
+        turns = self.cfg.change_tta
+        for k in range(1, turns):
+            lv = self.tower.pyramid(torch.rot90(x, k, (2, 3)))
+            turned = torch.sigmoid(self.change_head([v[:1] for v in lv], [v[1:] for v in lv]))
+            prob = prob + torch.rot90(turned, -k, (1, 2))
+        return prob / turns
+
     @torch.no_grad()
-    def encode(self, images: list[torch.Tensor]) -> VisionOutput:
-        """images: one or two (1, 3, H, W) tensors in [0, 1] of the same size."""
+    def encode(self, images: list[torch.Tensor], change: bool = True) -> VisionOutput:
+        """images: one or two (1, 3, H, W) tensors in [0, 1] of the same size; change=False skips the change
+        map of a pair (encode_tiled makes its own)."""
         x = torch.cat(images)
         levels = self.tower.pyramid(x)
         size = x.shape[-2:]
@@ -124,10 +210,64 @@ class VisionModel(nn.Module):
         out = VisionOutput(tokens=budget(grid[:1]), dense=dense[:1],
                            scene=self.scene_head(pooled[:1]).softmax(-1), s_mu=mu, s_logvar=logvar)
         if len(images) == 2:
-            before = [lv[:1] for lv in levels]
-            after = [lv[1:] for lv in levels]
-            out.change = torch.sigmoid(F.interpolate(self.change_head(before, after)[:, None], size=size,
-                                                     mode="bilinear", align_corners=False))[:, 0]
+            if change:
+                out.change = F.interpolate(self.change_probability(x, levels)[:, None], size=size,
+                                           mode="bilinear", align_corners=False)[:, 0]
             out.dense_after = dense[1:]
             out.tokens_after = budget(grid[1:])
         return out
+
+    @torch.no_grad()
+    def encode_tiled(self, images: list, chip: int) -> VisionOutput:
+        """An area larger than the chip (one image, or two dates on one grid; (H, W, 3) uint8 arrays, or square
+        readers sliced by window, up to 8192 px) at native resolution. Scene, GSD and the tag come from the global
+        view (the area resampled to `chip`); the area is read in overlapping tiles of about the chip (tile_grid);
+        the first date's tile tokens are pruned to the budget as one set; class and change probabilities are
+        averaged where tiles overlap, at stride 4. Memory stays bounded by one tile pair, the tokens and the
+        quarter-resolution maps."""
+        h, w = images[0].shape[:2]
+        if h != w:  # the global view is of the square the area sits in (top-left), as a chip is letterboxed
+            views = [np.pad(im, ((0, max(h, w) - h), (0, max(h, w) - w), (0, 0))) for im in images]
+        else:
+            views = images
+        enc = self.encode([area_resize(im, chip) for im in views], change=False)
+        h4, w4 = -(-h // 4), -(-w // 4)
+        k = len(self.cfg.dense_classes)
+        # sums of the tiles' probabilities (float16 holds a sum of a few values in [0, 1] to ~1e-3)
+        dense = [np.zeros((k, h4, w4), np.float16) for _ in images]
+        change = np.zeros((h4, w4), np.float16) if len(images) == 2 else None
+        seen = np.zeros((h4, w4), np.uint8)
+        tokens, positions = [], []
+        row_spans, col_spans = tile_grid(h, w, chip)
+        for y, y1 in row_spans:
+            for x, x1 in col_spans:
+                parts = [im[y:y1, x:x1] for im in images]
+                ph, pw = y1 - y, x1 - x
+                batch = torch.cat([to_tensor(np.ascontiguousarray(part)) for part in parts])
+                levels = self.tower.pyramid(batch)
+                q = np.s_[y // 4:y // 4 + -(-ph // 4), x // 4:x // 4 + -(-pw // 4)]
+                rows, cols = q[0].stop - q[0].start, q[1].stop - q[1].start
+                probs = torch.sigmoid(self.dense_head(levels)).numpy()
+                for d, p in zip(dense, probs):
+                    d[(slice(None),) + q] += p[:, :rows, :cols]
+                if change is not None:
+                    change[q] += self.change_probability(batch, levels)[0, :rows, :cols].numpy()
+                seen[q] += 1
+                grid = self.tower.fusion([lv[:1] for lv in levels])[0]  # (D, gh, gw)
+                cells = torch.tensor(grid.shape[-2:], dtype=torch.float32)
+                tokens.append(grid.flatten(1).t())
+                extent = torch.tensor([ph, pw], dtype=torch.float32)  # cell centres in the tile's pixels
+                pos = grid_positions(*grid.shape[-2:]) * extent * (cells - 1) / cells + 0.5 * extent / cells
+                positions.append((pos + torch.tensor([y, x])) / torch.tensor([h, w]))
+        cfg = self.cfg
+        kept, kept_pos = prune(torch.cat(tokens), torch.cat(positions), cfg.token_budget, cfg.background_clusters,
+                               cfg.background_share)
+        enc.tokens = VisualTokens(kept[None], kept_pos[None], sum(t.shape[0] for t in tokens))
+        for total in (*dense, change):  # sums → means, in place
+            if total is not None:
+                np.divide(total, seen, out=total, casting="unsafe")
+        enc.dense = torch.from_numpy(dense[0])[None]
+        if change is not None:
+            enc.dense_after = torch.from_numpy(dense[1])[None]
+            enc.change = torch.from_numpy(change)[None]
+        return enc

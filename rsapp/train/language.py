@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from rsapp.data.real_sets import split
 from rsapp.data.real_text import TextSample, change_sample, dense_sample, scene_sample
-from rsapp.model.inference import to_tensor
+from rsapp.model.vision_model import to_tensor
 from rsapp.model.vlm import IM_END, RsappVLM, VLMConfig, chat_prompt, make_tokenizer
 from rsapp.tasks.tokens import TASKS
-from rsapp.train import read_run
+from rsapp.train import lr_factor, read_run, start_run
 
 
 @dataclass
@@ -74,9 +74,7 @@ def trainable(model: RsappVLM) -> list[tuple[str, torch.nn.Parameter]]:
 
 
 def train_language(run: LanguageRun, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(run.seed)
-    rng = np.random.default_rng(run.seed)
+    rng = start_run(out, run.seed)
     model = RsappVLM(VLMConfig())
     model.load_bases()
     model.vision.load_state_dict(load_file(str(Path(run.vision) / "vision.safetensors")), strict=True)
@@ -97,7 +95,7 @@ def train_language(run: LanguageRun, out: Path) -> Path:
     t0, log = time.time(), []
     for step in tqdm(range(run.steps), desc="stage B", mininterval=30):
         for g, lr in zip(opt.param_groups, base_lrs):
-            g["lr"] = lr * min(1.0, (step + 1) / 30) * 0.5 * (1 + math.cos(math.pi * step / run.steps))
+            g["lr"] = lr * lr_factor(step, run.steps, warmup=30)
         model.lm.train()
         model.projector.train()
         opt.zero_grad()

@@ -19,7 +19,7 @@ from rsapp.data.real_sets import split
 from rsapp.data.samples import make_sample
 from rsapp.model.heads import contrast_signature
 from rsapp.model.vision_model import VisionConfig, VisionModel
-from rsapp.train import read_run
+from rsapp.train import read_run, start_run
 
 
 @dataclass
@@ -40,9 +40,7 @@ def _features(model: VisionModel, images: list[np.ndarray]) -> tuple[torch.Tenso
 
 
 def fit_scale(run: ScaleRun, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(run.seed)
-    torch.manual_seed(run.seed)
+    rng = start_run(out, run.seed)
     model = VisionModel(VisionConfig())
     model.load_state_dict(load_file(str(Path(run.vision) / "vision.safetensors")), strict=True)
     model.eval()

@@ -22,11 +22,12 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from rsapp.data.real_chips import change_chip, dense_chip, scene_chip, synthetic_change
-from rsapp.data.real_sets import DENSE_INDEX, IGNORE, NONE_OF_KNOWN, split
+from rsapp.data.real_sets import DENSE_INDEX, NONE_OF_KNOWN, split
 from rsapp.model.vision_model import VisionConfig, VisionModel
 from rsapp.model.pretrained import vision_state_dict
 from rsapp.tasks.vocabulary import SCENE_CLASSES
-from rsapp.train import read_run
+from rsapp.train import lr_factor, read_run, start_run
+from rsapp.train.losses import change_loss, pixel_loss
 
 
 @dataclass
@@ -69,18 +70,8 @@ def dense_targets(labels: np.ndarray, known: tuple[str, ...], classes: int) -> t
     return target, weight
 
 
-def dice(prob: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    inter = (prob * target * weight).sum((-1, -2))
-    total = ((prob + target) * weight).sum((-1, -2))
-    present = (target * weight).sum((-1, -2)) > 0
-    d = 1 - (2 * inter + 1) / (total + 1)
-    return d[present].mean() if present.any() else prob.sum() * 0
-
-
 def train_vision(run: VisionRun, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(run.seed)
-    rng = np.random.default_rng(run.seed)
+    rng = start_run(out, run.seed)
     cfg = VisionConfig()
     model = VisionModel(cfg)
     if run.init:
@@ -101,9 +92,8 @@ def train_vision(run: VisionRun, out: Path) -> Path:
     log = []
     t0 = time.time()
     for step in tqdm(range(run.steps), desc="stage A", mininterval=30):
-        frac = step / run.steps
         for g, lr in zip(opt.param_groups, base_lrs):  # warm-up then cosine
-            g["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
+            g["lr"] = lr * lr_factor(step, run.steps)
         model.train()
         model.freeze_backbone_stats()
         # Dense.
@@ -135,21 +125,13 @@ def train_vision(run: VisionRun, out: Path) -> Path:
         # Dense loss.
         logits = F.interpolate(model.dense_head(rows(0, nd)), size=(run.chip, run.chip), mode="bilinear",
                                align_corners=False)
-        t, w = torch.from_numpy(np.stack(tg)), torch.from_numpy(np.stack(wt))
-        l_dense = (F.binary_cross_entropy_with_logits(logits, t, reduction="none") * w).sum() / w.sum().clamp(min=1)
-        l_dense = l_dense + dice(torch.sigmoid(logits), t, w)
+        l_dense = pixel_loss(logits, torch.from_numpy(np.stack(tg)), torch.from_numpy(np.stack(wt)))
         # Scene loss.
         pooled = model.tower.pooled(levels)
         l_scene = F.cross_entropy(model.scene_head(pooled[nd:nd + ns]), torch.tensor(sy))
         # Change loss.
         c0 = nd + ns
-        ch = F.interpolate(model.change_head(rows(c0, c0 + nc), rows(c0 + nc, c0 + 2 * nc))[:, None],
-                           size=(run.chip, run.chip), mode="bilinear", align_corners=False)[:, 0]
-        ctt = torch.from_numpy(np.stack(ct)).long()
-        cw = (ctt != IGNORE).float()
-        cy = (ctt == 1).float()
-        l_change = (F.binary_cross_entropy_with_logits(ch, cy, reduction="none") * cw).sum() / cw.sum().clamp(min=1)
-        l_change = l_change + dice(torch.sigmoid(ch)[:, None], cy[:, None], cw[:, None])
+        l_change = change_loss(model.change_head(rows(c0, c0 + nc), rows(c0 + nc, c0 + 2 * nc)), ct)
         # SSE-U where the GSD is known.
         gs = gsd_d + gsd_s
         known = [i for i, g in enumerate(gs) if g is not None]

@@ -11,6 +11,7 @@ import html
 import inspect
 import json
 import logging
+import shutil
 import traceback
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from rsapp.analyst import Analyst
 from rsapp.errors import RsappError
 from rsapp.tasks.tokens import TASK_TOKENS
 from rsapp.ui.mapview import render_map
-from rsapp.ui.session import Session, overlay_for
+from rsapp.ui.session import Session, overlay_for, remove_stale_workdirs, workdir_for
 
 log = logging.getLogger("rsapp.ui")
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
@@ -91,9 +92,24 @@ def outputs_for(session: Session) -> tuple:
     )
 
 
+def _end_session(request: gr.Request) -> None:
+    """The tab was closed or reloaded: the session's export folder goes."""
+    if request is not None and request.session_hash:
+        shutil.rmtree(workdir_for(request.session_hash), ignore_errors=True)
+
+
+def _forget(state) -> None:
+    """Gradio dropped a session's state (an hour after its tab went away)."""
+    if isinstance(state, Session):
+        state.close()
+
+
 def build_app(analyst: Analyst) -> gr.Blocks:
+    removed = remove_stale_workdirs()
+    if removed:
+        log.info("removed %d stale session folder(s)", removed)
     with gr.Blocks(title="rsapp — chat with remote-sensing imagery") as demo:
-        session = gr.State(None)
+        session = gr.State(None, delete_callback=_forget)
         gr.Markdown("### rsapp — chat with remote-sensing imagery, offline")
         with gr.Row():
             with gr.Column(scale=3):
@@ -134,15 +150,18 @@ def build_app(analyst: Analyst) -> gr.Blocks:
             aoi_text = json.dumps(s.aoi) if s.aoi else ""
             return (*outputs_for(s), s, f"**Loaded** {desc}", aoi_text, _say(chat, "assistant", f"Loaded {desc}{note}"))
 
-        @guarded(len(view) + 3)
-        def on_sample(choice, state, chat):
-            return loaded(state or Session(), [str(SAMPLE_DIR / f) for f in SAMPLES[choice]], chat)
+        def new_session(request: gr.Request | None) -> Session:
+            return Session(key=request.session_hash if request is not None and request.session_hash else "")
 
         @guarded(len(view) + 3)
-        def on_upload(file, state, chat):
+        def on_sample(choice, state, chat, request: gr.Request = None):
+            return loaded(state or new_session(request), [str(SAMPLE_DIR / f) for f in SAMPLES[choice]], chat)
+
+        @guarded(len(view) + 3)
+        def on_upload(file, state, chat, request: gr.Request = None):
             if not file:
                 return (*[gr.skip()] * (len(view) + 3), chat)
-            return loaded(state or Session(), [file], chat)
+            return loaded(state or new_session(request), [file], chat)
 
         @guarded(len(view) + 3)
         def on_upload2(file, state, chat):
@@ -179,7 +198,11 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                 for s in scenes:
                     s.close()
             progress(0.9, desc="drawing layers")
-            layer = state.add(answer)
+            try:
+                layer = state.add(answer)
+            except RsappError as full:  # the answer still shows; its layer is not kept
+                layer = None
+                answer.warnings.append(str(full))
             chat = _say(chat, "assistant", answer_markdown(answer, layer.name if layer else None))
             return (*outputs_for(state), state, "", chat)
 
@@ -202,6 +225,7 @@ def build_app(analyst: Analyst) -> gr.Blocks:
         send.click(on_send, send_inputs, [*view, session, prompt, chat])
         prompt.submit(on_send, send_inputs, [*view, session, prompt, chat])
         remove.click(on_remove, [layer_pick, session, chat], [*view, session, chat])
+        demo.unload(_end_session)
     return demo
 
 

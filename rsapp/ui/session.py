@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -24,8 +27,12 @@ from rsapp.geo.chips import aoi_window
 from rsapp.geo.display import png_data_url, web_overlay
 
 MAX_UPLOAD_MB = int(os.environ.get("RSAPP_MAX_UPLOAD_MB", "1024"))
-# Exports are written under one root that the server is allowed to serve, one folder per session.
+# Exports are written under one root that the server is allowed to serve, one folder per session; a session's
+# folder goes when the session ends, and folders older than STALE_HOURS go when the app starts.
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "rsapp-sessions"
+STALE_HOURS = 24
+# Answer layers one session keeps (each holds its mask or boxes in memory).
+MAX_LAYERS = 20
 
 
 @lru_cache(maxsize=16)
@@ -60,7 +67,16 @@ class Session:
     aoi: dict | None = None  # GeoJSON geometry as drawn (lon/lat; Leaflet CRS.Simple for unreferenced images)
     layers: list[Layer] = field(default_factory=list)
     georeferenced: bool = True
-    workdir: str = field(default_factory=lambda: _new_workdir())
+    key: str = ""  # the browser session's id (Gradio's session hash); names the export folder
+    workdir: str = ""
+
+    def __post_init__(self):
+        if not self.workdir:
+            self.workdir = str(workdir_for(self.key) if self.key else Path(_new_workdir()))
+
+    def close(self) -> None:
+        """The session ended: its export folder goes."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     # --- scenes ------------------------------------------------------------------------------------------------
     def open(self) -> list[Scene]:
@@ -119,8 +135,13 @@ class Session:
 
     # --- layers and exports ------------------------------------------------------------------------------------
     def add(self, answer: Answer) -> Layer | None:
+        """The answer's boxes or mask as a new layer; None when it has none. RsappError when the session already
+        keeps MAX_LAYERS (the answer itself stays in the chat)."""
         if not (answer.n_boxes or answer.n_mask_pixels):
             return None
+        if len(self.layers) >= MAX_LAYERS:
+            raise RsappError(f"the map keeps at most {MAX_LAYERS} layers: this answer's layer was not added "
+                             "(remove a layer, or export them, to make room)")
         base = f"{answer.task} {answer.prompt.split(']', 1)[-1].strip() or answer.task}"[:60]
         names = {layer.name for layer in self.layers}
         name, k = base, 2
@@ -142,6 +163,7 @@ class Session:
         if not frames:
             return out
         d = Path(self.workdir)
+        d.mkdir(parents=True, exist_ok=True)
         out["geojson"] = str(write_geojson(d / "rsapp_layers.geojson", frames))
         crs_set = {str(f.crs) for f in frames}
         if len(crs_set) == 1:
@@ -156,6 +178,25 @@ class Session:
 def _new_workdir() -> str:
     EXPORT_ROOT.mkdir(parents=True, exist_ok=True)
     return tempfile.mkdtemp(prefix="s-", dir=EXPORT_ROOT)
+
+
+def workdir_for(key: str) -> Path:
+    """The export folder of a browser session (its id reduced to safe characters)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "", key)[:64] or "anonymous"
+    return EXPORT_ROOT / f"s-{safe}"
+
+
+def remove_stale_workdirs(max_age_hours: float = STALE_HOURS) -> int:
+    """Export folders older than max_age_hours (left by sessions that never ended cleanly); how many went."""
+    if not EXPORT_ROOT.is_dir():
+        return 0
+    cutoff = time.time() - max_age_hours * 3600
+    gone = 0
+    for d in EXPORT_ROOT.glob("s-*"):
+        if d.is_dir() and d.stat().st_mtime < cutoff:
+            shutil.rmtree(d, ignore_errors=True)
+            gone += 1
+    return gone
 
 
 def describe_scene(scene: Scene) -> str:

@@ -7,7 +7,7 @@ from pyproj import Geod
 from rsapp.errors import RsappError
 from rsapp.geo import Scene
 from rsapp.geo.bands import Stretch
-from tests.conftest import GEO_TRANSFORM, UTM_TRANSFORM, write_raster
+from tests.conftest import UTM_TRANSFORM, write_raster
 
 WGS84_A, WGS84_E2 = 6378137.0, 6.69437999014e-3
 
@@ -88,18 +88,22 @@ def test_float_raster_with_nodata_is_stretched(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"", b"not an image at all", b"II*\x00" + b"\x00" * 50])
-def test_bad_files_raise_clear_errors(tmp_path, content):
-    p = tmp_path / "bad.tif"
+def test_bad_files_raise_clear_errors_naming_the_file_not_the_folder(tmp_path, content):
+    folder = tmp_path / "server side" / "upload"
+    folder.mkdir(parents=True)
+    p = folder / "bad.tif"
     p.write_bytes(content)
-    with pytest.raises(RsappError):
+    with pytest.raises(RsappError, match="bad.tif") as e:
         Scene(p)
+    assert str(tmp_path) not in str(e.value) and "upload" not in str(e.value), e.value
 
 
 def test_truncated_tiff_is_reported_as_corrupt(tmp_path, utm_tif):
     p = tmp_path / "truncated.tif"
     p.write_bytes(utm_tif.read_bytes()[: utm_tif.stat().st_size // 3])
-    with pytest.raises(RsappError, match="corrupt|not an image"):
+    with pytest.raises(RsappError, match="corrupt|not an image") as e:
         Scene(p)
+    assert str(tmp_path) not in str(e.value)
 
 
 def test_a_png_that_decodes_to_too_many_pixels_is_refused_before_it_is_read(tmp_path):

@@ -18,10 +18,11 @@ from tests.conftest import REAL, ROOT, SAMPLES
 
 WEIGHTS = default_weights()
 # What the shipped weights were measured to do (README, model card), with a margin: a retrained model that does
-# worse fails here. The Vegas count is not yet within the real-imagery issue's 30 % (adjacent houses merge).
-VEGAS_MIN_IOU = 0.30  # measured 0.36 on the whole scene through the analyst
-VEGAS_COUNT_TOLERANCE = 0.65  # measured 24 of 56
+# worse fails here. The Las Vegas sample's labels are 26 buildings, 3 roads and 27 trees (property `class`).
+VEGAS_MIN_IOU = 0.50  # measured 0.62 against the 26 buildings through the analyst
+VEGAS_COUNT_TOLERANCE = 0.50  # issue #21 asks 0.30 (not met): measured 36 of 26 (speckle fragments count)
 TAIZHOU_MIN_RECALL, TAIZHOU_MAX_FALSE_ALARM = 0.40, 0.05  # measured 0.56, 0.002
+LEVIR_MIN_F1 = 0.65  # held-out LEVIR-CD test_1 through the analyst (native tiles), measured 0.71
 UCM_MIN_TOP1 = 0.80  # measured 19 / 21 on image 70 of each class
 
 
@@ -94,29 +95,47 @@ def analyst(runtime):
     return Analyst(runtime=runtime)
 
 
-def _chip_truth(answer, geojson, crs) -> np.ndarray:
+def _chip_truth(answer, geojson, crs, cls: str) -> np.ndarray:
     import geopandas as gpd
     from rasterio.features import rasterize
 
-    shapes = gpd.read_file(geojson).to_crs(crs).geometry
+    labels = gpd.read_file(geojson).to_crs(crs)
+    shapes = labels[labels["class"] == cls].geometry
     return rasterize(((g, 1) for g in shapes), out_shape=answer.mask.shape, transform=answer.transform,
                      dtype="uint8") > 0
 
 
 def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
-    """The scene every newcomer sees first (never trained on): 56 labelled footprints."""
+    """The scene every newcomer sees first (never trained on): 26 labelled buildings (row houses)."""
     from rsapp.geo import Scene
 
     with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
         seg = analyst.ask([scene], "[SEG] segment the buildings")
         count = analyst.ask([scene], "[VQA] how many houses are there?")
         crs = scene.crs
-    truth = _chip_truth(seg, SAMPLES / "vegas_buildings.geojson", crs)
+    truth = _chip_truth(seg, SAMPLES / "vegas_buildings.geojson", crs, "building")
     pred = seg.mask > 0
     iou = (pred & truth).sum() / (pred | truth).sum()
     assert iou >= VEGAS_MIN_IOU, iou
     assert seg.raw_text.count("building") >= 1 and "%" in seg.text
-    assert count.text.isdigit() and abs(int(count.text) - 56) <= VEGAS_COUNT_TOLERANCE * 56, count.text
+    assert count.text.isdigit() and abs(int(count.text) - 26) <= VEGAS_COUNT_TOLERANCE * 26, count.text
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_held_out_levir_pair_change_map_at_native_resolution(analyst, tmp_path):
+    """LEVIR-CD test_1 (0.5 m, 1024 px, held out): [CCD] draws its map on the full 1024 px grid, from tiles."""
+    from PIL import Image
+
+    from rsapp.geo import Scene
+
+    folder = REAL / "change" / "levir-cd-full-tiles"
+    with Scene(folder / "A" / "test_1.png") as a, Scene(folder / "B" / "test_1.png") as b:
+        ans = analyst.ask([a, b], "[CCD] what changed?")
+    assert ans.mask.shape == (1024, 1024) and ans.is_change
+    truth = np.asarray(Image.open(folder / "label" / "test_1.png").convert("L")) > 127
+    pred = ans.mask > 0
+    f1 = 2 * (pred & truth).sum() / (pred.sum() + truth.sum())
+    assert f1 >= LEVIR_MIN_F1, f1
 
 
 def test_change_question_on_taizhou_answers_and_draws_the_labelled_change(analyst):
@@ -127,7 +146,11 @@ def test_change_question_on_taizhou_answers_and_draws_the_labelled_change(analys
 
     with Scene(SAMPLES / "taizhou_2000_30m.tif") as a, Scene(SAMPLES / "taizhou_2003_30m.tif") as b:
         ans = analyst.ask([a, b], "[CCD] what changed?")
-    assert ans.task == "[CCD]" and ans.is_change and ans.mask is not None and ans.text
+    with Scene(SAMPLES / "taizhou_2000_30m.tif") as a, Scene(SAMPLES / "taizhou_2000_30m.tif") as b:
+        same = analyst.ask([a, b], "[CCD] what changed?")
+    assert same.text.startswith("no change") and not same.mask.any()  # one date twice: nothing changed
+    assert ans.task == "[CCD]" and ans.is_change and ans.mask is not None
+    assert not ans.text.startswith("no change") and "changed: " in ans.text  # the sentence agrees with the map
     labels = np.zeros(ans.mask.shape, np.uint8)  # the reference labels on the chip's grid
     with rasterio.open(SAMPLES / "taizhou_change_labels.tif") as src:
         reproject(src.read(1), labels, src_transform=src.transform, src_crs=src.crs, dst_transform=ans.transform,

@@ -8,14 +8,45 @@ from tests.conftest import REAL
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")]
 
 
-def test_stage_a_then_stage_b_give_a_loadable_model(tmp_path):
+def test_stage_a_change_head_stage_b_and_the_release_load(tmp_path):
+    import sys
+
+    import torch
+
     from rsapp.model.vision_model import VisionConfig, VisionModel
     from rsapp.model.vlm import RsappVLM
+    from rsapp.train.change import ChangeRun, train_change
     from rsapp.train.language import LanguageRun, train_language
     from rsapp.train.vision import VisionRun, train_vision
+    from tests.conftest import ROOT
 
     a = train_vision(VisionRun(steps=2, dense_per_step=1, scene_per_step=1, change_per_step=1), tmp_path / "a")
     VisionModel(VisionConfig()).load_state_dict(load_file(str(a / "vision.safetensors")), strict=True)
+    c = train_change(ChangeRun(vision=str(a), steps=2, pairs_per_step=2), tmp_path / "c")
     b = train_language(LanguageRun(vision=str(a), steps=1, batch=1), tmp_path / "b")
     model = RsappVLM.load(b)
     assert {"projector.tag.0.weight", "lm.extra_embed"} <= set(model.trained_state())
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from ship_model import ship
+
+    release = RsappVLM.load(ship(b, tmp_path / "release", change=c))
+    head = load_file(str(c / "vision.safetensors"))
+    grafted = release.vision.change_head.state_dict()
+    assert all(torch.equal(grafted[k], head[f"change_head.{k}"].half().float()) for k in grafted)
+    tower = release.vision.tower.state_dict()
+    assert all(torch.equal(tower[k], model.vision.tower.state_dict()[k]) for k in tower)
+    with pytest.raises(SystemExit, match="another tower"):
+        ship(b, tmp_path / "wrong", change=_other_tower(tmp_path, a))
+
+
+def _other_tower(tmp_path, a):
+    """A copy of run `a` whose tower differs in one tensor."""
+    from safetensors.torch import save_file
+
+    state = load_file(str(a / "vision.safetensors"))
+    state["tower.backbone._conv_stem.weight"] = state["tower.backbone._conv_stem.weight"] + 1
+    out = tmp_path / "other"
+    out.mkdir()
+    save_file(state, str(out / "vision.safetensors"))
+    return out

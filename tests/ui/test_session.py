@@ -1,4 +1,5 @@
-"""Session state without the browser: an AOI outside the image is refused when it is set, and nothing changes."""
+"""Session state without the browser: an AOI outside the image is refused when it is set, and nothing changes;
+layers stop at a cap with a message; export folders go with their session, stale ones at start."""
 
 import json
 
@@ -19,3 +20,55 @@ def test_an_aoi_outside_the_image_is_refused_when_set_and_the_session_keeps_its_
     with pytest.raises(RsappError, match="outside"):
         s.set_aoi(json.dumps(far))
     assert shapely.geometry.shape(s.aoi).equals(shapely.geometry.shape(inside))  # the earlier AOI stays
+
+
+def _answer_with_a_box(geo_tif):
+    """An answer with one box on a real chip of the scene (the layer bookkeeping needs no model)."""
+    from rsapp.answer import Answer
+    from rsapp.geo import Scene, make_chip
+
+    with Scene(geo_tif) as scene:
+        chip = make_chip(scene, None, 64)
+    return Answer(task="[VG]", expert=1, text="1 found", raw_text="", prompt="[VG] the pond", model="test",
+                  sources=[chip.source], transform=chip.transform, crs=chip.crs, chip_size=64, gsd_m=chip.gsd_m,
+                  gsd_source="metadata", boxes_px=[(4.0, 4.0, 20.0, 20.0)], box_scores=[0.9],
+                  box_labels=["pond"])
+
+
+def test_layers_stop_at_the_cap_with_a_clear_message_and_nothing_is_lost(geo_tif):
+    from rsapp.ui.session import MAX_LAYERS
+
+    s = Session()
+    s.load([str(geo_tif)])
+    for _ in range(MAX_LAYERS):
+        assert s.add(_answer_with_a_box(geo_tif)) is not None
+    with pytest.raises(RsappError, match=f"at most {MAX_LAYERS} layers"):
+        s.add(_answer_with_a_box(geo_tif))
+    assert len(s.layers) == MAX_LAYERS and len({layer.name for layer in s.layers}) == MAX_LAYERS
+    assert s.remove(s.layers[0].name) and s.add(_answer_with_a_box(geo_tif)) is not None
+
+
+def test_a_sessions_export_folder_goes_when_it_ends_and_stale_ones_at_start(geo_tif, monkeypatch, tmp_path):
+    import os
+    import time
+    from pathlib import Path
+
+    from rsapp.ui import session as session_module
+
+    monkeypatch.setattr(session_module, "EXPORT_ROOT", tmp_path / "sessions")
+    s = Session(key="abc/../123")  # a session id never escapes the export root
+    assert Path(s.workdir).parent == tmp_path / "sessions"
+    s.load([str(geo_tif)])
+    s.add(_answer_with_a_box(geo_tif))
+    files = s.export()
+    assert Path(files["geojson"]).is_file()
+    s.close()
+    assert not Path(s.workdir).exists()
+    old, fresh = Session(key="old"), Session(key="fresh")
+    for x in (old, fresh):
+        x.add(_answer_with_a_box(geo_tif))
+        x.export()
+    day_ago = time.time() - 25 * 3600
+    os.utime(old.workdir, (day_ago, day_ago))
+    assert session_module.remove_stale_workdirs() == 1
+    assert not Path(old.workdir).exists() and Path(fresh.workdir).exists()

@@ -1,0 +1,93 @@
+"""The change head on the frozen stage-A tower: real pairs (set-balanced) and pairs made from single-date
+building labels (rsapp.data.real_chips.synthetic_change), BCE + Dice over labelled pixels.
+
+The tower stays as stage A left it, so the language model trained on its tokens (stage B) and SSE-U fitted on
+its pooled features stay valid; tools/ship_model.py grafts the trained head into the release.
+
+    python -m rsapp train change --run configs/runs/v2_change.json --out runs/v2c
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from rsapp.data.real_chips import change_chip, synthetic_change
+from rsapp.data.real_sets import split
+from rsapp.model.heads import ChangeHead
+from rsapp.model.vision_model import VisionConfig, VisionModel
+from rsapp.train import lr_factor, read_run, start_run
+from rsapp.train.losses import change_loss
+from rsapp.train.vision import pick, to_batch
+
+
+@dataclass
+class ChangeRun:
+    vision: str  # folder of the stage-A (or SSE-U) checkpoint whose tower the head reads
+    steps: int = 1500
+    pairs_per_step: int = 8
+    chip: int = 256
+    synthetic_change_share: float = 0.5
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+def change_pairs(run: ChangeRun, rng) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    pairs = [r for r in split(held_out=False) if r.change is not None]
+    buildings = [r for r in split(held_out=False) if r.dense is not None and "building" in r.known]
+    out = []
+    while len(out) < run.pairs_per_step:
+        if rng.random() < run.synthetic_change_share:
+            made = synthetic_change(pick(buildings, rng), rng, run.chip)
+        else:
+            made = change_chip(pick(pairs, rng), rng, run.chip)
+        if made is not None:
+            out.append(made[:3])
+    return out
+
+
+def train_change(run: ChangeRun, out: Path) -> Path:
+    rng = start_run(out, run.seed)
+    model = VisionModel(VisionConfig())
+    state = load_file(str(Path(run.vision) / "vision.safetensors"))
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("change_head.")}, strict=False)
+    model.change_head = ChangeHead()  # a fresh head: its architecture may differ from the checkpoint's
+    model.eval()
+    head = model.change_head.train()
+    opt = torch.optim.AdamW(head.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    log, t0 = [], time.time()
+    for step in tqdm(range(run.steps), desc="change head", mininterval=30):
+        for g in opt.param_groups:  # warm-up then cosine
+            g["lr"] = run.lr * lr_factor(step, run.steps)
+        batch = change_pairs(run, rng)
+        n = len(batch)
+        with torch.no_grad():
+            levels = model.tower.pyramid(to_batch([p[0] for p in batch] + [p[1] for p in batch]))
+        loss = change_loss(head([lv[:n] for lv in levels], [lv[n:] for lv in levels]), [p[2] for p in batch])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(head.parameters(), 2.0)
+        opt.step()
+        log.append(loss.item())
+        if step % 50 == 0 or step == run.steps - 1:
+            print(json.dumps({"step": step, "change": round(float(np.mean(log[-50:])), 4),
+                              "s": round(time.time() - t0, 1)}), flush=True)
+        if (step + 1) % 250 == 0 or step == run.steps - 1:
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "vision.safetensors"))
+            (out / "run.json").write_text(json.dumps({"run": asdict(run), "config": model.cfg.to_dict(),
+                                                      "minutes": round((time.time() - t0) / 60, 1)}, indent=1))
+    return out
+
+
+if __name__ == "__main__":  # python -m rsapp.train.change RUN.json OUT_DIR
+    import sys
+
+    train_change(read_run(ChangeRun, sys.argv[1]), Path(sys.argv[2]))

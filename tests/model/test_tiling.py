@@ -1,0 +1,68 @@
+"""Areas larger than the chip: tiles cover them, maps are stitched where each tile alone sees them, resampled
+maps match torch's bilinear, and the change probability is averaged over quarter turns."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rsapp.model.vision_model import TILE_OVERLAP, VisionConfig, VisionModel, tile_grid, to_tensor, upsample
+
+
+@pytest.mark.parametrize("h,w", [(1024, 1024), (650, 500), (513, 513), (2149, 1500), (1300, 400), (8192, 8192)])
+def test_tiles_cover_the_area_with_overlap_and_never_pass_its_edge(h, w):
+    for spans, length in zip(tile_grid(h, w, 512), (h, w)):
+        assert spans[0][0] == 0 and spans[-1][1] == length and all(a % 4 == 0 for a, _ in spans)
+        assert all(b - a <= 640 + 3 for a, b in spans)
+        assert all(b0 - a1 >= TILE_OVERLAP for (_, b0), (a1, _) in zip(spans, spans[1:]))  # overlaps
+
+
+def test_a_1024_area_takes_four_tiles_not_nine():
+    rows, cols = tile_grid(1024, 1024, 512)
+    assert len(rows) * len(cols) == 4 and rows[0] == (0, 528)
+
+
+def test_upsample_is_torch_bilinear_of_the_logits_in_bands():
+    logits = np.random.default_rng(0).normal(0, 2, (37, 53)).clip(-8, 8).astype(np.float32)
+    ref = torch.sigmoid(F.interpolate(torch.from_numpy(logits)[None, None], size=(148, 212), mode="bilinear",
+                                      align_corners=False))[0, 0].numpy()
+    prob = 1 / (1 + np.exp(-logits))
+    assert np.abs(upsample(prob, (148, 212), band=50).astype(np.float32) - ref).max() < 2e-3
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return VisionModel(VisionConfig()).eval()
+
+
+def test_tiled_maps_equal_each_tile_where_only_it_sees(model):
+    rgb = np.random.default_rng(1).integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+    enc = model.encode_tiled([rgb], 512)
+    rows, _ = tile_grid(1024, 1024, 512)
+    side = rows[0][1]
+    assert enc.dense.shape[-2:] == (256, 256)
+    with torch.no_grad():
+        alone = torch.sigmoid(model.dense_head(model.tower.pyramid(to_tensor(rgb[:side, :side]))))[0]
+    own = rows[1][0] // 4  # rows / columns only the first tile covers
+    assert torch.allclose(enc.dense[0, :, :own, :own].float(), alone[:, :own, :own], atol=2e-3)
+
+
+def test_a_narrow_pair_is_read_in_tiles_without_padding(model):
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 255, (1300, 400, 3), dtype=np.uint8)
+    enc = model.encode_tiled([a, a.copy()], 512)
+    assert enc.dense.shape[-2:] == enc.change.shape[-2:] == (325, 100)
+    assert enc.tokens.tokens.shape[1] == model.cfg.token_budget
+    assert ((enc.tokens.positions >= 0) & (enc.tokens.positions <= 1)).all()
+
+
+def test_change_probability_turns_with_the_image(model):
+    """Averaged over the four quarter turns, the change map of a turned pair is the turned change map."""
+    rng = np.random.default_rng(2)
+    pair = torch.cat([to_tensor(rng.integers(0, 255, (128, 96, 3), dtype=np.uint8)) for _ in range(2)])
+    turned = torch.rot90(pair, 1, (2, 3))
+    with torch.no_grad():
+        a = model.change_probability(pair, model.tower.pyramid(pair))
+        b = model.change_probability(turned, model.tower.pyramid(turned))
+    assert torch.allclose(torch.rot90(a, 1, (1, 2)), b, atol=1e-5)
