@@ -67,12 +67,13 @@ class Analyst:
         return self._runtime is not None or (self.weights / "config.json").exists()
 
     def ask(self, scenes: list[Scene], prompt: str, aoi: shapely.Geometry | None = None, gsd: float | None = None,
-            task: str | None = None, detail: bool = False) -> Answer:
+            task: str | None = None, detail: bool = False, window=None) -> Answer:
         """Route the prompt, cut the chip(s) the AOI asks for, run the model, decode its text into geometry.
 
         detail=True shows the model the AOI at native resolution, up to DETAIL_MAX_PX, through the GeoLLaVA-8K
         token budget, instead of resampling it to the chip size (pixel answers do so by themselves up to
-        AUTO_NATIVE_PX). The geometry is checked before the
+        AUTO_NATIVE_PX). window (a rasterio Window of the first scene, one image) asks about that pixel window
+        instead of the AOI's, which then only masks (batch tiles). The geometry is checked before the
         model is needed, so a bad AOI or pair is reported as such even when no weights are installed.
         """
         size = self.runtime.image_size if self.available() else DEFAULT_CHIP_PX  # loads the model once, untimed
@@ -82,7 +83,9 @@ class Analyst:
         if gsd is not None and not (math.isfinite(gsd) and GSD_RANGE_M[0] <= gsd <= GSD_RANGE_M[1]):
             raise RsappError(f"GSD override {gsd} m is outside {GSD_RANGE_M[0]}–{GSD_RANGE_M[1]} m")
         r = route(prompt, n_images=len(scenes), force=task)
-        chips, question, ref_box = self._chips(scenes, r, aoi, size, detail)
+        if window is not None and len(scenes) != 1:
+            raise RsappError("a pixel window is asked of one image")
+        chips, question, ref_box = self._chips(scenes, r, aoi, size, detail, window)
         if not np.logical_and.reduce([c.valid for c in chips]).any():
             raise RsappError("the area asked about has no valid pixels (all no-data"
                              f"{' on at least one date' if len(chips) == 2 else ''})")
@@ -103,12 +106,12 @@ class Analyst:
         return answer
 
     # --- steps ----------------------------------------------------------------------------------------------
-    def _chips(self, scenes, r: Route, aoi, size, detail=False) -> tuple[list[Chip], str, tuple | None]:
+    def _chips(self, scenes, r: Route, aoi, size, detail=False, window=None) -> tuple[list[Chip], str, tuple | None]:
         """The chip(s) the model sees, the question (a [REF] drawn box is written into it), and that box.
 
         An area larger than the model's input is resampled to it, except for pixel answers up to
         AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
-        side = native_side(scenes[0], aoi)
+        side = native_side(scenes[0], aoi, window)
         pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (
             r.token == "[VQA]" and counted_class(r.question) is not None)
         native = r.token != "[REF]" and side > size and (detail or (pixels and side <= AUTO_NATIVE_PX))
@@ -118,7 +121,7 @@ class Analyst:
         if len(scenes) == 2:
             return list(make_pair(scenes[0], scenes[1], aoi, side if native else size)), r.question, None
         if native:
-            return [make_detail_chip(scenes[0], aoi, DETAIL_MAX_PX)], r.question, None
+            return [make_detail_chip(scenes[0], aoi, DETAIL_MAX_PX, window)], r.question, None
         if r.token == "[REF]" and aoi is not None and "[" not in r.question:
             chip = make_chip(scenes[0], aoi, size, context=REF_CONTEXT, mask_outside_aoi=False)
             x0, y0, x1, y1 = aoi_to_scene(aoi, scenes[0]).bounds
@@ -128,7 +131,7 @@ class Analyst:
             return [chip], question, box
         if r.token == "[REF]" and "[" not in r.question:
             raise RsappError("[REF] needs a box: draw a rectangle on the map or write [x1, y1, x2, y2] (0–100)")
-        return [make_chip(scenes[0], aoi, size)], r.question, None
+        return [make_chip(scenes[0], aoi, size, window=window)], r.question, None
 
     @staticmethod
     def _scale(chip: Chip, override: float | None) -> tuple[float | None, str, float | None]:

@@ -17,6 +17,7 @@ from rsapp.errors import RsappError
 
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130  # Ctrl-C: what was done is written
 
 
 def _print_json(obj) -> None:
@@ -75,6 +76,29 @@ def cmd_ask(args) -> int:
         print(f"{answer.task} (expert {answer.expert}: {answer.expert_name}) {answer.text}")
         print(f"GSD {answer.gsd_m} m ({answer.gsd_source}); {answer.n_boxes} boxes, {answer.n_mask_pixels} mask px")
     return 0
+
+
+def cmd_batch(args) -> int:
+    from rsapp.batch.runner import check_out, run_batch
+    from rsapp.geo import parse_aoi
+
+    check_output_path(args.out)
+    check_out(Path(args.out))
+    if args.workers < 1:
+        raise RsappError("--workers must be at least 1")
+    report = run_batch(args.inputs, args.prompt, Path(args.out), args.weights,
+                       aoi=parse_aoi(args.aoi) if args.aoi else None, tile=args.tile, overlap=args.overlap,
+                       scheduler=args.scheduler, workers=args.workers, fresh=args.fresh, progress=not args.json)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        done = "interrupted: " if report.interrupted else ""
+        print(f"{done}{report.tiles_run} tiles run, {report.tiles_resumed} resumed, of {report.tiles} "
+              f"({report.tiles_per_s} tiles/s) → {report.out}")
+        for name, t in report.layers.items():
+            area = f", {t['area_m2']:,.0f} m²" if t["area_m2"] is not None else ""
+            print(f"  {name}: {t['count']}{area}")
+    return EXIT_INTERRUPTED if report.interrupted else 0
 
 
 def cmd_model_info(args) -> int:
@@ -170,6 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show the model the AOI at native resolution (up to 8192 px) through the token budget")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.set_defaults(func=cmd_ask)
+
+    ba = sub.add_parser("batch", help="one prompt over whole scenes or folders, tile by tile (Dask), merged")
+    ba.add_argument("inputs", nargs="+", metavar="SCENE_OR_FOLDER")
+    ba.add_argument("--prompt", required=True)
+    ba.add_argument("--aoi", help="only the tiles meeting this AOI (GeoJSON, EPSG:4326), masked to it")
+    ba.add_argument("--tile", type=int, default=512, help="tile side in the scenes' pixels (default 512)")
+    ba.add_argument("--overlap", type=int, default=64, help="pixels shared by neighbouring tiles (default 64)")
+    ba.add_argument("--out", required=True, help="OUT.gpkg (a layer per class + tiles) or OUT.geojson")
+    ba.add_argument("--scheduler", help="a running Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local "
+                                        "cluster)")
+    ba.add_argument("--workers", type=int, default=1, help="local worker processes (each loads the model once)")
+    ba.add_argument("--fresh", action="store_true", help="start over instead of resuming OUT's progress file")
+    ba.add_argument("--weights")
+    ba.add_argument("--json", action="store_true")
+    ba.set_defaults(func=cmd_batch)
 
     mi = sub.add_parser("model-info", help="parameters per part, CS-HLoRA tiers, quantization, sizes")
     mi.add_argument("--weights")

@@ -93,15 +93,23 @@ def square_window(window: Window, min_side_px: int, context: float = 1.0) -> Win
     return Window(col, row, side, side)
 
 
+def area_window(scene, aoi_scene: shapely.Geometry | None, window: Window | None = None) -> Window:
+    """The pixel window asked about: the one given (a batch tile), else the AOI's, else the whole scene."""
+    if window is not None:
+        return window
+    return aoi_window(scene, aoi_scene) if aoi_scene is not None else Window(0, 0, scene.width, scene.height)
+
+
 def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256, context: float = 1.0,
-              mask_outside_aoi: bool = True) -> Chip:
-    """Chip of the AOI (EPSG:4326 GeoJSON geometry, or pixel space for unreferenced images), or of the whole scene.
+              mask_outside_aoi: bool = True, window: Window | None = None) -> Chip:
+    """Chip of the AOI (EPSG:4326 GeoJSON geometry, or pixel space for unreferenced images), or of the whole scene,
+    or of a given pixel window (pixels outside the AOI, if one is given too, are still blanked).
 
     context > 1 widens the square around the AOI (a [REF] box needs its surroundings); pixels outside the AOI
     polygon are blanked unless mask_outside_aoi is False.
     """
     aoi_scene = aoi_to_scene(aoi, scene) if aoi is not None else None
-    window = aoi_window(scene, aoi_scene) if aoi_scene is not None else Window(0, 0, scene.width, scene.height)
+    window = area_window(scene, aoi_scene, window)
     square = square_window(window, size, context)
     scale = square.width / size
     transform = scene.transform @ Affine.translation(square.col_off, square.row_off) @ Affine.scale(scale)
@@ -117,17 +125,18 @@ def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256, conte
                 gsd_m=ground_gsd_m(scene.crs, transform, size / 2, size / 2), source=scene.name)
 
 
-def native_side(scene, aoi: shapely.Geometry | None = None) -> int:
-    """The longer side, in the scene's pixels, of the AOI's window (or of the scene)."""
-    window = aoi_window(scene, aoi_to_scene(aoi, scene)) if aoi is not None else Window(0, 0, scene.width,
-                                                                                         scene.height)
+def native_side(scene, aoi: shapely.Geometry | None = None, window: Window | None = None) -> int:
+    """The longer side, in the scene's pixels, of the window asked about (area_window)."""
+    window = area_window(scene, aoi_to_scene(aoi, scene) if aoi is not None else None, window)
     return int(max(window.width, window.height))
 
 
-def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: int = 8192) -> Chip:
-    """The AOI (or scene) at native resolution for the UHR path: pixels are read lazily, tile by tile."""
+def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: int = 8192,
+                     window: Window | None = None) -> Chip:
+    """The AOI (or scene, or given window) at native resolution for the UHR path: pixels are read lazily, tile
+    by tile."""
     aoi_scene = aoi_to_scene(aoi, scene) if aoi is not None else None
-    window = aoi_window(scene, aoi_scene) if aoi_scene is not None else Window(0, 0, scene.width, scene.height)
+    window = area_window(scene, aoi_scene, window)
     square = square_window(window, 1)
     if square.width > max_side_px:
         raise RsappError(f"the area is {square.width} px across, more than the {max_side_px} px detail limit: "

@@ -1,0 +1,96 @@
+"""Tile answers → one layer per class: mask polygons unioned across seams (an object cut by a seam comes out
+whole), boxes de-duplicated in map coordinates (NMS), counts and geodesic areas; and the table of tiles."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+from pyproj import CRS
+
+from rsapp.batch.tiles import Tile
+from rsapp.batch.worker import TileResult
+from rsapp.geo.aoi import area_m2
+
+NMS_IOU = 0.5
+# A region smaller than one cell of the model's pixel maps (stride 4: 4 × 4 px) is resampling speckle, not an
+# object: it is not counted.
+MIN_OBJECT_PX = 16
+
+
+def nms(boxes: list[tuple[shapely.Geometry, float | None]], iou: float = NMS_IOU) -> list:
+    """Boxes (polygon, score) with the lower-scored of any pair overlapping more than `iou` dropped."""
+    kept: list[tuple[shapely.Geometry, float | None]] = []
+    for geom, score in sorted(boxes, key=lambda b: -(b[1] or 0.0)):
+        if all(shapely.intersection(geom, g).area <= iou * shapely.union(geom, g).area for g, _ in kept):
+            kept.append((geom, score))
+    return kept
+
+
+def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[dict[str, gpd.GeoDataFrame],
+                                                                            gpd.GeoDataFrame]:
+    """({layer name: features}, tile table), in the scenes' CRS when they share one, else EPSG:4326."""
+    crss = {r.crs_wkt for r in results}
+    out_crs = CRS.from_wkt(crss.pop()) if len(crss) == 1 and None not in crss else (None if None in crss else
+                                                                                      CRS.from_epsg(4326))
+    tile_px = {t.key: t.width * t.height for t in tiles}  # a tile's pixels, for its pixel size in map units
+    by_scene: dict[str, list[TileResult]] = defaultdict(list)
+    for r in results:
+        by_scene[r.path].append(r)
+    layers: dict[str, list[gpd.GeoDataFrame]] = defaultdict(list)
+    for path, rs in by_scene.items():
+        crs = CRS.from_wkt(rs[0].crs_wkt) if rs[0].crs_wkt else None
+        groups: dict[tuple[str, str], list] = defaultdict(list)
+        for r in rs:
+            for label, kind, score, wkb in r.features:
+                groups[(label, kind)].append((shapely.from_wkb(wkb), score))
+        for (label, kind), items in groups.items():
+            if kind == "box":
+                kept = nms(items)
+                geoms, scores = [g for g, _ in kept], [s for _, s in kept]
+            else:
+                pixel = min(shapely.from_wkb(r.tile_wkb).area / max(tile_px[r.key], 1) for r in rs)
+                geoms = [g for g in shapely.get_parts(shapely.union_all([g for g, _ in items]))
+                         if g.geom_type == "Polygon" and g.area >= MIN_OBJECT_PX * pixel]
+                scores = [None] * len(geoms)
+            frame = gpd.GeoDataFrame({"label": label, "kind": kind, "score": scores, "scene": Path(path).name,
+                                      "prompt": prompt}, geometry=geoms, crs=crs)
+            layers[label if kind != "box" else f"{label} boxes"].append(frame)
+    merged = {}
+    for name, frames in layers.items():
+        gdf = gpd.GeoDataFrame(
+            [row for f in frames for row in (f.to_crs(out_crs) if out_crs is not None else f).to_dict("records")],
+            geometry="geometry", crs=out_crs)
+        gdf["area_m2"] = ([area_m2(g) for g in gdf.to_crs(4326).geometry] if out_crs is not None else None)
+        merged[name] = gdf
+    return merged, tile_table(results, tiles, out_crs, prompt)
+
+
+def tile_table(results: list[TileResult], tiles: list[Tile], out_crs, prompt: str) -> gpd.GeoDataFrame:
+    """One row per finished tile, in plan order: where it is, what the model answered there, how many features."""
+    by_key = {r.key: r for r in results}
+    frames = []
+    for t in tiles:
+        r = by_key.get(t.key)
+        if r is None:
+            continue
+        row = {"label": "tile", "kind": "tile", "scene": Path(t.path).name, "col": t.col, "row": t.row,
+               "width": t.width, "height": t.height, "text": r.text, "n_features": len(r.features),
+               "note": r.note, "prompt": prompt}
+        frame = gpd.GeoDataFrame([row], geometry=[shapely.from_wkb(r.tile_wkb)],
+                                 crs=CRS.from_wkt(r.crs_wkt) if r.crs_wkt else None)
+        frames.append(frame.to_crs(out_crs) if out_crs is not None else frame)
+    return gpd.GeoDataFrame([row for f in frames for row in f.to_dict("records")], geometry="geometry",
+                            crs=out_crs)
+
+
+def totals(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, dict]:
+    """Per layer: how many features, and their geodesic area in m² (None in pixel space)."""
+    out = {}
+    for name, gdf in layers.items():
+        area = gdf["area_m2"]
+        out[name] = {"count": int(len(gdf)),
+                     "area_m2": None if area.isna().all() else round(float(area.sum()), 1)}
+    return out

@@ -1,0 +1,144 @@
+"""Run a batch: plan the tiles, skip the finished ones, run the rest on Dask (a LocalCluster by default, or the
+scheduler given), record each as it finishes, merge, write. Ctrl-C stops the run and still writes what is done."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import shapely
+from tqdm import tqdm
+
+from rsapp.batch.merge import merge, totals
+from rsapp.batch.store import Store
+from rsapp.batch.tiles import Tile, plan, scene_paths
+from rsapp.batch.worker import Job, TileResult, worker_threads
+from rsapp.errors import RsappError
+from rsapp.export import frames_to_geojson
+from rsapp.geo import Scene
+
+OUT_SUFFIXES = (".gpkg", ".geojson", ".json")
+
+
+@dataclass
+class BatchReport:
+    out: str
+    scenes: int
+    tiles: int
+    tiles_resumed: int
+    tiles_run: int
+    seconds: float
+    tiles_per_s: float
+    layers: dict = field(default_factory=dict)  # layer → {count, area_m2}
+    notes: dict = field(default_factory=dict)  # note → how many tiles
+    interrupted: bool = False
+    scheduler: str = ""
+    dashboard: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_out(out: Path) -> None:
+    """The output's kind is told by its extension."""
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise RsappError(f"--out must end in .gpkg or .geojson (got {out.name})")
+
+
+def _check_scenes(paths: list[Path]) -> None:
+    kinds = set()
+    for p in paths:
+        with Scene(p) as s:
+            kinds.add(s.georeferenced)
+    if len(kinds) > 1:
+        raise RsappError("the batch mixes georeferenced and unreferenced images: run them separately")
+
+
+def run_batch(inputs: list[str], prompt: str, out: Path, weights: str, aoi: shapely.Geometry | None = None,
+              tile: int = 512, overlap: int = 64, scheduler: str | None = None, workers: int = 1,
+              fresh: bool = False, progress: bool = True) -> BatchReport:
+    from rsapp.analyst import default_weights
+    from rsapp.tasks.tokens import MAX_PROMPT_CHARS
+
+    check_out(out)
+    if not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
+        raise RsappError(f"the prompt must have 1–{MAX_PROMPT_CHARS} characters")
+    paths = scene_paths(inputs)
+    _check_scenes(paths)
+    tiles = plan(paths, tile, overlap, aoi)
+    weights = str(Path(weights or default_weights()).resolve())
+    settings = {"prompt": prompt, "weights": weights, "tile": tile, "overlap": overlap,
+                "aoi": aoi.wkt if aoi is not None else None, "scenes": [str(p.resolve()) for p in paths]}
+    store = Store(out, settings, fresh)
+    todo = [t for t in tiles if t.key not in store.done]
+    resumed = len(tiles) - len(todo)
+    report = BatchReport(str(out), len(paths), len(tiles), resumed, 0, 0.0, 0.0)
+    t0 = time.perf_counter()
+    if todo:
+        jobs = [Job(t, prompt, weights, settings["aoi"], worker_threads(workers) if not scheduler else 0)
+                for t in todo]
+        try:
+            _run_on_dask(jobs, store, report, scheduler, workers, progress)
+        except KeyboardInterrupt:
+            report.interrupted = True
+    report.seconds = round(time.perf_counter() - t0, 2)
+    report.tiles_run = len(store.done) - resumed
+    report.tiles_per_s = round(report.tiles_run / report.seconds, 3) if report.seconds else 0.0
+    write_output(out, list(store.done.values()), tiles, prompt, report)
+    return report
+
+
+def _run_on_dask(jobs: list[Job], store: Store, report: BatchReport, scheduler: str | None, workers: int,
+                 progress: bool) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    from rsapp.batch.worker import run_tile
+
+    cluster = None
+    try:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except OSError as e:
+                raise RsappError(f"cannot reach the Dask scheduler at {scheduler} ({e})") from None
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None)
+            client = Client(cluster)
+        report.scheduler = client.scheduler.address
+        report.dashboard = client.dashboard_link if scheduler else None
+        if report.dashboard and progress:
+            tqdm.write(f"Dask dashboard: {report.dashboard}")
+        futures = client.map(run_tile, jobs, pure=False)
+        with tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress) as bar:
+            for future in as_completed(futures):
+                result: TileResult = future.result()
+                store.add(result)
+                bar.update(1)
+        client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def write_output(out: Path, results: list[TileResult], tiles: list[Tile], prompt: str, report: BatchReport) -> None:
+    """The merged layers and the tile table: a GeoPackage (one layer each) or a GeoJSON collection."""
+    layers, table = merge(results, tiles, prompt)
+    report.layers = totals(layers)
+    notes: dict[str, int] = {}
+    for r in results:
+        if r.note:
+            notes[r.note] = notes.get(r.note, 0) + 1
+    report.notes = notes
+    tmp = out.with_name(f"{out.stem}.partial{out.suffix}")  # then moved into place: never half a file at OUT
+    tmp.unlink(missing_ok=True)
+    if out.suffix.lower() == ".gpkg":
+        for name, gdf in {**layers, "tiles": table}.items():
+            if len(gdf):
+                gdf.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+    else:
+        tmp.write_text(json.dumps(frames_to_geojson([*layers.values(), table])))
+    if tmp.exists():
+        tmp.replace(out)

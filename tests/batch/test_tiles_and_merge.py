@@ -1,0 +1,100 @@
+"""Batch pieces without the model: the tile grid and its cores, the progress file, merging across seams."""
+
+import json
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from rsapp.batch.merge import MIN_OBJECT_PX, merge, nms, totals
+from rsapp.batch.store import Store, progress_path
+from rsapp.batch.tiles import Tile, cores, plan, starts
+from rsapp.batch.worker import TileResult
+from rsapp.errors import RsappError
+from tests.batch.scenes import pond_scene
+
+
+@pytest.mark.parametrize("length", [300, 512, 1000, 2048, 4096])
+def test_tiles_stay_inside_and_their_cores_cut_the_axis_without_gaps(length):
+    begins = starts(length, 512, 64)
+    assert begins[0] == 0 and begins[-1] + min(512, length) == length
+    spans = cores(begins, min(512, length), length)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(a1 == b0 for (_, b0), (a1, _) in zip(spans, spans[1:]))  # no gap, no overlap
+    assert all(s <= c0 and c1 <= s + 512 for s, (c0, c1) in zip(begins, spans))  # a core lies in its tile
+
+
+def test_plan_keeps_the_tiles_meeting_the_aoi(tmp_path):
+    path, _ = pond_scene(tmp_path / "p.tif", side=1024)
+    every = plan([path], 512, 64)
+    assert len(every) == 9
+    from rsapp.geo import Scene
+
+    with Scene(path) as s:  # a small AOI in the first tile's core, as lon/lat
+        from pyproj import Transformer
+
+        to_wgs = Transformer.from_crs(s.crs, 4326, always_xy=True)
+        x0, y0 = s.transform @ (10, 10)
+        x1, y1 = s.transform @ (100, 100)
+    aoi = shapely.box(*to_wgs.transform(x0, y1), *to_wgs.transform(x1, y0))
+    assert [(t.col, t.row) for t in plan([path], 512, 64, aoi)] == [(0, 0)]
+    with pytest.raises(RsappError, match="--tile"):
+        plan([path], 512, 300)
+
+
+def _result(key, label, kind, geoms, tile_box, score=None):
+    return TileResult(key, "scene.tif", "", None, shapely.to_wkb(tile_box, hex=True),
+                      [(label, kind, score, shapely.to_wkb(g, hex=True)) for g in geoms])
+
+
+def test_a_region_cut_by_a_seam_comes_out_whole_and_speckle_is_not_counted():
+    left, right = Tile("scene.tif", 0, 0, 100, 100, (0, 0, 50, 100)), Tile("scene.tif", 40, 0, 100, 100,
+                                                                          (50, 0, 140, 100))
+    a = _result(left.key, "water", "mask", [shapely.box(30, 30, 50, 60), shapely.box(5, 5, 7, 7)],
+                shapely.box(0, 0, 100, 100))
+    b = _result(right.key, "water", "mask", [shapely.box(50, 30, 70, 60)], shapely.box(40, 0, 140, 100))
+    layers, table = merge([a, b], [left, right], "[SEG] water")
+    water = layers["water"]
+    assert len(water) == 1 and water.geometry.iloc[0].equals(shapely.box(30, 30, 70, 60))  # 2 × 2 px speck gone
+    assert MIN_OBJECT_PX > 4 and totals(layers)["water"] == {"count": 1, "area_m2": None}
+    assert list(table["n_features"]) == [2, 1]
+
+
+def test_boxes_seen_twice_are_kept_once():
+    kept = nms([(shapely.box(0, 0, 10, 10), 0.9), (shapely.box(1, 0, 11, 10), 0.8), (shapely.box(30, 0, 40, 10), 0.5)])
+    assert [s for _, s in kept] == [0.9, 0.5]
+
+
+def test_progress_is_kept_and_other_settings_are_refused(tmp_path):
+    out = tmp_path / "out.gpkg"
+    settings = {"prompt": "[SEG] water", "tile": 512}
+    store = Store(out, settings)
+    r = _result("k1", "water", "mask", [shapely.box(0, 0, 5, 5)], shapely.box(0, 0, 10, 10))
+    store.add(r)
+    with progress_path(out).open("a") as f:
+        f.write('{"key": "k2", "pa')  # a line cut short by Ctrl-C
+    again = Store(out, settings)
+    assert set(again.done) == {"k1"} and again.done["k1"].features == r.features
+    with pytest.raises(RsappError, match="prompt.*--fresh"):
+        Store(out, {**settings, "prompt": "[SEG] roads"})
+    assert Store(out, {**settings, "prompt": "[SEG] roads"}, fresh=True).done == {}
+    assert json.loads(progress_path(out).read_text().splitlines()[0])["settings"]["prompt"] == "[SEG] roads"
+
+
+def test_geopackage_layers_per_class_and_tiles(tmp_path):
+    """The merged layers and the tile table as QGIS would open them (a projected CRS, areas geodesic)."""
+    from rsapp.batch.runner import BatchReport, write_output
+
+    crs = "EPSG:32633"
+    tile = Tile("scene.tif", 0, 0, 100, 100, (0, 0, 100, 100))
+    footprint = shapely.box(500_000, 4_199_900, 500_100, 4_200_000)
+    r = TileResult(tile.key, "scene.tif", "water: 4 %", gpd.GeoSeries([], crs=crs).crs.to_wkt(),
+                   shapely.to_wkb(footprint, hex=True),
+                   [("water", "mask", None, shapely.to_wkb(shapely.box(500_010, 4_199_910, 500_030, 4_199_930),
+                                                           hex=True))])
+    report = BatchReport("x", 1, 1, 0, 1, 1.0, 1.0)
+    write_output(tmp_path / "o.gpkg", [r], [tile], "[SEG] water", report)
+    water = gpd.read_file(tmp_path / "o.gpkg", layer="water")
+    tiles = gpd.read_file(tmp_path / "o.gpkg", layer="tiles")
+    assert water.crs.to_epsg() == 32633 and len(water) == 1 and abs(water["area_m2"].iloc[0] - 400) < 1
+    assert tiles["text"].iloc[0] == "water: 4 %" and report.layers["water"]["count"] == 1
