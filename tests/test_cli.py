@@ -57,6 +57,10 @@ def _bad_inputs(tmp_path, utm_tif):
     far = write_raster(tmp_path / "far.tif", textured(50, 50), crs="EPSG:32633",
                        transform=type(UTM_TRANSFORM)(10.0, 0.0, 700_000.0, 0.0, -10.0, 5_000_000.0))
     ask = ("ask", utm_tif, "--prompt", "[SEG] segment the roads")
+    no_rasters = tmp_path / "no_rasters"
+    no_rasters.mkdir()
+    (no_rasters / "readme.txt").write_text("nothing here")
+    batch = ("batch", utm_tif, "--prompt", "[SEG] segment the roads")
     return {
         "missing file": ("info", tmp_path / "nope.tif"),
         "text file": ("info", text),
@@ -78,6 +82,12 @@ def _bad_inputs(tmp_path, utm_tif):
         "out in a missing folder": (*ask, "--out", tmp_path / "no" / "such" / "a.geojson"),
         "out is a folder": (*ask, "--out", tmp_path),
         "prompt too long": ("ask", utm_tif, "--prompt", "[VQA] " + "why " * 400),
+        "batch out of an unknown kind": (*batch, "--out", tmp_path / "water.txt"),
+        "batch out in a missing folder": (*batch, "--out", tmp_path / "no" / "water.gpkg"),
+        "batch folder without rasters": ("batch", no_rasters, "--prompt", "[SEG] water", "--out",
+                                         tmp_path / "w.gpkg"),
+        "batch tile too small": (*batch, "--out", tmp_path / "w.gpkg", "--tile", "16"),
+        "batch no workers": (*batch, "--out", tmp_path / "w.gpkg", "--workers", "0"),
     }
 
 

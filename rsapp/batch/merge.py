@@ -55,8 +55,9 @@ def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[di
                 geoms = [g for g in shapely.get_parts(shapely.union_all([g for g, _ in items]))
                          if g.geom_type == "Polygon" and g.area >= MIN_OBJECT_PX * pixel]
                 scores = [None] * len(geoms)
-            frame = gpd.GeoDataFrame({"label": label, "kind": kind, "score": scores, "scene": Path(path).name,
-                                      "prompt": prompt}, geometry=geoms, crs=crs)
+            task = next((r.task for r in rs if r.task), "")
+            frame = gpd.GeoDataFrame({"task": task, "label": label, "kind": kind, "score": scores,
+                                      "scene": Path(path).name, "prompt": prompt}, geometry=geoms, crs=crs)
             layers[label if kind != "box" else f"{label} boxes"].append(frame)
     merged = {}
     for name, frames in layers.items():
@@ -76,7 +77,7 @@ def tile_table(results: list[TileResult], tiles: list[Tile], out_crs, prompt: st
         r = by_key.get(t.key)
         if r is None:
             continue
-        row = {"label": "tile", "kind": "tile", "scene": Path(t.path).name, "col": t.col, "row": t.row,
+        row = {"task": r.task, "label": "tile", "kind": "tile", "scene": Path(t.path).name, "col": t.col, "row": t.row,
                "width": t.width, "height": t.height, "text": r.text, "n_features": len(r.features),
                "note": r.note, "prompt": prompt}
         frame = gpd.GeoDataFrame([row], geometry=[shapely.from_wkb(r.tile_wkb)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,9 +57,39 @@ def _check_scenes(paths: list[Path]) -> None:
         raise RsappError("the batch mixes georeferenced and unreferenced images: run them separately")
 
 
-def run_batch(inputs: list[str], prompt: str, out: Path, weights: str, aoi: shapely.Geometry | None = None,
-              tile: int = 512, overlap: int = 64, scheduler: str | None = None, workers: int = 1,
-              fresh: bool = False, progress: bool = True) -> BatchReport:
+@dataclass
+class Batch:
+    """A planned batch: its tiles, its progress store, and the jobs still to run."""
+
+    prompt: str
+    out: Path
+    tiles: list[Tile]
+    store: Store
+    jobs: list[Job]
+    report: BatchReport
+    layers: dict = field(default_factory=dict)  # merged layers, once finished
+
+    def finish(self, seconds: float) -> BatchReport:
+        """Counts and rates; the output written from every finished tile (also after an interruption)."""
+        r = self.report
+        r.seconds = round(seconds, 2)
+        r.tiles_run = len(self.store.done) - r.tiles_resumed
+        r.tiles_per_s = round(r.tiles_run / r.seconds, 3) if r.seconds else 0.0
+        self.layers = write_output(self.out, list(self.store.done.values()), self.tiles, self.prompt, r)
+        return r
+
+    def run_here(self) -> Iterator[int]:
+        """The jobs in this process, with this process's model (the app's); yields after each finished tile."""
+        from rsapp.batch.worker import run_tile
+
+        for i, job in enumerate(self.jobs, 1):
+            self.store.add(run_tile(job))
+            yield i
+
+
+def prepare(inputs: list[str], prompt: str, out: Path, weights: str | None, aoi: shapely.Geometry | None = None,
+            tile: int = 512, overlap: int = 64, fresh: bool = False, torch_threads: int = 0) -> Batch:
+    """Check everything, plan the tiles, open the progress store: nothing has run yet."""
     from rsapp.analyst import default_weights
     from rsapp.tasks.tokens import MAX_PROMPT_CHARS
 
@@ -73,21 +104,23 @@ def run_batch(inputs: list[str], prompt: str, out: Path, weights: str, aoi: shap
                 "aoi": aoi.wkt if aoi is not None else None, "scenes": [str(p.resolve()) for p in paths]}
     store = Store(out, settings, fresh)
     todo = [t for t in tiles if t.key not in store.done]
-    resumed = len(tiles) - len(todo)
-    report = BatchReport(str(out), len(paths), len(tiles), resumed, 0, 0.0, 0.0)
+    jobs = [Job(t, prompt, weights, settings["aoi"], torch_threads) for t in todo]
+    report = BatchReport(str(out), len(paths), len(tiles), len(tiles) - len(todo), 0, 0.0, 0.0)
+    return Batch(prompt, out, tiles, store, jobs, report)
+
+
+def run_batch(inputs: list[str], prompt: str, out: Path, weights: str | None, aoi: shapely.Geometry | None = None,
+              tile: int = 512, overlap: int = 64, scheduler: str | None = None, workers: int = 1,
+              fresh: bool = False, progress: bool = True) -> BatchReport:
+    batch = prepare(inputs, prompt, out, weights, aoi, tile, overlap, fresh,
+                    torch_threads=0 if scheduler else worker_threads(workers))
     t0 = time.perf_counter()
-    if todo:
-        jobs = [Job(t, prompt, weights, settings["aoi"], worker_threads(workers) if not scheduler else 0)
-                for t in todo]
+    if batch.jobs:
         try:
-            _run_on_dask(jobs, store, report, scheduler, workers, progress)
+            _run_on_dask(batch.jobs, batch.store, batch.report, scheduler, workers, progress)
         except KeyboardInterrupt:
-            report.interrupted = True
-    report.seconds = round(time.perf_counter() - t0, 2)
-    report.tiles_run = len(store.done) - resumed
-    report.tiles_per_s = round(report.tiles_run / report.seconds, 3) if report.seconds else 0.0
-    write_output(out, list(store.done.values()), tiles, prompt, report)
-    return report
+            batch.report.interrupted = True
+    return batch.finish(time.perf_counter() - t0)
 
 
 def _run_on_dask(jobs: list[Job], store: Store, report: BatchReport, scheduler: str | None, workers: int,
@@ -123,8 +156,9 @@ def _run_on_dask(jobs: list[Job], store: Store, report: BatchReport, scheduler: 
             cluster.close()
 
 
-def write_output(out: Path, results: list[TileResult], tiles: list[Tile], prompt: str, report: BatchReport) -> None:
-    """The merged layers and the tile table: a GeoPackage (one layer each) or a GeoJSON collection."""
+def write_output(out: Path, results: list[TileResult], tiles: list[Tile], prompt: str, report: BatchReport) -> dict:
+    """The merged layers and the tile table: a GeoPackage (one layer each) or a GeoJSON collection. Returns the
+    merged layers."""
     layers, table = merge(results, tiles, prompt)
     report.layers = totals(layers)
     notes: dict[str, int] = {}
@@ -142,3 +176,4 @@ def write_output(out: Path, results: list[TileResult], tiles: list[Tile], prompt
         tmp.write_text(json.dumps(frames_to_geojson([*layers.values(), table])))
     if tmp.exists():
         tmp.replace(out)
+    return layers

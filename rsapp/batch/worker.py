@@ -37,15 +37,17 @@ class TileResult:
     features: list[tuple[str, str, float | None, str]] = field(default_factory=list)
     note: str = ""  # why the tile has no answer (no valid pixels, ...)
     gsd_m: float | None = None
+    task: str = ""  # the task token the prompt was routed to
 
     def to_json(self) -> dict:
         return {"key": self.key, "path": self.path, "text": self.text, "crs_wkt": self.crs_wkt,
-                "tile_wkb": self.tile_wkb, "features": self.features, "note": self.note, "gsd_m": self.gsd_m}
+                "tile_wkb": self.tile_wkb, "features": self.features, "note": self.note, "gsd_m": self.gsd_m,
+                "task": self.task}
 
     @classmethod
     def from_json(cls, d: dict) -> "TileResult":
         return cls(d["key"], d["path"], d["text"], d["crs_wkt"], d["tile_wkb"], [tuple(f) for f in d["features"]],
-                   d["note"], d.get("gsd_m"))
+                   d["note"], d.get("gsd_m"), d.get("task", ""))
 
 
 def analyst_for(weights: str, torch_threads: int = 0):
@@ -61,6 +63,11 @@ def analyst_for(weights: str, torch_threads: int = 0):
         analyst.runtime  # load now, once
         _ANALYSTS[weights] = analyst
     return _ANALYSTS[weights]
+
+
+def use_analyst(weights: str, analyst) -> None:
+    """Run this process's tiles with an analyst already loaded (the app's), instead of loading another."""
+    _ANALYSTS[weights] = analyst
 
 
 def scene_for(path: str):
@@ -99,7 +106,7 @@ def run_tile(job: Job) -> TileResult:
         if geom is not None and not geom.is_empty and geom.area > 0:
             score = None if row.score is None or row.score != row.score else float(row.score)
             features.append((row.label, row.kind, score, shapely.to_wkb(geom, hex=True)))
-    return TileResult(t.key, t.path, answer.text, crs_wkt, where, features, gsd_m=answer.gsd_m)
+    return TileResult(t.key, t.path, answer.text, crs_wkt, where, features, gsd_m=answer.gsd_m, task=answer.task)
 
 
 def polygons_of(geom: shapely.Geometry) -> shapely.Geometry:

@@ -7,11 +7,13 @@ leaves the session as it was, so no work is lost.
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import inspect
 import json
 import logging
 import shutil
+import time
 import traceback
 from pathlib import Path
 
@@ -131,7 +133,10 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                     detail = gr.Checkbox(label="Full detail (UHR)", value=False, scale=1)
                 prompt = gr.Textbox(label="Ask", placeholder="[VQA] how many buildings are there?",
                                     elem_id="rsapp-prompt", lines=1)
-                send = gr.Button("Send", variant="primary", elem_id="rsapp-send")
+                with gr.Row():
+                    send = gr.Button("Send", variant="primary", elem_id="rsapp-send", scale=2)
+                    whole = gr.Button("Run over the whole scene", elem_id="rsapp-whole", scale=2)
+                    stop = gr.Button("Cancel", elem_id="rsapp-cancel", scale=1)
                 aoi = gr.Textbox(label="AOI (GeoJSON, EPSG:4326) — draw on the map, paste one, or clear",
                                  elem_id="rsapp-aoi", lines=2, elem_classes=["rsapp-small"])
                 with gr.Row():
@@ -145,8 +150,8 @@ def build_app(analyst: Analyst) -> gr.Blocks:
 
         view = [the_map, layer_pick, dl_geojson, dl_gpkg, dl_tif]
 
-        def loaded(s: Session, paths: list[str], chat, note: str = ""):
-            desc = s.load(paths)
+        def loaded(s: Session, paths: list[str], chat, note: str = "", uploaded: tuple[str, ...] = ()):
+            desc = s.load(paths, uploaded)
             aoi_text = json.dumps(s.aoi) if s.aoi else ""
             return (*outputs_for(s), s, f"**Loaded** {desc}", aoi_text, _say(chat, "assistant", f"Loaded {desc}{note}"))
 
@@ -161,7 +166,7 @@ def build_app(analyst: Analyst) -> gr.Blocks:
         def on_upload(file, state, chat, request: gr.Request = None):
             if not file:
                 return (*[gr.skip()] * (len(view) + 3), chat)
-            return loaded(state or new_session(request), [file], chat)
+            return loaded(state or new_session(request), [file], chat, uploaded=(file,))
 
         @guarded(len(view) + 3)
         def on_upload2(file, state, chat):
@@ -169,7 +174,8 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                 return (*[gr.skip()] * (len(view) + 3), chat)
             if not state or not state.paths:
                 raise RsappError("load the first date before the second")
-            return loaded(state, [state.paths[0], file], chat, ". Two dates: ask [CCD] what changed?")
+            return loaded(state, [state.paths[0], file], chat, ". Two dates: ask [CCD] what changed?",
+                          uploaded=(file,))
 
         @guarded(len(view) + 1)
         def on_aoi(text, state, chat):
@@ -206,6 +212,34 @@ def build_app(analyst: Analyst) -> gr.Blocks:
             chat = _say(chat, "assistant", answer_markdown(answer, layer.name if layer else None))
             return (*outputs_for(state), state, "", chat)
 
+        def on_whole(text, state, chat, progress=gr.Progress()):
+            """The prompt over every tile of the scene (in this process, with the app's model), merged into
+            layers; yields after each tile so Cancel stops it there. Finished tiles are kept in the session's
+            folder: the same prompt again resumes."""
+            skip = [gr.skip()] * (len(view) + 2)
+            try:
+                batch = whole_scene_batch(analyst, state, text)
+                chat = _say(chat, "user", f"{html.escape(text)} — whole scene")
+                n, t0 = len(batch.jobs), time.perf_counter()
+                line = f"running over {batch.report.tiles} tiles ({batch.report.tiles_resumed} done before)"
+                yield (*skip, _say(chat, "assistant", line + "…"))
+                for i in batch.run_here():
+                    progress(i / n, desc=f"tile {i} of {n}")
+                    yield (*skip, _say(chat, "assistant", f"{line}: {i} of {n}…"))
+                report = batch.finish(time.perf_counter() - t0)
+                added = []
+                for name, gdf in batch.layers.items():
+                    if state.add_features(f"whole scene: {name}", gdf) is not None:
+                        added.append(f"{name}: {report.layers[name]['count']} features"
+                                     + (f", {report.layers[name]['area_m2']:,.0f} m²"
+                                        if report.layers[name]["area_m2"] is not None else ""))
+                summary = "; ".join(added) or "nothing found"
+                done = f"{report.tiles} tiles ({report.tiles_resumed} done before), {report.seconds:.0f} s"
+                yield (*outputs_for(state), state, "", _say(chat, "assistant", f"**{summary}** — {done}"))
+            except RsappError as e:
+                gr.Warning(str(e))
+                yield (*skip, _say(chat, "assistant", f"⚠️ {e}"))
+
         @guarded(len(view) + 1)
         def on_remove(name, state, chat):
             if not state or not name or not state.remove(name):
@@ -224,9 +258,31 @@ def build_app(analyst: Analyst) -> gr.Blocks:
         send_inputs = [prompt, task, gsd, detail, session, chat]
         send.click(on_send, send_inputs, [*view, session, prompt, chat])
         prompt.submit(on_send, send_inputs, [*view, session, prompt, chat])
+        whole_run = whole.click(on_whole, [prompt, session, chat], [*view, session, prompt, chat])
+        stop.click(None, None, None, cancels=[whole_run])
         remove.click(on_remove, [layer_pick, session, chat], [*view, session, chat])
         demo.unload(_end_session)
     return demo
+
+
+def whole_scene_batch(analyst: Analyst, state: Session | None, text: str):
+    """The batch of the session's scene for this prompt, run with the app's own model; its progress file is kept
+    per prompt in the session's folder."""
+    from rsapp.batch.runner import prepare
+    from rsapp.batch.worker import use_analyst
+
+    if not state or not state.paths:
+        raise RsappError("load an image first (pick a sample or upload one)")
+    if len(state.paths) != 1:
+        raise RsappError("a whole-scene run takes one image: load the date you want alone")
+    if not (text or "").strip():
+        raise RsappError("type the prompt to run over the whole scene, e.g. [SEG] segment the buildings")
+    weights = str(Path(analyst.weights).resolve())
+    use_analyst(weights, analyst)
+    folder = Path(state.workdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"whole-{hashlib.sha256(text.encode()).hexdigest()[:12]}.gpkg"
+    return prepare([state.paths[0]], text, out, weights, aoi=state.aoi_for_model())
 
 
 def answer_markdown(a, layer_name: str | None) -> str:

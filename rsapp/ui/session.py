@@ -49,12 +49,13 @@ def overlay_for(path: str) -> tuple[str, list[list[float]]]:
 @dataclass
 class Layer:
     name: str
-    answer: Answer
+    answer: Answer | None  # None for a layer merged from a whole-scene run
+    features: object = None  # a GeoDataFrame given directly (whole-scene runs)
 
     @cached_property
     def frame(self):
-        """The answer's features, vectorised once for both the map and the exports."""
-        return answer_frame(self.answer)
+        """The layer's features, vectorised once for both the map and the exports."""
+        return self.features if self.features is not None else answer_frame(self.answer)
 
     def geojson(self, pixel_space: bool) -> dict:
         fc = frames_to_geojson([self.frame])
@@ -82,9 +83,10 @@ class Session:
     def open(self) -> list[Scene]:
         return [Scene(p) for p in self.paths]
 
-    def load(self, paths: list[str]) -> str:
-        """Replace the scene(s); returns a one-line description. Raises RsappError and changes nothing if bad."""
-        for p in paths:
+    def load(self, paths: list[str], uploaded: tuple[str, ...] = ()) -> str:
+        """Replace the scene(s); returns a one-line description. Raises RsappError and changes nothing if bad.
+        The upload limit applies to the files in `uploaded` (not to the bundled samples)."""
+        for p in uploaded:
             size_mb = Path(p).stat().st_size / 1e6 if Path(p).exists() else 0
             if size_mb > MAX_UPLOAD_MB:
                 raise RsappError(f"{Path(p).name} is {size_mb:.0f} MB, over the {MAX_UPLOAD_MB} MB limit")
@@ -139,15 +141,27 @@ class Session:
         keeps MAX_LAYERS (the answer itself stays in the chat)."""
         if not (answer.n_boxes or answer.n_mask_pixels):
             return None
-        if len(self.layers) >= MAX_LAYERS:
-            raise RsappError(f"the map keeps at most {MAX_LAYERS} layers: this answer's layer was not added "
-                             "(remove a layer, or export them, to make room)")
-        base = f"{answer.task} {answer.prompt.split(']', 1)[-1].strip() or answer.task}"[:60]
+        base = f"{answer.task} {answer.prompt.split(']', 1)[-1].strip() or answer.task}"
+        return self._append(Layer(self._free_name(base), answer))
+
+    def add_features(self, base: str, frame) -> Layer | None:
+        """Features merged elsewhere (a whole-scene run) as a new layer; None when there are none."""
+        if not len(frame):
+            return None
+        return self._append(Layer(self._free_name(base), None, frame))
+
+    def _free_name(self, base: str) -> str:
+        base = base[:60]
         names = {layer.name for layer in self.layers}
         name, k = base, 2
         while name in names:
             name, k = f"{base} ({k})", k + 1
-        layer = Layer(name=name, answer=answer)
+        return name
+
+    def _append(self, layer: Layer) -> Layer:
+        if len(self.layers) >= MAX_LAYERS:
+            raise RsappError(f"the map keeps at most {MAX_LAYERS} layers: this answer's layer was not added "
+                             "(remove a layer, or export them, to make room)")
         self.layers.append(layer)
         return layer
 
@@ -168,7 +182,7 @@ class Session:
         crs_set = {str(f.crs) for f in frames}
         if len(crs_set) == 1:
             out["gpkg"] = str(write_geopackage(d / "rsapp_layers.gpkg", frames))
-        masks = [layer.answer for layer in self.layers if layer.answer.mask is not None]
+        masks = [layer.answer for layer in self.layers if layer.answer is not None and layer.answer.mask is not None]
         if masks:
             name = "rsapp_change_mask.tif" if masks[-1].is_change else "rsapp_mask.tif"
             out["mask_tif"] = str(write_mask_geotiff(d / name, masks[-1]))

@@ -67,13 +67,14 @@ def test_an_interrupted_run_resumes_where_it_stopped(scene, local_run, tmp_path)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         lines = progress_path(out).read_text().splitlines() if progress_path(out).exists() else []
-        if len(lines) >= 1 + 5:  # the settings line and five finished tiles
+        if len(lines) >= 1 + 2:  # the settings line and two finished tiles
             break
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
-    proc.communicate(timeout=120)
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, to the command and its worker processes
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
     done = len(progress_path(out).read_text().splitlines()) - 1
-    assert 5 <= done < 16, done
+    assert 2 <= done < 16, done
     assert out.exists()  # the partial output is readable
     partial = json.loads(out.read_text())
     assert partial["type"] == "FeatureCollection"

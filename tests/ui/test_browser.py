@@ -189,3 +189,24 @@ def test_bad_uploads_show_a_message_and_the_app_keeps_working(page, tmp_path, ut
     assert "Traceback" not in page.content()
     ask(page, "[VQA] how many buildings are there?", 1)  # the sample is still loaded and answers
     page.screenshot(path=str(SHOTS / "bad_upload.png"), full_page=True)
+
+
+def test_whole_scene_run_cancels_resumes_and_lands_on_the_map(page):
+    page.locator("#rsapp-sample input").click()
+    page.locator("[role=option]", has_text="Paraná").first.click()
+    wait_chat(page, "landsat8_224078_20200518_30m.tif")
+    page.locator("#rsapp-prompt textarea, #rsapp-prompt input").first.fill("[SEG] segment the water")
+    page.locator("#rsapp-whole").click()
+    wait_chat(page, " of 9…")  # the first tiles are done
+    page.locator("#rsapp-cancel").click()
+    page.wait_for_timeout(1500)
+    assert "whole scene: water" not in " ".join(overlay_names(page))
+    page.locator("#rsapp-prompt textarea, #rsapp-prompt input").first.fill("[SEG] segment the water")
+    page.locator("#rsapp-whole").click()  # the same prompt again: the finished tiles are not run again
+    wait_chat(page, "done before), ", timeout_s=300)
+    text = chat_text(page)
+    resumed = int(text.split("9 tiles (")[-1].split(" done before")[0])
+    assert resumed >= 1 and "⚠️" not in text, text[-800:]
+    names = overlay_names(page, lambda ns: any("whole scene" in n for n in ns))
+    page.screenshot(path=str(SHOTS / "whole_scene.png"), full_page=True)
+    assert any("whole scene: water" in n for n in names), names

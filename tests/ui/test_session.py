@@ -72,3 +72,13 @@ def test_a_sessions_export_folder_goes_when_it_ends_and_stale_ones_at_start(geo_
     os.utime(old.workdir, (day_ago, day_ago))
     assert session_module.remove_stale_workdirs() == 1
     assert not Path(old.workdir).exists() and Path(fresh.workdir).exists()
+
+
+def test_the_upload_limit_applies_to_uploads_not_to_the_bundled_samples(geo_tif, monkeypatch):
+    from rsapp.ui import session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_UPLOAD_MB", 0)
+    s = Session()
+    assert "geo" in s.load([str(geo_tif)])  # a sample: no limit
+    with pytest.raises(RsappError, match="MB limit"):
+        s.load([str(geo_tif)], uploaded=(str(geo_tif),))
