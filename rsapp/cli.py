@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -78,6 +79,10 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_batch(args) -> int:
     from rsapp.batch.runner import check_out, run_batch
     from rsapp.geo import parse_aoi
@@ -86,6 +91,7 @@ def cmd_batch(args) -> int:
     check_out(Path(args.out))
     if args.workers < 1:
         raise RsappError("--workers must be at least 1")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a batch as Ctrl-C does: what is done is written
     report = run_batch(args.inputs, args.prompt, Path(args.out), args.weights,
                        aoi=parse_aoi(args.aoi) if args.aoi else None, tile=args.tile, overlap=args.overlap,
                        scheduler=args.scheduler, workers=args.workers, fresh=args.fresh, progress=not args.json)

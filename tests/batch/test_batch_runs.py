@@ -63,7 +63,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(scene, local_run, tmp_path)
     out = tmp_path / "ponds.geojson"
     proc = subprocess.Popen([sys.executable, "-m", "rsapp", "batch", str(scene[0]), "--prompt", PROMPT, "--out",
                              str(out), "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            # Ctrl-C reaches it as in a terminal, even when the tests run in the background
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         lines = progress_path(out).read_text().splitlines() if progress_path(out).exists() else []

@@ -47,3 +47,23 @@ def test_a_different_base_file_is_refused(monkeypatch, tmp_path):
     missing = pretrained.Base("missing", "missing-package==1", "no_such_module_here", "x", "0" * 64)
     with pytest.raises(RsappError, match="pip install missing-package"):
         missing.checked_path()
+
+
+def test_the_converted_lm_is_cached_bit_identically_and_read_back_without_the_gguf(tmp_path, monkeypatch):
+    import gguf
+
+    monkeypatch.setenv("RSAPP_CACHE", str(tmp_path))
+    first = pretrained.lm_state_dict()
+    assert len(list(tmp_path.glob("smollm2-*.safetensors"))) == 1
+
+    def no_gguf(*_, **__):
+        raise AssertionError("the GGUF was parsed again")
+
+    monkeypatch.setattr(gguf, "GGUFReader", no_gguf)
+    again = pretrained.lm_state_dict()
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    cached = next(tmp_path.glob("smollm2-*.safetensors"))
+    cached.write_bytes(b"broken")  # a damaged cache is converted again, not trusted
+    monkeypatch.undo()
+    monkeypatch.setenv("RSAPP_CACHE", str(tmp_path))
+    assert torch.equal(pretrained.lm_state_dict()["norm.weight"], first["norm.weight"])
