@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import shapely
 from pyproj import CRS
 
@@ -32,16 +33,16 @@ def nms(boxes: list[tuple[shapely.Geometry, float | None]], iou: float = NMS_IOU
 def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[dict[str, gpd.GeoDataFrame],
                                                                             gpd.GeoDataFrame]:
     """({layer name: features}, tile table), in the scenes' CRS when they share one, else EPSG:4326."""
-    crss = {r.crs_wkt for r in results}
-    out_crs = CRS.from_wkt(crss.pop()) if len(crss) == 1 and None not in crss else (None if None in crss else
-                                                                                      CRS.from_epsg(4326))
-    tile_px = {t.key: t.width * t.height for t in tiles}  # a tile's pixels, for its pixel size in map units
+    out_crs = _output_crs({r.crs_wkt for r in results})
+    tile_px = {t.key: t.width * t.height for t in tiles}
     by_scene: dict[str, list[TileResult]] = defaultdict(list)
     for r in results:
         by_scene[r.path].append(r)
     layers: dict[str, list[gpd.GeoDataFrame]] = defaultdict(list)
     for path, rs in by_scene.items():
         crs = CRS.from_wkt(rs[0].crs_wkt) if rs[0].crs_wkt else None
+        pixel = shapely.from_wkb(rs[0].tile_wkb).area / tile_px[rs[0].key]  # one pixel's area in map units
+        task = next((r.task for r in rs if r.task), "")
         groups: dict[tuple[str, str], list] = defaultdict(list)
         for r in rs:
             for label, kind, score, wkb in r.features:
@@ -51,22 +52,31 @@ def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[di
                 kept = nms(items)
                 geoms, scores = [g for g, _ in kept], [s for _, s in kept]
             else:
-                pixel = min(shapely.from_wkb(r.tile_wkb).area / max(tile_px[r.key], 1) for r in rs)
                 geoms = [g for g in shapely.get_parts(shapely.union_all([g for g, _ in items]))
                          if g.geom_type == "Polygon" and g.area >= MIN_OBJECT_PX * pixel]
                 scores = [None] * len(geoms)
-            task = next((r.task for r in rs if r.task), "")
             frame = gpd.GeoDataFrame({"task": task, "label": label, "kind": kind, "score": scores,
                                       "scene": Path(path).name, "prompt": prompt}, geometry=geoms, crs=crs)
             layers[label if kind != "box" else f"{label} boxes"].append(frame)
     merged = {}
     for name, frames in layers.items():
-        gdf = gpd.GeoDataFrame(
-            [row for f in frames for row in (f.to_crs(out_crs) if out_crs is not None else f).to_dict("records")],
-            geometry="geometry", crs=out_crs)
-        gdf["area_m2"] = ([area_m2(g) for g in gdf.to_crs(4326).geometry] if out_crs is not None else None)
+        gdf = _concat(frames, out_crs)
+        gdf["area_m2"] = [area_m2(g) for g in gdf.to_crs(4326).geometry] if out_crs is not None else None
         merged[name] = gdf
     return merged, tile_table(results, tiles, out_crs, prompt)
+
+
+def _output_crs(crss: set[str | None]) -> CRS | None:
+    """The scenes' shared CRS; EPSG:4326 when they differ; None for pixel space (unreferenced images)."""
+    if None in crss:
+        return None
+    return CRS.from_wkt(next(iter(crss))) if len(crss) == 1 else CRS.from_epsg(4326)
+
+
+def _concat(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
+    """Frames of possibly different CRSs as one frame in `crs`."""
+    return gpd.GeoDataFrame(pd.concat([f.to_crs(crs) if crs is not None else f for f in frames],
+                                      ignore_index=True), geometry="geometry", crs=crs)
 
 
 def tile_table(results: list[TileResult], tiles: list[Tile], out_crs, prompt: str) -> gpd.GeoDataFrame:
@@ -82,9 +92,8 @@ def tile_table(results: list[TileResult], tiles: list[Tile], out_crs, prompt: st
                "note": r.note, "prompt": prompt}
         frame = gpd.GeoDataFrame([row], geometry=[shapely.from_wkb(r.tile_wkb)],
                                  crs=CRS.from_wkt(r.crs_wkt) if r.crs_wkt else None)
-        frames.append(frame.to_crs(out_crs) if out_crs is not None else frame)
-    return gpd.GeoDataFrame([row for f in frames for row in f.to_dict("records")], geometry="geometry",
-                            crs=out_crs)
+        frames.append(frame)
+    return _concat(frames, out_crs) if frames else gpd.GeoDataFrame(geometry=[], crs=out_crs)
 
 
 def totals(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, dict]:

@@ -102,18 +102,17 @@ def cache_dir() -> Path:
 def lm_state_dict(heads: int = 9, kv_heads: int = 3) -> dict[str, torch.Tensor]:
     """SmolLM2's weights as fp32 tensors named as rsapp.model.smollm's frozen base: from the cache when it holds
     this exact GGUF's conversion, else converted (and cached when the cache folder is writable)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     source = LM_BASE.checked_path()
     stamp = {"gguf_sha256": LM_BASE.sha256, "conversion": CONVERSION, "heads": str(heads), "kv_heads": str(kv_heads)}
     cached = cache_dir() / f"smollm2-{LM_BASE.sha256[:16]}-{heads}-{kv_heads}-v{CONVERSION}.safetensors"
     if cached.exists():
         try:
-            from safetensors import safe_open
-
             with safe_open(str(cached), "pt") as f:
                 if f.metadata() == stamp:
-                    return load_file(str(cached))
+                    return {k: f.get_tensor(k) for k in f.keys()}
         except Exception:  # noqa: BLE001 — a cache that cannot be read (damaged, foreign) is converted again
             pass
     out = _convert(source, heads, kv_heads)
