@@ -147,13 +147,28 @@ def _run_on_dask(jobs: list[Job], store: Store, report: BatchReport, scheduler: 
         futures = client.map(run_tile, jobs, pure=False)
         with tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress) as bar:
             for future in as_completed(futures):
-                result: TileResult = future.result()
+                try:
+                    result: TileResult = future.result()
+                except Exception as e:
+                    _explain_cluster_error(e, report.scheduler)
+                    raise
                 store.add(result)
                 bar.update(1)
         client.close()
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def _explain_cluster_error(error: BaseException, scheduler: str) -> None:
+    """A cluster that cannot import rsapp (the scheduler unpickles the tasks, the workers run them) is a set-up
+    mistake with a one-line fix, not a traceback."""
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == "rsapp":
+            raise RsappError(f"the Dask scheduler or workers at {scheduler} cannot import rsapp: start `dask "
+                             "scheduler` and `dask worker` from the project folder with PYTHONPATH=. (README, Batch)"
+                             ) from None
+        error = error.__cause__ or error.__context__
 
 
 def write_output(out: Path, results: list[TileResult], tiles: list[Tile], prompt: str, report: BatchReport) -> dict:

@@ -59,10 +59,26 @@ def analyst_for(weights: str, torch_threads: int = 0):
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
+        _keep_freed_memory()
         analyst = Analyst(weights)
         analyst.runtime  # load now, once
         _ANALYSTS[weights] = analyst
     return _ANALYSTS[weights]
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc keep freed memory for the next tile. Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_
+    set, which also fixes glibc's mmap threshold at 128 KiB: every tensor of a tile is then a fresh mmap, zeroed
+    by the kernel, and a tile takes twice as long (most of it in system time)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD: blocks below 256 MiB come from the heap
+        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD: keep up to 512 MiB free at the heap's top
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
 
 
 def use_analyst(weights: str, analyst) -> None:

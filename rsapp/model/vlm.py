@@ -10,6 +10,7 @@ the budgeted visual tokens with their grid positions. Base weights come from the
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -125,7 +126,10 @@ class RsappVLM(nn.Module):
                 or name.startswith("vision.tower.backbone._fc."))
 
     def load_bases(self) -> None:
-        self.lm.load_state_dict(lm_state_dict(self.cfg.lm.heads, self.cfg.lm.kv_heads), strict=False)
+        missing = self.lm.load_state_dict(lm_state_dict(self.cfg.lm.heads, self.cfg.lm.kv_heads), strict=False
+                                          ).missing_keys
+        if not_loaded := [k for k in missing if self.is_base(f"lm.{k}")]:
+            raise RsappError(f"the language model base lacks {len(not_loaded)} tensors ({', '.join(not_loaded[:3])}…)")
         self.vision.tower.backbone.load_state_dict(vision_state_dict(), strict=True)
 
     def trained_state(self) -> dict[str, torch.Tensor]:
@@ -143,7 +147,8 @@ class RsappVLM(nn.Module):
         """Bases from the packages, then every trained tensor from the folder; a missing or extra one fails."""
         folder = Path(folder)
         cfg = VLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
-        model = cls(cfg)
+        with _uninitialised():  # every parameter is then loaded: the bases', then the checkpoint's (strict)
+            model = cls(cfg)
         model.load_bases()
         model.load_trained(load_file(str(folder / WEIGHTS_FILE)))
         return model
@@ -156,6 +161,25 @@ class RsappVLM(nn.Module):
                              f"({', '.join(missing[:3])}…), {len(extra)} unexpected ({', '.join(extra[:3])}…)")
         own = self.state_dict()
         self.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in state.items()}}, strict=True)
+
+
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",
+                   "xavier_normal_", "zeros_", "ones_", "constant_")
+
+
+@contextmanager
+def _uninitialised():
+    """Modules built inside keep their parameters as allocated (random init of 135 M weights takes ~0.8 s, and
+    loading overwrites every one of them)."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+    keep = lambda tensor, *args, **kwargs: tensor  # noqa: E731
+    for name in _INIT_FUNCTIONS:
+        setattr(nn.init, name, keep)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
 
 
 TOKENIZER_FILE = "tokenizer.json"

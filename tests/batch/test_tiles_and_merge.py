@@ -98,3 +98,17 @@ def test_geopackage_layers_per_class_and_tiles(tmp_path):
     tiles = gpd.read_file(tmp_path / "o.gpkg", layer="tiles")
     assert water.crs.to_epsg() == 32633 and len(water) == 1 and abs(water["area_m2"].iloc[0] - 400) < 1
     assert tiles["text"].iloc[0] == "water: 4 %" and report.layers["water"]["count"] == 1
+
+
+def test_a_cluster_that_cannot_import_rsapp_is_told_in_one_line():
+    from rsapp.batch.runner import _explain_cluster_error
+
+    try:  # how distributed reports it: a RuntimeError raised from the unpickling's ModuleNotFoundError
+        try:
+            raise ModuleNotFoundError("No module named 'rsapp'", name="rsapp")
+        except ModuleNotFoundError as e:
+            raise RuntimeError("Error during deserialization of the task graph") from e
+    except RuntimeError as wrapped:
+        with pytest.raises(RsappError, match="cannot import rsapp.*PYTHONPATH"):
+            _explain_cluster_error(wrapped, "tcp://127.0.0.1:8786")
+    _explain_cluster_error(ValueError("a tile's own failure"), "tcp://127.0.0.1:8786")  # others are not renamed
