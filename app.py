@@ -8,6 +8,7 @@ import threading
 
 from rsapp.analyst import Analyst
 from rsapp.ui.app import CSS, build_app
+from rsapp.ui.routes import ROUTES
 from rsapp.ui.session import EXPORT_ROOT, MAX_UPLOAD_MB
 
 
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(analyst)
     demo.queue(default_concurrency_limit=2).launch(
         server_name=args.host, server_port=args.port, share=args.share, css=CSS,
-        max_file_size=f"{MAX_UPLOAD_MB}mb", allowed_paths=[str(EXPORT_ROOT)], footer_links=[])
+        max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=[],
+        app_kwargs={"routes": list(ROUTES)})  # the map's tiles and the exports, beside Gradio's own routes
 
 
 if __name__ == "__main__":

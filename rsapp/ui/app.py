@@ -23,7 +23,8 @@ from rsapp.analyst import Analyst
 from rsapp.errors import RsappError
 from rsapp.tasks.tokens import TASK_TOKENS
 from rsapp.ui.mapview import render_map
-from rsapp.ui.session import Session, overlay_for, remove_stale_workdirs, workdir_for
+from rsapp.ui.routes import export_url
+from rsapp.ui.session import Session, remove_stale_workdirs, workdir_for
 
 log = logging.getLogger("rsapp.ui")
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
@@ -38,7 +39,22 @@ TASK_CHOICES = ["auto", *TASK_TOKENS]
 CSS = """
 #rsapp-chat {min-height: 380px}
 .rsapp-small textarea {font-family: monospace; font-size: 11px}
+#rsapp-payload {display: none}
+#rsapp-downloads {display: flex; gap: 8px; flex-wrap: wrap}
+.rsapp-dl {padding: 6px 12px; border-radius: 6px; border: 1px solid #8884; text-decoration: none; font-size: 14px}
+.rsapp-dl-off {opacity: 0.45}
 """
+# Hands the map page its layers: the page (an iframe built once per scene) is never rebuilt for an answer.
+PUSH_TO_MAP_JS = """(text) => {
+  const payload = JSON.parse(text || 'null');
+  if (!payload) return;
+  window.__rsappPayload = payload;
+  const frame = document.querySelector('#rsapp-map-frame');
+  if (frame && frame.contentWindow && frame.contentWindow.rsappSync) frame.contentWindow.rsappSync(payload);
+}"""
+DOWNLOADS = (("rsapp_layers.geojson", "GeoJSON (all layers)", "rsapp-export-geojson"),
+             ("rsapp_layers.gpkg", "GeoPackage", "rsapp-export-gpkg"),
+             ("rsapp_mask.tif", "Mask GeoTIFF", "rsapp-export-mask"))
 
 
 def _say(chat: list, role: str, text: str) -> list:
@@ -71,26 +87,29 @@ def guarded(n_outputs_before_chat: int):
 
 
 def map_html(session: Session) -> str:
-    overlays = []
-    for i, path in enumerate(session.paths):
-        url, bounds = overlay_for(path)
-        label = Path(path).name if len(session.paths) == 1 else f"{'before' if i == 0 else 'after'}: {Path(path).name}"
-        overlays.append({"name": label, "data_url": url, "bounds": bounds})
-    layers = [{"name": layer.name, "geojson": layer.geojson(not session.georeferenced)} for layer in session.layers]
-    return render_map(overlays, layers, session.aoi, pixel_space=not session.georeferenced,
-                      view_key="|".join(session.paths))
+    return render_map(session.map_scenes(), pixel_space=not session.georeferenced, view_key=session.view_key)
 
 
-def outputs_for(session: Session) -> tuple:
-    """Map, layer picker, the three downloads."""
-    files = session.export()
+def downloads_html(session: Session) -> str:
+    """Links to the export route: each file is written when its link is clicked, not at every answer."""
+    available = session.exports_available()
+    links = []
+    for name, label, elem in DOWNLOADS:
+        if available[name]:
+            links.append(f'<a id="{elem}" class="rsapp-dl" href="{export_url(session.id, name)}" download>{label}</a>')
+        else:
+            links.append(f'<span id="{elem}" class="rsapp-dl rsapp-dl-off" title="no layer to export yet">{label}</span>')
+    return '<div id="rsapp-downloads">' + "".join(links) + "</div>"
+
+
+def outputs_for(session: Session, new_map: bool = False) -> tuple:
+    """Map page (only when the scene changed), layer picker, the map's layers, the download links."""
     names = [layer.name for layer in session.layers]
     return (
-        map_html(session),
+        map_html(session) if new_map else gr.skip(),
         gr.update(choices=names, value=names[-1] if names else None),
-        gr.update(value=files["geojson"], interactive=bool(files["geojson"])),
-        gr.update(value=files["gpkg"], interactive=bool(files["gpkg"])),
-        gr.update(value=files["mask_tif"], interactive=bool(files["mask_tif"])),
+        json.dumps(session.map_payload()),
+        downloads_html(session),
     )
 
 
@@ -142,18 +161,16 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                 with gr.Row():
                     layer_pick = gr.Dropdown([], label="Layers", elem_id="rsapp-layers", scale=2)
                     remove = gr.Button("Remove layer", elem_id="rsapp-remove", scale=1)
-                with gr.Row():
-                    dl_geojson = gr.DownloadButton("GeoJSON (all layers)", elem_id="rsapp-export-geojson",
-                                                   interactive=False)
-                    dl_gpkg = gr.DownloadButton("GeoPackage", elem_id="rsapp-export-gpkg", interactive=False)
-                    dl_tif = gr.DownloadButton("Mask GeoTIFF", elem_id="rsapp-export-mask", interactive=False)
+                downloads = gr.HTML(elem_id="rsapp-export")
+                payload = gr.Textbox(elem_id="rsapp-payload", container=False, show_label=False)
 
-        view = [the_map, layer_pick, dl_geojson, dl_gpkg, dl_tif]
+        view = [the_map, layer_pick, payload, downloads]
 
-        def loaded(s: Session, paths: list[str], chat, note: str = "", uploaded: tuple[str, ...] = ()):
-            desc = s.load(paths, uploaded)
+        def loaded(s: Session, paths: list[str], chat, note: str = "", uploaded: tuple[str, ...] = (), progress=None):
+            desc = s.load(paths, uploaded, progress)
             aoi_text = json.dumps(s.aoi) if s.aoi else ""
-            return (*outputs_for(s), s, f"**Loaded** {desc}", aoi_text, _say(chat, "assistant", f"Loaded {desc}{note}"))
+            return (*outputs_for(s, new_map=True), s, f"**Loaded** {desc}", aoi_text,
+                    _say(chat, "assistant", f"Loaded {desc}{note}"))
 
         def new_session(request: gr.Request | None) -> Session:
             return Session(key=request.session_hash if request is not None and request.session_hash else "")
@@ -163,19 +180,19 @@ def build_app(analyst: Analyst) -> gr.Blocks:
             return loaded(state or new_session(request), [str(SAMPLE_DIR / f) for f in SAMPLES[choice]], chat)
 
         @guarded(len(view) + 3)
-        def on_upload(file, state, chat, request: gr.Request = None):
+        def on_upload(file, state, chat, request: gr.Request = None, progress=gr.Progress()):
             if not file:
                 return (*[gr.skip()] * (len(view) + 3), chat)
-            return loaded(state or new_session(request), [file], chat, uploaded=(file,))
+            return loaded(state or new_session(request), [file], chat, uploaded=(file,), progress=progress)
 
         @guarded(len(view) + 3)
-        def on_upload2(file, state, chat):
+        def on_upload2(file, state, chat, progress=gr.Progress()):
             if not file:
                 return (*[gr.skip()] * (len(view) + 3), chat)
             if not state or not state.paths:
                 raise RsappError("load the first date before the second")
             return loaded(state, [state.paths[0], file], chat, ". Two dates: ask [CCD] what changed?",
-                          uploaded=(file,))
+                          uploaded=(file,), progress=progress)
 
         @guarded(len(view) + 1)
         def on_aoi(text, state, chat):
@@ -209,7 +226,7 @@ def build_app(analyst: Analyst) -> gr.Blocks:
             except RsappError as full:  # the answer still shows; its layer is not kept
                 layer = None
                 answer.warnings.append(str(full))
-            chat = _say(chat, "assistant", answer_markdown(answer, layer.name if layer else None))
+            chat = _say(chat, "assistant", answer_markdown(answer, layer))
             return (*outputs_for(state), state, "", chat)
 
         def on_whole(text, state, chat, progress=gr.Progress()):
@@ -229,10 +246,9 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                 report = batch.finish(time.perf_counter() - t0)
                 added = []
                 for name, gdf in batch.layers.items():
-                    if state.add_features(f"whole scene: {name}", gdf) is not None:
-                        added.append(f"{name}: {report.layers[name]['count']} features"
-                                     + (f", {report.layers[name]['area_m2']:,.0f} m²"
-                                        if report.layers[name]["area_m2"] is not None else ""))
+                    layer = state.add_features(f"whole scene: {name}", gdf)
+                    if layer is not None:
+                        added.append(f"{name}: {layer.summary()}")
                 summary = "; ".join(added) or "nothing found"
                 done = f"{report.tiles} tiles ({report.tiles_resumed} done before), {report.seconds:.0f} s"
                 yield (*outputs_for(state), state, "", _say(chat, "assistant", f"**{summary}** — {done}"))
@@ -261,6 +277,7 @@ def build_app(analyst: Analyst) -> gr.Blocks:
         whole_run = whole.click(on_whole, [prompt, session, chat], [*view, session, prompt, chat])
         stop.click(None, None, None, cancels=[whole_run])
         remove.click(on_remove, [layer_pick, session, chat], [*view, session, chat])
+        payload.change(None, [payload], None, js=PUSH_TO_MAP_JS)
         demo.unload(_end_session)
     return demo
 
@@ -285,7 +302,7 @@ def whole_scene_batch(analyst: Analyst, state: Session | None, text: str):
     return prepare([state.paths[0]], text, out, weights, aoi=state.aoi_for_model())
 
 
-def answer_markdown(a, layer_name: str | None) -> str:
+def answer_markdown(a, layer) -> str:
     if a.gsd_source == "predicted":
         gsd = f"{a.gsd_m:.3g} m (predicted, ×/÷ {10 ** a.gsd_sigma_log10:.2f})"
     else:
@@ -293,8 +310,8 @@ def answer_markdown(a, layer_name: str | None) -> str:
     lines = [f"**{a.text}**", "",
              f"`{a.task}` · expert {a.expert} ({a.expert_name}) · GSD {gsd} · "
              f"{a.tokens_kept}/{a.tokens_total} visual tokens · {a.quant} · {a.timings_s.get('total', 0):.2f} s"]
-    if layer_name:
-        lines.append(f"Layer added: *{layer_name}* ({a.n_boxes} boxes, {a.n_mask_pixels} mask px)")
+    if layer is not None:
+        lines.append(f"Layer added: *{layer.name}* — {layer.summary()}")
     for w in a.warnings:
         lines.append(f"note: {w}")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""One browser session's state: the scene(s), the AOI, the answer layers, and their exports on disk.
+"""One browser session's state: the scene(s) and their tile ids, the AOI, the answer layers, and the exports
+(written only when the user asks for a download).
 
-Rasters are reopened per request (cheap, and a rasterio dataset is not shared across threads); the map
-overlay of a file is cached by path and modification time.
+Rasters are reopened per request (cheap, and a rasterio dataset is not shared across threads). The session and
+its scenes are shared with the map's routes under unguessable ids (rsapp.ui.registry), revoked when it ends.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 import shapely
@@ -24,7 +25,11 @@ from rsapp.export import answer_frame, frames_to_geojson, write_geojson, write_g
 from rsapp.geo import Scene, area_m2, parse_aoi
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.geo.chips import aoi_window
-from rsapp.geo.display import png_data_url, web_overlay
+from rsapp.geo.tiles import TileSource, build_overviews, needs_overviews
+from rsapp.model.inference import MIN_INSTANCE_M2
+from rsapp.ui import registry
+from rsapp.ui.mapview import LAYER_COLOURS
+from rsapp.ui.routes import tile_url
 
 MAX_UPLOAD_MB = int(os.environ.get("RSAPP_MAX_UPLOAD_MB", "1024"))
 # Exports are written under one root that the server is allowed to serve, one folder per session; a session's
@@ -35,15 +40,10 @@ STALE_HOURS = 24
 MAX_LAYERS = 20
 
 
-@lru_cache(maxsize=16)
-def _overlay(path: str, mtime: float) -> tuple[str, list[list[float]]]:
-    with Scene(path) as scene:
-        rgba, bounds = web_overlay(scene)
-    return png_data_url(rgba), bounds
-
-
-def overlay_for(path: str) -> tuple[str, list[list[float]]]:
-    return _overlay(path, Path(path).stat().st_mtime)
+EXPORT_FILES = ("rsapp_layers.geojson", "rsapp_layers.gpkg", "rsapp_mask.tif")
+# Labels counted as regions, not as things ("3 water regions", but "23 buildings").
+MASS_LABELS = {"water", "vegetation", "change", "bare land", "bare", "others", "grass", "cropland", "forest", "land",
+               "sea", "snow", "cloud"}
 
 
 @dataclass
@@ -51,15 +51,24 @@ class Layer:
     name: str
     answer: Answer | None  # None for a layer merged from a whole-scene run
     features: object = None  # a GeoDataFrame given directly (whole-scene runs)
+    uid: int = 0  # the map's id of the layer (names can come back after a removal)
 
     @cached_property
     def frame(self):
         """The layer's features, vectorised once for both the map and the exports."""
         return self.features if self.features is not None else answer_frame(self.answer)
 
+    @cached_property
+    def collection(self) -> dict:
+        """RFC 7946, with each feature's geodesic area_m2."""
+        return frames_to_geojson([self.frame])
+
     def geojson(self, pixel_space: bool) -> dict:
-        fc = frames_to_geojson([self.frame])
-        return to_leaflet_simple(fc) if pixel_space else fc
+        return to_leaflet_simple(self.collection) if pixel_space else self.collection
+
+    def summary(self) -> str:
+        """Counts per label and the geodesic area: "23 buildings, 4,310 m² (0.43 ha)"."""
+        return totals_text(self.collection["features"])
 
 
 @dataclass
@@ -70,33 +79,49 @@ class Session:
     georeferenced: bool = True
     key: str = ""  # the browser session's id (Gradio's session hash); names the export folder
     workdir: str = ""
+    id: str = ""  # the id the map's routes know this session by (unguessable)
+    scene_ids: list[str] = field(default_factory=list)  # tile ids of the loaded scene(s), first date first
+    sources: list[TileSource] = field(default_factory=list)
+    _next_uid: int = 1
 
     def __post_init__(self):
         if not self.workdir:
             self.workdir = str(workdir_for(self.key) if self.key else Path(_new_workdir()))
+        self.id = self.id or registry.new_id()
+        registry.share_session(self.id, self)
 
     def close(self) -> None:
-        """The session ended: its export folder goes."""
+        """The session ended: its tile and export ids stop working, its export folder goes."""
+        registry.revoke(self.id, keep_session=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # --- scenes ------------------------------------------------------------------------------------------------
     def open(self) -> list[Scene]:
         return [Scene(p) for p in self.paths]
 
-    def load(self, paths: list[str], uploaded: tuple[str, ...] = ()) -> str:
+    def load(self, paths: list[str], uploaded: tuple[str, ...] = (), progress=None) -> str:
         """Replace the scene(s); returns a one-line description. Raises RsappError and changes nothing if bad.
-        The upload limit applies to the files in `uploaded` (not to the bundled samples)."""
+        The upload limit applies to the files in `uploaded` (not to the bundled samples), and an upload large
+        enough to need overviews gets them (FILE.ovr) before anything reads it; progress(fraction, desc) hears
+        of it."""
         for p in uploaded:
             size_mb = Path(p).stat().st_size / 1e6 if Path(p).exists() else 0
             if size_mb > MAX_UPLOAD_MB:
                 raise RsappError(f"{Path(p).name} is {size_mb:.0f} MB, over the {MAX_UPLOAD_MB} MB limit")
-        scenes = [Scene(p) for p in paths]
+        scenes = []
         try:
+            for p in paths:
+                if p in uploaded and _readable(p) and needs_overviews(p):
+                    if progress:
+                        progress(0.2, desc=f"building overviews for {Path(p).name} (once; zooming out then reads them)")
+                    build_overviews(p)
+                scenes.append(Scene(p))
             if len(scenes) == 2:
                 from rsapp.geo import make_pair
 
                 make_pair(scenes[0], scenes[1], None, 64)  # overlap and alignment are checked up front
             desc = [describe_scene(s) for s in scenes]
+            sources = [TileSource.of(s) for s in scenes]
             geo = scenes[0].georeferenced
         finally:
             for s in scenes:
@@ -104,8 +129,35 @@ class Session:
         if not self.paths or self.paths[0] != paths[0]:
             self.layers = []  # answers about another scene; a second date keeps the first date's layers
             self.aoi = None
-        self.paths, self.georeferenced = list(paths), geo
+        registry.revoke(self.id)  # the previous scenes' tiles are no longer this session's
+        self.paths, self.georeferenced, self.sources = list(paths), geo, sources
+        self.scene_ids = [registry.share_scene(self.id, src) for src in sources]
         return " | ".join(desc)
+
+    def map_scenes(self) -> list[dict]:
+        """The loaded scene(s) as the map's tile layers."""
+        out = []
+        for i, (sid, src) in enumerate(zip(self.scene_ids, self.sources)):
+            name = Path(src.path).name if len(self.sources) == 1 else f"{'before' if i == 0 else 'after'}: {Path(src.path).name}"
+            out.append({"name": name, "url": tile_url(sid), "bounds": [list(src.bounds[0]), list(src.bounds[1])],
+                        "native_zoom": src.native_zoom, "min_zoom": src.min_zoom})
+        return out
+
+    @property
+    def view_key(self) -> str:
+        """Names the map page of the loaded scene(s): the page is rebuilt only when this changes."""
+        return "|".join([*self.paths, *self.scene_ids])
+
+    def map_payload(self) -> dict:
+        """What the map page shows on top of the scene: the AOI and the answer layers (rsapp_map.js rsappSync)."""
+        pixel = not self.georeferenced
+        aoi = None
+        if self.aoi:
+            aoi = shapely.geometry.mapping(shapely.geometry.shape(self.aoi))
+        return {"key": self.view_key, "aoi": aoi,
+                "layers": [{"id": str(layer.uid), "name": layer.name, "summary": layer.summary(),
+                            "colour": LAYER_COLOURS[(layer.uid - 1) % len(LAYER_COLOURS)],
+                            "geojson": layer.geojson(pixel)} for layer in self.layers]}
 
     # --- AOI ---------------------------------------------------------------------------------------------------
     def aoi_for_model(self):
@@ -162,6 +214,7 @@ class Session:
         if len(self.layers) >= MAX_LAYERS:
             raise RsappError(f"the map keeps at most {MAX_LAYERS} layers: this answer's layer was not added "
                              "(remove a layer, or export them, to make room)")
+        layer.uid, self._next_uid = self._next_uid, self._next_uid + 1
         self.layers.append(layer)
         return layer
 
@@ -170,23 +223,69 @@ class Session:
         self.layers = [layer for layer in self.layers if layer.name != name]
         return len(self.layers) < before
 
-    def export(self) -> dict[str, str | None]:
-        """All layers as GeoJSON and GeoPackage, the latest mask as GeoTIFF; paths or None."""
-        out: dict[str, str | None] = {"geojson": None, "gpkg": None, "mask_tif": None}
+    def exports_available(self) -> dict[str, bool]:
+        """Which downloads there is something for: all layers (GeoJSON; GeoPackage when they share a CRS), and
+        the latest mask as a GeoTIFF."""
         frames = [layer.frame for layer in self.layers if len(layer.frame)]
-        if not frames:
-            return out
+        return {"rsapp_layers.geojson": bool(frames),
+                "rsapp_layers.gpkg": bool(frames) and len({str(f.crs) for f in frames}) == 1,
+                "rsapp_mask.tif": self._latest_mask() is not None}
+
+    def _latest_mask(self) -> Answer | None:
+        masks = [layer.answer for layer in self.layers if layer.answer is not None and layer.answer.mask is not None]
+        return masks[-1] if masks else None
+
+    def export_file(self, name: str) -> Path | None:
+        """One download, written now into the session's folder; None for a name that is not an export."""
+        if name not in EXPORT_FILES:
+            return None
+        if not self.exports_available()[name]:
+            raise RsappError("nothing to export yet: ask a question that draws a layer" if not self.layers else
+                             f"{name} cannot be made from these layers")
         d = Path(self.workdir)
         d.mkdir(parents=True, exist_ok=True)
-        out["geojson"] = str(write_geojson(d / "rsapp_layers.geojson", frames))
-        crs_set = {str(f.crs) for f in frames}
-        if len(crs_set) == 1:
-            out["gpkg"] = str(write_geopackage(d / "rsapp_layers.gpkg", frames))
-        masks = [layer.answer for layer in self.layers if layer.answer is not None and layer.answer.mask is not None]
-        if masks:
-            name = "rsapp_change_mask.tif" if masks[-1].is_change else "rsapp_mask.tif"
-            out["mask_tif"] = str(write_mask_geotiff(d / name, masks[-1]))
-        return out
+        frames = [layer.frame for layer in self.layers if len(layer.frame)]
+        if name == "rsapp_layers.geojson":
+            return write_geojson(d / name, frames)
+        if name == "rsapp_layers.gpkg":
+            return write_geopackage(d / name, frames)
+        mask = self._latest_mask()
+        return write_mask_geotiff(d / ("rsapp_change_mask.tif" if mask.is_change else name), mask)
+
+
+def _readable(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def totals_text(features: list[dict]) -> str:
+    """"23 buildings, 4,310 m² (0.43 ha)"; "2 buildings, 5 roads, …"; without an area in pixel space."""
+    counts: dict[str, int] = {}
+    area, has_area = 0.0, False
+    for f in features:
+        p = f.get("properties") or {}
+        label = str(p.get("label") or "feature")
+        if p.get("area_m2") is not None:
+            area, has_area = area + float(p["area_m2"]), True
+            if p.get("kind") != "box" and p["area_m2"] < MIN_INSTANCE_M2:
+                continue  # a speck of the mask: in the area, not in the count (as the model counts)
+        counts[label] = counts.get(label, 0) + 1
+    if not counts and not has_area:
+        return "nothing"
+    parts = [_count_text(n, label) for label, n in counts.items()]
+    if has_area:
+        parts.append(f"{area:,.0f} m² ({area / 1e4:,.2f} ha)")
+    return ", ".join(parts)
+
+
+def _count_text(n: int, label: str) -> str:
+    if label in MASS_LABELS:
+        return f"{n} {label} region{'s' if n != 1 else ''}"
+    plural = label if n == 1 or label.endswith("s") else (label[:-1] + "ies" if label.endswith("y") else label + "s")
+    return f"{n} {plural}"
 
 
 def _new_workdir() -> str:

@@ -66,7 +66,7 @@ def page(server):
         pg = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
         pg.goto(server)
         pg.wait_for_selector("#rsapp-map iframe", timeout=120_000)
-        pg.frame_locator("#rsapp-map iframe").locator(".leaflet-image-layer").first.wait_for(timeout=60_000)
+        pg.frame_locator("#rsapp-map iframe").locator(".leaflet-tile-loaded").first.wait_for(timeout=60_000)
         yield pg
         browser.close()
 
@@ -85,8 +85,8 @@ def wait_chat(page, needle: str, count: int = 1, timeout_s: float = 180) -> None
 
 
 def overlay_names(page, until=lambda names: True, timeout_s: float = 60) -> list[str]:
-    """The map's overlay layer names, once until(names) holds. The app replaces the map's iframe when layers change,
-    and a query that meets the old one going away fails ("Execution context was destroyed"): read again."""
+    """The map's overlay layer names, once until(names) holds. The app replaces the map's iframe when the scene
+    changes, and a query that meets the old one going away fails ("Execution context was destroyed"): read again."""
     from playwright.sync_api import Error
 
     deadline = time.time() + timeout_s
@@ -103,11 +103,23 @@ def overlay_names(page, until=lambda names: True, timeout_s: float = 60) -> list
     raise AssertionError(f"the map's layers never matched: {names}")
 
 
+def scene_box(page) -> dict:
+    """Where the scene is on the screen: its bounds through the map's own projection, plus the iframe's offset."""
+    frame = page.locator("#rsapp-map iframe").bounding_box()
+    inner = page.frame_locator("#rsapp-map iframe").locator("body").evaluate(
+        """() => { const b = window.rsappBounds, m = window.rsappMap;
+                   const p0 = m.latLngToContainerPoint([b[1][0], b[0][1]]), p1 = m.latLngToContainerPoint([b[0][0], b[1][1]]);
+                   const r = m.getContainer().getBoundingClientRect();
+                   return {x: r.left + p0.x, y: r.top + p0.y, width: p1.x - p0.x, height: p1.y - p0.y}; }""")
+    return {"x": frame["x"] + inner["x"], "y": frame["y"] + inner["y"], "width": inner["width"],
+            "height": inner["height"]}
+
+
 def draw_rectangle(page, fx0, fy0, fx1, fy1) -> None:
-    """Drag a rectangle with the mouse using Leaflet.draw's rectangle tool; fractions of the image overlay."""
+    """Drag a rectangle with the mouse using Leaflet.draw's rectangle tool; fractions of the scene on screen."""
     frame = page.frame_locator("#rsapp-map iframe")
     frame.locator(".leaflet-draw-draw-rectangle").click()
-    box = frame.locator(".leaflet-image-layer").first.bounding_box()
+    box = scene_box(page)
     x0, y0 = box["x"] + fx0 * box["width"], box["y"] + fy0 * box["height"]
     x1, y1 = box["x"] + fx1 * box["width"], box["y"] + fy1 * box["height"]
     page.mouse.move(x0, y0)
@@ -130,8 +142,10 @@ def upload(page, path) -> None:
 
 
 def download_geojson(page, tmp_path) -> dict:
+    """The link is there once a layer is (the file is written when it is clicked)."""
+    page.locator("a#rsapp-export-geojson").wait_for(timeout=30_000)
     with page.expect_download() as d:
-        page.locator("#rsapp-export-geojson").click()
+        page.locator("a#rsapp-export-geojson").click()
     path = tmp_path / "layers.geojson"
     d.value.save_as(path)
     return json.loads(path.read_text())
@@ -149,7 +163,13 @@ def test_draw_aoi_ask_seg_and_vg_then_export_inside_aoi(page, tmp_path):
     ask(page, "[VG] the largest building", 2)
     text = chat_text(page)
     assert "[SEG]" in text and "[VG]" in text and "expert 2" in text and "expert 1" in text
-    overlay_names(page, lambda names: len(names) >= before + 1)  # at least one answer drew a layer (mask or boxes)
+    names = overlay_names(page, lambda names: len(names) >= before + 1)  # an answer drew a layer (mask or boxes)
+    assert any("m² (" in n and " ha)" in n for n in names), names  # each layer says its count and area
+    frame = page.frame_locator("#rsapp-map iframe")
+    frame.locator("path.leaflet-interactive").last.click(force=True)
+    popup = frame.locator(".leaflet-popup-content").inner_text()
+    assert "m²" in popup and "ha" in popup, popup
+    assert "Layer added:" in chat_text(page) and "m² (" in chat_text(page)
     page.screenshot(path=str(SHOTS / "seg_vg.png"), full_page=True)
     fc = download_geojson(page, tmp_path)
     assert fc["features"], "the export holds the answer layers"
@@ -167,10 +187,23 @@ def test_two_date_change_question(page):
     page.locator("[role=option]", has_text="Taizhou").first.click()
     wait_chat(page, "taizhou_2003_30m.tif")
     overlay_names(page, lambda names: any("before" in n for n in names) and any("after" in n for n in names))
+    frame = page.frame_locator("#rsapp-map iframe")
+    swipe = frame.locator(".rsapp-swipe-range")
+    swipe.wait_for(state="visible", timeout=10_000)  # two dates: a before/after swipe, not a toggle
+    clip = lambda: frame.locator(".leaflet-rsappAfter-pane").evaluate("e => e.style.clip")  # noqa: E731
+    before = clip()
+    swipe.evaluate("e => { e.value = 0.25; e.dispatchEvent(new Event('input')); }")
+    assert clip() != before and clip().startswith("rect(")
+    page.locator("#rsapp-map iframe").evaluate("f => { f.dataset.mark = 'pair'; }")
     ask(page, "[CCD] what changed?", 1)
     ask(page, "[SEG] segment the changes", 2)
     assert "[CCD]" in chat_text(page) and "expert 0" in chat_text(page)
+    assert page.locator("#rsapp-map iframe").get_attribute("data-mark") == "pair"
+    names = overlay_names(page, lambda ns: sum("change region" in n for n in ns) == 2)  # both change maps, on top
+    assert names.index(next(n for n in names if "after:" in n)) < names.index(next(n for n in names if "[CCD]" in n))
+    _tiles_settled(page)
     page.screenshot(path=str(SHOTS / "change.png"), full_page=True)
+    page.locator("#rsapp-map iframe").screenshot(path=str(SHOTS / "swipe.png"))
 
 
 def test_bad_uploads_show_a_message_and_the_app_keeps_working(page, tmp_path, utm_tif):
@@ -210,3 +243,55 @@ def test_whole_scene_run_cancels_resumes_and_lands_on_the_map(page):
     names = overlay_names(page, lambda ns: any("whole scene" in n for n in ns))
     page.screenshot(path=str(SHOTS / "whole_scene.png"), full_page=True)
     assert any("whole scene: water" in n for n in names), names
+
+
+def _tiles_settled(page) -> None:
+    frame = page.frame_locator("#rsapp-map iframe")
+    frame.locator(".leaflet-tile-loaded").first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => { const d = document.querySelector('#rsapp-map iframe').contentDocument;"
+        " return d && d.querySelectorAll('.rsapp-scene img:not(.leaflet-tile-loaded)').length === 0; }", timeout=60_000)
+    page.wait_for_timeout(500)
+
+
+def _scene_luminance_std(page, path) -> float:
+    import numpy as np
+    from PIL import Image
+
+    box = scene_box(page)
+    frame = page.locator("#rsapp-map iframe").bounding_box()
+    clip = {"x": max(box["x"], frame["x"]) + 20, "y": max(box["y"], frame["y"]) + 60}  # clear of the controls
+    clip |= {"width": min(box["x"] + box["width"], frame["x"] + frame["width"]) - clip["x"] - 20,
+             "height": min(box["y"] + box["height"], frame["y"] + frame["height"]) - clip["y"] - 40}
+    page.screenshot(path=str(path), clip=clip)
+    return float(np.asarray(Image.open(path).convert("L"), dtype=np.float32).std())
+
+
+def test_a_large_upload_shows_its_native_pixels_when_zoomed_in(page, tmp_path):
+    from tests.ui.test_tiles import checker_tif
+
+    big = checker_tif(tmp_path / "pattern_8192.tif", 8192, gsd_m=0.3)  # 2 px squares: grey unless at native zoom
+    upload(page, big)
+    wait_chat(page, "pattern_8192.tif")
+    page.wait_for_function("() => document.querySelector('#rsapp-map iframe').contentWindow.rsappMap", timeout=60_000)
+    _tiles_settled(page)
+    far = _scene_luminance_std(page, tmp_path / "far.png")
+    page.frame_locator("#rsapp-map iframe").locator("body").evaluate(
+        "() => { const m = window.rsappMap; m.setView(m.getCenter(), m.getMaxZoom(), {animate: false}); }")
+    _tiles_settled(page)
+    near = _scene_luminance_std(page, SHOTS / "zoomed_in.png")
+    assert far < 25 and near > 60, (far, near)  # a blur far out; the squares themselves when zoomed in
+
+
+def test_answers_add_layers_to_the_same_page(page):
+    page.locator("#rsapp-map iframe").evaluate("f => { f.dataset.mark = 'the first page'; }")
+    sizes = []
+    for i in range(5):
+        ask(page, "[SEG] segment the buildings", i + 1)
+        overlay_names(page, lambda names, n=i + 1: sum("segment the buildings" in x for x in names) == n)
+        sizes.append(page.evaluate("() => document.querySelectorAll('*').length"
+                                   " - document.querySelector('#rsapp-chat').querySelectorAll('*').length"))
+    assert page.locator("iframe").count() == 1
+    assert page.locator("#rsapp-map iframe").get_attribute("data-mark") == "the first page"  # never rebuilt
+    assert max(sizes[1:]) - min(sizes[1:]) <= 10, sizes  # the page around the chat does not grow per answer
+    page.locator("#rsapp-map iframe").screenshot(path=str(SHOTS / "answer_layer.png"))

@@ -1,5 +1,6 @@
 """Session state without the browser: an AOI outside the image is refused when it is set, and nothing changes;
-layers stop at a cap with a message; export folders go with their session, stale ones at start."""
+layers stop at a cap with a message; exports are written only when asked for, and their folders go with their
+session, stale ones at start; a layer's summary counts and measures it."""
 
 import json
 
@@ -59,15 +60,16 @@ def test_a_sessions_export_folder_goes_when_it_ends_and_stale_ones_at_start(geo_
     s = Session(key="abc/../123")  # a session id never escapes the export root
     assert Path(s.workdir).parent == tmp_path / "sessions"
     s.load([str(geo_tif)])
+    assert not any(Path(s.workdir).glob("*")), "nothing is written before a download is asked for"
     s.add(_answer_with_a_box(geo_tif))
-    files = s.export()
-    assert Path(files["geojson"]).is_file()
+    assert not any(Path(s.workdir).glob("*"))
+    assert s.export_file("rsapp_layers.geojson").is_file()
     s.close()
     assert not Path(s.workdir).exists()
     old, fresh = Session(key="old"), Session(key="fresh")
     for x in (old, fresh):
         x.add(_answer_with_a_box(geo_tif))
-        x.export()
+        x.export_file("rsapp_layers.gpkg")
     day_ago = time.time() - 25 * 3600
     os.utime(old.workdir, (day_ago, day_ago))
     assert session_module.remove_stale_workdirs() == 1
@@ -82,3 +84,21 @@ def test_the_upload_limit_applies_to_uploads_not_to_the_bundled_samples(geo_tif,
     assert "geo" in s.load([str(geo_tif)])  # a sample: no limit
     with pytest.raises(RsappError, match="MB limit"):
         s.load([str(geo_tif)], uploaded=(str(geo_tif),))
+
+
+def test_a_layer_summary_counts_its_features_and_their_geodesic_area(geo_tif):
+    from rsapp.ui.session import totals_text
+
+    s = Session()
+    s.load([str(geo_tif)])
+    layer = s.add(_answer_with_a_box(geo_tif))
+    (feature,) = layer.collection["features"]
+    area = feature["properties"]["area_m2"]
+    assert area > 0 and layer.summary() == f"1 pond, {area:,.0f} m² ({area / 1e4:,.2f} ha)"
+    specks = [{"properties": {"label": "building", "kind": "mask", "area_m2": a}} for a in (120.0, 80.0, 2.0)]
+    assert totals_text(specks) == "2 buildings, 202 m² (0.02 ha)"  # a 2 m² speck is area, not a building
+    assert totals_text([{"properties": {"label": "water", "kind": "mask", "area_m2": 2e4}}] * 3) == \
+        "3 water regions, 60,000 m² (6.00 ha)"
+    with pytest.raises(RsappError, match="nothing to export"):
+        Session().export_file("rsapp_layers.geojson")
+    assert s.export_file("../../etc/passwd") is None
