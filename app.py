@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
+
+from starlette.middleware import Middleware
 
 from rsapp.analyst import Analyst
 from rsapp.ui.app import CSS, build_app
-from rsapp.ui.routes import ROUTES
+from rsapp.ui.routes import ROUTES, ClientCookie
 from rsapp.ui.session import EXPORT_ROOT, MAX_UPLOAD_MB
 
 
@@ -22,14 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     analyst = Analyst(weights=args.weights, quant=args.quant)
-    if analyst.available():  # load the model while the page opens, so the first answer is not slow
-        threading.Thread(target=lambda: analyst.runtime, daemon=True).start()
     EXPORT_ROOT.mkdir(parents=True, exist_ok=True)
-    demo = build_app(analyst)
+    # The first page's imagery comes first; the model loads once it is out (rsapp.ui.app preload), or when asked.
+    demo = build_app(analyst, preload=analyst.available())
     demo.queue(default_concurrency_limit=2).launch(
         server_name=args.host, server_port=args.port, share=args.share, css=CSS,
         max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=[],
-        app_kwargs={"routes": list(ROUTES)})  # the map's tiles and the exports, beside Gradio's own routes
+        # the map's tiles and the exports beside Gradio's own routes, answered only to the browser that asked
+        app_kwargs={"routes": list(ROUTES), "middleware": [Middleware(ClientCookie)]})
 
 
 if __name__ == "__main__":

@@ -19,13 +19,12 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from rsapp.model.counting import MIN_INSTANCE_M2
 from rsapp.model.quant import choose_path, linear_bytes, quantize
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
 from rsapp.model.vision_model import VisionOutput, instance_count, to_tensor, upsample
 
 MAX_NEW_TOKENS = 48
-# Smallest region of a class counted as an instance (m²): a car is ~9 m², a small shed ~10 m².
-MIN_INSTANCE_M2 = 8.0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import shutil
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -23,7 +24,7 @@ from rsapp.analyst import Analyst
 from rsapp.errors import RsappError
 from rsapp.tasks.tokens import TASK_TOKENS
 from rsapp.ui.mapview import render_map
-from rsapp.ui.routes import export_url
+from rsapp.ui.routes import client_of, export_url
 from rsapp.ui.session import Session, remove_stale_workdirs, workdir_for
 
 log = logging.getLogger("rsapp.ui")
@@ -119,13 +120,22 @@ def _end_session(request: gr.Request) -> None:
         shutil.rmtree(workdir_for(request.session_hash), ignore_errors=True)
 
 
+def _preload(analyst: Analyst) -> None:
+    try:
+        analyst.runtime
+    except Exception:  # said when a question needs the model
+        log.exception("the model did not load")
+
+
 def _forget(state) -> None:
     """Gradio dropped a session's state (an hour after its tab went away)."""
     if isinstance(state, Session):
         state.close()
 
 
-def build_app(analyst: Analyst) -> gr.Blocks:
+def build_app(analyst: Analyst, preload: bool = False) -> gr.Blocks:
+    """The page. preload: load the model in the background once a page has its first scene (not before: the
+    first imagery would wait for it), so the first answer does not."""
     removed = remove_stale_workdirs()
     if removed:
         log.info("removed %d stale session folder(s)", removed)
@@ -173,7 +183,9 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                     _say(chat, "assistant", f"Loaded {desc}{note}"))
 
         def new_session(request: gr.Request | None) -> Session:
-            return Session(key=request.session_hash if request is not None and request.session_hash else "")
+            if request is None:
+                return Session()
+            return Session(key=request.session_hash or "", client=client_of(request))
 
         @guarded(len(view) + 3)
         def on_sample(choice, state, chat, request: gr.Request = None):
@@ -262,7 +274,9 @@ def build_app(analyst: Analyst) -> gr.Blocks:
                 raise RsappError("pick a layer to remove")
             return (*outputs_for(state), state, _say(chat, "assistant", f"Removed layer {name}"))
 
-        demo.load(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
+        opened = demo.load(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
+        if preload:
+            opened.then(lambda: threading.Thread(target=_preload, args=(analyst,), daemon=True).start())
         sample.input(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
         # The upload boxes empty themselves afterwards, ready for the next file (the scene itself is on the map).
         upload.upload(on_upload, [upload, session, chat], [*view, session, info, aoi, chat]).then(

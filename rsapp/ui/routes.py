@@ -2,13 +2,18 @@
 
 /rsapp/tiles/{scene id}/{z}/{x}/{y}.png   a tile of a scene shared with a session (rsapp.ui.registry)
 /rsapp/export/{session id}/{file}         the session's layers as rsapp_layers.geojson / .gpkg or its mask GeoTIFF
-Anything else under these (an unknown id, a path, a bad number) is a 404 that says nothing about the files.
+Anything else under these (an unknown id, a path, a bad number, another browser asking) is a 404 that says
+nothing about the files. A browser is told apart by the rsapp_client cookie, which ClientCookie gives every
+browser on its first request (the page itself), before any session exists.
 """
 
 from __future__ import annotations
 
 import logging
 
+from http.cookies import SimpleCookie
+
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -19,11 +24,49 @@ from rsapp.ui import registry
 
 log = logging.getLogger("rsapp.ui")
 NOT_FOUND = PlainTextResponse("not found", status_code=404)
+CLIENT_COOKIE = "rsapp_client"
+
+
+class ClientCookie:
+    """ASGI middleware: a response to a browser without the rsapp_client cookie sets one (random, HttpOnly,
+    SameSite=Strict), so sessions and their tiles can be tied to the browser that opened them."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or _cookie_of(scope):
+            return await self.app(scope, receive, send)
+        value = registry.new_id()
+
+        async def send_with_cookie(message):
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append(
+                    "set-cookie", f"{CLIENT_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict")
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _cookie_of(scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            jar = SimpleCookie()
+            jar.load(value.decode("latin-1"))
+            if CLIENT_COOKIE in jar:
+                return jar[CLIENT_COOKIE].value
+    return None
+
+
+def client_of(request) -> str | None:
+    """The asking browser's rsapp_client cookie (a Starlette or Gradio request), or None."""
+    cookies = getattr(request, "cookies", None) or {}
+    return cookies.get(CLIENT_COOKIE)
 
 
 def _tile(request: Request) -> Response:
     p = request.path_params
-    source = registry.scene(p["scene"])
+    source = registry.scene(p["scene"], client_of(request))
     try:
         z, x, y = int(p["z"]), int(p["x"]), int(p["y"])
     except ValueError:
@@ -40,7 +83,7 @@ def _tile(request: Request) -> Response:
 
 
 def _export(request: Request) -> Response:
-    session = registry.session(request.path_params["session"])
+    session = registry.session(request.path_params["session"], client_of(request))
     if session is None:
         return NOT_FOUND
     try:

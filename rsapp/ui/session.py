@@ -26,7 +26,7 @@ from rsapp.geo import Scene, area_m2, parse_aoi
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.geo.chips import aoi_window
 from rsapp.geo.tiles import TileSource, build_overviews, needs_overviews
-from rsapp.model.inference import MIN_INSTANCE_M2
+from rsapp.model.counting import MIN_INSTANCE_M2
 from rsapp.ui import registry
 from rsapp.ui.mapview import LAYER_COLOURS
 from rsapp.ui.routes import tile_url
@@ -80,6 +80,7 @@ class Session:
     key: str = ""  # the browser session's id (Gradio's session hash); names the export folder
     workdir: str = ""
     id: str = ""  # the id the map's routes know this session by (unguessable)
+    client: str | None = None  # the browser's rsapp_client cookie: the routes answer only that browser
     scene_ids: list[str] = field(default_factory=list)  # tile ids of the loaded scene(s), first date first
     sources: list[TileSource] = field(default_factory=list)
     _next_uid: int = 1
@@ -131,7 +132,7 @@ class Session:
             self.aoi = None
         registry.revoke(self.id)  # the previous scenes' tiles are no longer this session's
         self.paths, self.georeferenced, self.sources = list(paths), geo, sources
-        self.scene_ids = [registry.share_scene(self.id, src) for src in sources]
+        self.scene_ids = [registry.share_scene(self.id, src, self.client) for src in sources]
         return " | ".join(desc)
 
     def map_scenes(self) -> list[dict]:

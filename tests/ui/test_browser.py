@@ -295,3 +295,15 @@ def test_answers_add_layers_to_the_same_page(page):
     assert page.locator("#rsapp-map iframe").get_attribute("data-mark") == "the first page"  # never rebuilt
     assert max(sizes[1:]) - min(sizes[1:]) <= 10, sizes  # the page around the chat does not grow per answer
     page.locator("#rsapp-map iframe").screenshot(path=str(SHOTS / "answer_layer.png"))
+
+
+def test_tile_routes_answer_the_sessions_browser_only(page, server):
+    src = page.frame_locator("#rsapp-map iframe").locator("img.leaflet-tile-loaded").first.get_attribute("src")
+    url = server + src
+    assert page.request.get(url).status == 200
+    other = page.context.browser.new_context()
+    try:
+        assert other.request.get(url).status == 404  # another browser: refused
+        assert other.request.get(server + "/rsapp/tiles/..%2F..%2Fapp.py/0/0/0.png").status == 404
+    finally:
+        other.close()

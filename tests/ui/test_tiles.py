@@ -124,3 +124,23 @@ def test_the_map_page_is_self_contained_and_gets_its_layers_by_payload(geo_tif):
     payload = s.map_payload()
     assert payload["key"] == s.view_key and payload["layers"] == []
     json.dumps(payload)
+
+
+def test_a_session_opened_by_one_browser_is_not_served_to_another(geo_tif):
+    from starlette.middleware import Middleware
+
+    from rsapp.ui.routes import CLIENT_COOKIE, ClientCookie
+
+    app = Starlette(routes=ROUTES, middleware=[Middleware(ClientCookie)])
+    mine, other = TestClient(app), TestClient(app)
+    first = mine.get("/rsapp/tiles/unknown/0/0/0.png")  # any first request gives the browser its cookie
+    assert CLIENT_COOKIE in first.cookies and "HttpOnly" in first.headers["set-cookie"]
+    assert "set-cookie" not in mine.get("/rsapp/tiles/unknown/0/0/0.png").headers  # given once
+    other.get("/rsapp/tiles/unknown/0/0/0.png")
+    s = Session(client=mine.cookies[CLIENT_COOKIE])
+    s.load([str(geo_tif)])
+    z = s.sources[0].native_zoom
+    url = s.map_scenes()[0]["url"].format(z=z, **dict(zip("xy", _xy(centre_tile(s.sources[0], z)))))
+    assert mine.get(url).status_code == 200
+    assert other.get(url).status_code == 404  # the same URL from another browser
+    assert TestClient(Starlette(routes=ROUTES)).get(url).status_code == 404  # or from no browser at all
