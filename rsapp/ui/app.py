@@ -23,8 +23,8 @@ import gradio as gr
 from rsapp.analyst import Analyst
 from rsapp.errors import RsappError
 from rsapp.tasks.tokens import TASK_TOKENS
-from rsapp.ui.mapview import render_map
-from rsapp.ui.routes import client_of, export_url
+from rsapp.ui.mapview import map_frame
+from rsapp.ui.routes import client_of, export_url, map_url
 from rsapp.ui.session import Session, remove_stale_workdirs, workdir_for
 
 log = logging.getLogger("rsapp.ui")
@@ -88,7 +88,7 @@ def guarded(n_outputs_before_chat: int):
 
 
 def map_html(session: Session) -> str:
-    return render_map(session.map_scenes(), pixel_space=not session.georeferenced, view_key=session.view_key)
+    return map_frame(map_url(session.id, session.page_id))
 
 
 def downloads_html(session: Session) -> str:

@@ -1,7 +1,7 @@
 """The map page: a leafmap (folium / Leaflet) map of the scene's tiles, the draw tool, the layer control, and for
 two dates a before/after swipe.
 
-The page is built once per scene and sits in an iframe (srcdoc, same origin as the app). Its scripts are inlined
+The page is built once per scene and sits in an iframe served by the app's own route (same origin as the app). Its scripts are inlined
 (vendored Leaflet and Leaflet.draw, and rsapp_map.js), so it works with no network: the imagery comes from the
 app's own tile route, and basemaps are only an option that appears when online. Answer layers are not part of the
 page: the app sends them to rsapp_map.js (rsappSync), which adds and removes them in place. Leaflet.draw's
@@ -71,7 +71,7 @@ def _setup_script(map_name: str, control_name: str, view_key: str, bounds, swipe
 
 def render_map(scenes: list[dict], pixel_space: bool, view_key: str, online_basemaps: bool = True,
                height_px: int = MAP_HEIGHT_PX) -> str:
-    """The map page as an iframe, built once per scene: the scene(s) as XYZ tile layers, the draw tool, the layer
+    """The map page (HTML), built once per scene: the scene(s) as XYZ tile layers, the draw tool, the layer
     control; answer layers arrive later through rsappSync (rsapp_map.js). Two dates get the before/after swipe.
 
     scenes: [{"name", "url" (XYZ template), "bounds" [[s, w], [n, e]], "native_zoom", "min_zoom"}], first date
@@ -113,6 +113,10 @@ def render_map(scenes: list[dict], pixel_space: bool, view_key: str, online_base
     if scenes:
         m.fit_bounds(bounds)
     root.script.add_child(Element(_setup_script(m.get_name(), control.get_name(), view_key, bounds, swipe_pane)))
-    page = root.render()
-    return (f'<iframe id="rsapp-map-frame" title="map" srcdoc="{html.escape(page, quote=True)}" '
+    return root.render()
+
+
+def map_frame(url: str, height_px: int = MAP_HEIGHT_PX) -> str:
+    """The iframe the app shows: the page comes from the app's own route (same origin), not through Gradio."""
+    return (f'<iframe id="rsapp-map-frame" title="map" src="{html.escape(url, quote=True)}" '
             f'style="width:100%;height:{height_px + 4}px;border:0;border-radius:8px"></iframe>')

@@ -2,6 +2,7 @@
 
 /rsapp/tiles/{scene id}/{z}/{x}/{y}.png   a tile of a scene shared with a session (rsapp.ui.registry)
 /rsapp/export/{session id}/{file}         the session's layers as rsapp_layers.geojson / .gpkg or its mask GeoTIFF
+/rsapp/map/{session id}/{page id}         the session's map page (the iframe's document) for its current scene
 Anything else under these (an unknown id, a path, a bad number, another browser asking) is a 404 that says
 nothing about the files. A browser is told apart by the rsapp_client cookie, which ClientCookie gives every
 browser on its first request (the page itself), before any session exists.
@@ -15,7 +16,7 @@ from http.cookies import SimpleCookie
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from rsapp.errors import RsappError
@@ -95,14 +96,27 @@ def _export(request: Request) -> Response:
     return FileResponse(path, filename=path.name, headers={"Cache-Control": "no-store"})
 
 
+def _map_page(request: Request) -> Response:
+    session = registry.session(request.path_params["session"], client_of(request))
+    page = session.map_page(request.path_params["page"]) if session is not None else None
+    if page is None:
+        return NOT_FOUND
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
 ROUTES = [
     Route("/rsapp/tiles/{scene}/{z}/{x}/{y}.png", _tile),
     Route("/rsapp/export/{session}/{name}", _export),
+    Route("/rsapp/map/{session}/{page}", _map_page),
 ]
 
 
 def tile_url(scene_id: str) -> str:
     return f"/rsapp/tiles/{scene_id}/{{z}}/{{x}}/{{y}}.png"
+
+
+def map_url(session_id: str, page_id: str) -> str:
+    return f"/rsapp/map/{session_id}/{page_id}"
 
 
 def export_url(session_id: str, name: str) -> str:

@@ -7,6 +7,7 @@ its scenes are shared with the map's routes under unguessable ids (rsapp.ui.regi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from rsapp.geo.chips import aoi_window
 from rsapp.geo.tiles import TileSource, build_overviews, needs_overviews
 from rsapp.model.counting import MIN_INSTANCE_M2
 from rsapp.ui import registry
-from rsapp.ui.mapview import LAYER_COLOURS
+from rsapp.ui.mapview import LAYER_COLOURS, render_map
 from rsapp.ui.routes import tile_url
 
 MAX_UPLOAD_MB = int(os.environ.get("RSAPP_MAX_UPLOAD_MB", "1024"))
@@ -84,6 +85,7 @@ class Session:
     scene_ids: list[str] = field(default_factory=list)  # tile ids of the loaded scene(s), first date first
     sources: list[TileSource] = field(default_factory=list)
     _next_uid: int = 1
+    _page: tuple[str, str] | None = None  # (page id, HTML) of the map page last served
 
     def __post_init__(self):
         if not self.workdir:
@@ -148,6 +150,19 @@ class Session:
     def view_key(self) -> str:
         """Names the map page of the loaded scene(s): the page is rebuilt only when this changes."""
         return "|".join([*self.paths, *self.scene_ids])
+
+    @property
+    def page_id(self) -> str:
+        return hashlib.sha256(self.view_key.encode()).hexdigest()[:16]
+
+    def map_page(self, page_id: str) -> str | None:
+        """The map page of the loaded scene(s), if page_id names it (an old page's id finds nothing)."""
+        if not self.paths or page_id != self.page_id:
+            return None
+        if self._page is None or self._page[0] != page_id:
+            self._page = (page_id, render_map(self.map_scenes(), pixel_space=not self.georeferenced,
+                                              view_key=self.view_key))
+        return self._page[1]
 
     def map_payload(self) -> dict:
         """What the map page shows on top of the scene: the AOI and the answer layers (rsapp_map.js rsappSync)."""

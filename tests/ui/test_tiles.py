@@ -3,7 +3,6 @@ zoom down to its native pixels; an id it was not given, a path, or an ended sess
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import re
@@ -93,6 +92,9 @@ def test_routes_serve_only_the_scenes_shared_with_a_session(tmp_path, geo_tif):
                 "/rsapp/export/not-a-session/rsapp_layers.geojson", f"/rsapp/export/{a.id}/..%2Fsecret"):
         assert client.get(bad).status_code == 404, bad
     assert client.get(f"/rsapp/export/{a.id}/rsapp_layers.geojson").status_code == 409  # no layer yet: said so
+    page = client.get(f"/rsapp/map/{a.id}/{a.page_id}")
+    assert page.status_code == 200 and "rsappSetup(" in page.text
+    assert client.get(f"/rsapp/map/{b.id}/{a.page_id}").status_code == 404  # another session's page id
     a.load([str(tmp_path / "b.tif")])  # another scene: the old id stops working
     assert client.get(url).status_code == 404
     new_url = a.map_scenes()[0]["url"]
@@ -114,11 +116,10 @@ def test_an_upload_without_overviews_gets_them_and_a_sample_is_left_alone(tmp_pa
 
 
 def test_the_map_page_is_self_contained_and_gets_its_layers_by_payload(geo_tif):
-    from rsapp.ui.app import map_html
-
     s = Session()
     s.load([str(geo_tif)])
-    page = html.unescape(map_html(s))
+    assert s.map_page("an old page") is None
+    page = s.map_page(s.page_id)
     assert "rsappSetup(" in page and "/rsapp/tiles/" in page
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page), "nothing is fetched from the network"
     payload = s.map_payload()
