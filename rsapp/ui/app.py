@@ -40,7 +40,7 @@ TASK_CHOICES = ["auto", *TASK_TOKENS]
 CSS = """
 #rsapp-chat {min-height: 380px}
 .rsapp-small textarea {font-family: monospace; font-size: 11px}
-#rsapp-payload {display: none}
+#rsapp-payload, #rsapp-imagery-shown {display: none}
 #rsapp-downloads {display: flex; gap: 8px; flex-wrap: wrap}
 .rsapp-dl {padding: 6px 12px; border-radius: 6px; border: 1px solid #8884; text-decoration: none; font-size: 14px}
 .rsapp-dl-off {opacity: 0.45}
@@ -120,9 +120,20 @@ def _end_session(request: gr.Request) -> None:
         shutil.rmtree(workdir_for(request.session_hash), ignore_errors=True)
 
 
+_preloading = threading.Lock()
+
+
+def _preload_once(analyst: Analyst) -> None:
+    """The model loads in a thread of its own, once (later pages find it loaded)."""
+    if _preloading.acquire(blocking=False):
+        threading.Thread(target=_preload, args=(analyst,), daemon=True).start()
+
+
 def _preload(analyst: Analyst) -> None:
+    t0 = time.perf_counter()
     try:
         analyst.runtime
+        log.info("model loaded in the background (%.1f s)", time.perf_counter() - t0)
     except Exception:  # said when a question needs the model
         log.exception("the model did not load")
 
@@ -134,8 +145,8 @@ def _forget(state) -> None:
 
 
 def build_app(analyst: Analyst, preload: bool = False) -> gr.Blocks:
-    """The page. preload: load the model in the background once a page has its first scene (not before: the
-    first imagery would wait for it), so the first answer does not."""
+    """The page. preload: load the model in the background once a map page has drawn its first view (not before:
+    the first imagery would wait for it), so the first answer does not."""
     removed = remove_stale_workdirs()
     if removed:
         log.info("removed %d stale session folder(s)", removed)
@@ -173,6 +184,7 @@ def build_app(analyst: Analyst, preload: bool = False) -> gr.Blocks:
                     remove = gr.Button("Remove layer", elem_id="rsapp-remove", scale=1)
                 downloads = gr.HTML(elem_id="rsapp-export")
                 payload = gr.Textbox(elem_id="rsapp-payload", container=False, show_label=False)
+                imagery_shown = gr.Button("imagery shown", elem_id="rsapp-imagery-shown")
 
         view = [the_map, layer_pick, payload, downloads]
 
@@ -274,9 +286,9 @@ def build_app(analyst: Analyst, preload: bool = False) -> gr.Blocks:
                 raise RsappError("pick a layer to remove")
             return (*outputs_for(state), state, _say(chat, "assistant", f"Removed layer {name}"))
 
-        opened = demo.load(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
+        demo.load(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
         if preload:
-            opened.then(lambda: threading.Thread(target=_preload, args=(analyst,), daemon=True).start())
+            imagery_shown.click(lambda: _preload_once(analyst), None, None, queue=False, show_progress="hidden")
         sample.input(on_sample, [sample, session, chat], [*view, session, info, aoi, chat])
         # The upload boxes empty themselves afterwards, ready for the next file (the scene itself is on the map).
         upload.upload(on_upload, [upload, session, chat], [*view, session, info, aoi, chat]).then(

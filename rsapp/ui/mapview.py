@@ -28,6 +28,7 @@ from rsapp.geo.tiles import DEEPEST_ZOOM
 STATIC = Path(__file__).resolve().parent / "static"
 LAYER_COLOURS = ["#ff3b30", "#ffcc00", "#34c759", "#00c7ff", "#af52de", "#ff9500", "#ff2d92"]
 AOI_TEXTBOX = "#rsapp-aoi textarea"
+IMAGERY_SHOWN_BUTTON = "#rsapp-imagery-shown"  # clicked by the map page once its first view has drawn
 MAP_HEIGHT_PX = 560
 MAP_CSS = """
 .leaflet-container{background:#20242b}
@@ -65,7 +66,7 @@ def _setup_script(map_name: str, control_name: str, view_key: str, bounds, swipe
     """Runs once the page's scripts have run (folium's creates the map and its layer control after this one is
     written), not on the load event, which waits for every tile."""
     opts = (f"{{map: {map_name}, control: {control_name}, key: {json.dumps(view_key)}, "
-            f"aoiBox: {json.dumps(AOI_TEXTBOX)}, bounds: {json.dumps(bounds)}, swipePane: {json.dumps(swipe_pane)}}}")
+            f"aoiBox: {json.dumps(AOI_TEXTBOX)}, imageryShown: {json.dumps(IMAGERY_SHOWN_BUTTON)}, bounds: {json.dumps(bounds)}, swipePane: {json.dumps(swipe_pane)}}}")
     return f"document.addEventListener('DOMContentLoaded', function() {{ rsappSetup({opts}); }});"
 
 

@@ -116,6 +116,18 @@
 
     if (opts.swipePane) setupSwipe(map, opts.swipePane);
 
+    // Once the scene's first view has drawn, the app may load its model (not before: it would slow the imagery).
+    var told = false;
+    map.eachLayer(function (layer) {
+      if (!(layer instanceof L.TileLayer) || layer.options.className !== 'rsapp-scene') return;
+      layer.once('load', function () {
+        if (told || !parentDoc) return;
+        told = true;
+        var button = parentDoc.querySelector(opts.imageryShown);
+        if (button) button.click();
+      });
+    });
+
     try {  // the view is kept across pages of the same scene (a reload of the tab, a second date)
       var saved = window.parent.__rsappView;
       if (saved && saved.key === key) map.setView(saved.center, saved.zoom, {animate: false});
