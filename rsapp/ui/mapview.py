@@ -80,7 +80,7 @@ def render_map(scenes: list[dict], pixel_space: bool, view_key: str, online_base
     """
     common = dict(draw_control=False, fullscreen_control=False, measure_control=False, search_control=False,
                   locate_control=False, minimap_control=False, latlon_control=False, layers_control=False,
-                  attribution_control=True, height=height_px, tiles=None, prefer_canvas=False)
+                  attribution_control=True, height=height_px, tiles=None, prefer_canvas=False, zoom_snap=0.25)
     if pixel_space:
         m = leafmap.Map(crs="Simple", zoom_start=0, min_zoom=-8, max_zoom=4, scale_control=False, **common)
     else:
@@ -108,7 +108,7 @@ def render_map(scenes: list[dict], pixel_space: bool, view_key: str, online_base
                 edit_options={"edit": False})
     draw.default_js, draw.default_css = [], []
     draw.add_to(m)
-    control = folium.LayerControl(collapsed=False)
+    control = folium.LayerControl(collapsed=True)  # opens on hover: the list never covers the scene
     control.add_to(m)
     bounds = scenes[0]["bounds"] if scenes else [[0, 0], [0, 0]]
     if scenes:

@@ -298,6 +298,8 @@ def totals_text(features: list[dict]) -> str:
 
 
 def _count_text(n: int, label: str) -> str:
+    if label.startswith(("the ", "a ", "an ")):  # a grounded phrase ("the largest building"), not a class
+        return label if n == 1 else f"{n} × {label}"
     if label in MASS_LABELS:
         return f"{n} {label} region{'s' if n != 1 else ''}"
     plural = label if n == 1 or label.endswith("s") else (label[:-1] + "ies" if label.endswith("y") else label + "s")

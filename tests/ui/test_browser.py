@@ -94,13 +94,16 @@ def overlay_names(page, until=lambda names: True, timeout_s: float = 60) -> list
     while time.time() < deadline:
         try:
             names = page.frame_locator("#rsapp-map iframe").locator(
-                ".leaflet-control-layers-overlays label").all_inner_texts()
+                ".leaflet-control-layers-overlays label").all_text_contents()  # the list opens on hover
             if until(names):
                 return names
         except Error:
             pass
         page.wait_for_timeout(250)
-    raise AssertionError(f"the map's layers never matched: {names}")
+    frame = page.locator("#rsapp-map iframe")
+    src = frame.get_attribute("src") if frame.count() else None
+    body = page.frame_locator("#rsapp-map iframe").locator("body").inner_text()[:200] if src else ""
+    raise AssertionError(f"the map's layers never matched: {names} (page {src}: {body!r})")
 
 
 def scene_box(page) -> dict:
@@ -166,6 +169,8 @@ def test_draw_aoi_ask_seg_and_vg_then_export_inside_aoi(page, tmp_path):
     names = overlay_names(page, lambda names: len(names) >= before + 1)  # an answer drew a layer (mask or boxes)
     assert any("m² (" in n and " ha)" in n for n in names), names  # each layer says its count and area
     frame = page.frame_locator("#rsapp-map iframe")
+    frame.locator(".leaflet-control-layers").hover()
+    page.screenshot(path=str(SHOTS / "layer_list.png"))
     frame.locator("path.leaflet-interactive").last.click(force=True)
     popup = frame.locator(".leaflet-popup-content").inner_text()
     assert "m²" in popup and "ha" in popup, popup

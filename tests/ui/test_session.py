@@ -99,6 +99,8 @@ def test_a_layer_summary_counts_its_features_and_their_geodesic_area(geo_tif):
     assert totals_text(specks) == "2 buildings, 202 m² (0.02 ha)"  # a 2 m² speck is area, not a building
     assert totals_text([{"properties": {"label": "water", "kind": "mask", "area_m2": 2e4}}] * 3) == \
         "3 water regions, 60,000 m² (6.00 ha)"
+    assert totals_text([{"properties": {"label": "the largest building", "kind": "box", "area_m2": 1e3}}]) == \
+        "the largest building, 1,000 m² (0.10 ha)"
     with pytest.raises(RsappError, match="nothing to export"):
         Session().export_file("rsapp_layers.geojson")
     assert s.export_file("../../etc/passwd") is None
