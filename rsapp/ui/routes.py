@@ -29,8 +29,12 @@ CLIENT_COOKIE = "rsapp_client"
 
 
 class ClientCookie:
-    """ASGI middleware: a response to a browser without the rsapp_client cookie sets one (random, HttpOnly,
-    SameSite=Strict), so sessions and their tiles can be tied to the browser that opened them."""
+    """ASGI middleware: an HTML page sent to a browser without the rsapp_client cookie sets one (random,
+    HttpOnly, SameSite=Strict), so sessions and their tiles can be tied to the browser that opened them.
+
+    Only a page sets it: the page's own requests (scripts, styles, the queue) go out in parallel before any of
+    their answers is back, and if each of them set a cookie of its own, the one the browser kept could differ
+    from the one its session was opened with, and the session's map would be refused to its own browser."""
 
     def __init__(self, app):
         self.app = app
@@ -42,8 +46,9 @@ class ClientCookie:
 
         async def send_with_cookie(message):
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append(
-                    "set-cookie", f"{CLIENT_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict")
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.append("set-cookie", f"{CLIENT_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict")
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)

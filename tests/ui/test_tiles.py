@@ -132,12 +132,17 @@ def test_a_session_opened_by_one_browser_is_not_served_to_another(geo_tif):
 
     from rsapp.ui.routes import CLIENT_COOKIE, ClientCookie
 
-    app = Starlette(routes=ROUTES, middleware=[Middleware(ClientCookie)])
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    app = Starlette(routes=[*ROUTES, Route("/", lambda request: HTMLResponse("<p>the app</p>"))],
+                    middleware=[Middleware(ClientCookie)])
     mine, other = TestClient(app), TestClient(app)
-    first = mine.get("/rsapp/tiles/unknown/0/0/0.png")  # any first request gives the browser its cookie
+    assert "set-cookie" not in mine.get("/rsapp/tiles/unknown/0/0/0.png").headers  # only a page gives it
+    first = mine.get("/")  # the page gives the browser its cookie
     assert CLIENT_COOKIE in first.cookies and "HttpOnly" in first.headers["set-cookie"]
-    assert "set-cookie" not in mine.get("/rsapp/tiles/unknown/0/0/0.png").headers  # given once
-    other.get("/rsapp/tiles/unknown/0/0/0.png")
+    assert "set-cookie" not in mine.get("/").headers  # given once
+    other.get("/")
     s = Session(client=mine.cookies[CLIENT_COOKIE])
     s.load([str(geo_tif)])
     z = s.sources[0].native_zoom
