@@ -167,10 +167,7 @@ class Session:
     def map_payload(self) -> dict:
         """What the map page shows on top of the scene: the AOI and the answer layers (rsapp_map.js rsappSync)."""
         pixel = not self.georeferenced
-        aoi = None
-        if self.aoi:
-            aoi = shapely.geometry.mapping(shapely.geometry.shape(self.aoi))
-        return {"key": self.view_key, "aoi": aoi,
+        return {"key": self.view_key, "aoi": self.aoi,
                 "layers": [{"id": str(layer.uid), "name": layer.name, "summary": layer.summary(),
                             "colour": LAYER_COLOURS[(layer.uid - 1) % len(LAYER_COLOURS)],
                             "geojson": layer.geojson(pixel)} for layer in self.layers]}
@@ -242,10 +239,13 @@ class Session:
     def exports_available(self) -> dict[str, bool]:
         """Which downloads there is something for: all layers (GeoJSON; GeoPackage when they share a CRS), and
         the latest mask as a GeoTIFF."""
-        frames = [layer.frame for layer in self.layers if len(layer.frame)]
+        frames = self._frames()
         return {"rsapp_layers.geojson": bool(frames),
                 "rsapp_layers.gpkg": bool(frames) and len({str(f.crs) for f in frames}) == 1,
                 "rsapp_mask.tif": self._latest_mask() is not None}
+
+    def _frames(self) -> list:
+        return [layer.frame for layer in self.layers if len(layer.frame)]
 
     def _latest_mask(self) -> Answer | None:
         masks = [layer.answer for layer in self.layers if layer.answer is not None and layer.answer.mask is not None]
@@ -260,7 +260,7 @@ class Session:
                              f"{name} cannot be made from these layers")
         d = Path(self.workdir)
         d.mkdir(parents=True, exist_ok=True)
-        frames = [layer.frame for layer in self.layers if len(layer.frame)]
+        frames = self._frames()
         if name == "rsapp_layers.geojson":
             return write_geojson(d / name, frames)
         if name == "rsapp_layers.gpkg":
