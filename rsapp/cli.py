@@ -118,8 +118,7 @@ def cmd_model_info(args) -> int:
 
     rt = analyst.runtime
     info = describe(RsappVLM.load(analyst.weights)) | {"weights": str(analyst.weights), "quant": rt.quant,
-                                                        "bytes_fp32": rt.bytes_fp32,
-                                                        "bytes_quantized": rt.bytes_quantized}
+                                                        **rt.sizes}
     _print_json(info) if args.json else print(json.dumps(info, indent=2))
     return 0
 

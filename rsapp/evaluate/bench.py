@@ -3,6 +3,7 @@ own generate, the 8192×8192 UHR path, memory."""
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import tempfile
@@ -52,6 +53,7 @@ def peak_rss_mb() -> float:
 
 
 DECODE_TOKENS = 32
+DECODE_RUNS = 3  # each side's best of three: the machine's noise only ever slows a run down
 DECODE_PROMPT = "<|im_start|>user\nDescribe what a satellite image of a harbour usually shows.<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -72,14 +74,17 @@ def transformers_rate(ids: list[int], cfg) -> float:
     hf.load_state_dict(state | {"lm_head.weight": state["model.embed_tokens.weight"]}, strict=True)
     with torch.no_grad():
         hf.generate(ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)  # warm-up
-        t0 = time.perf_counter()
-        out = hf.generate(ids, max_new_tokens=DECODE_TOKENS, min_new_tokens=DECODE_TOKENS, do_sample=False)
-    return (out.shape[1] - ids.shape[1]) / (time.perf_counter() - t0)
+        best = math.inf
+        for _ in range(DECODE_RUNS):
+            t0 = time.perf_counter()
+            out = hf.generate(ids, max_new_tokens=DECODE_TOKENS, min_new_tokens=DECODE_TOKENS, do_sample=False)
+            best = min(best, time.perf_counter() - t0)
+    return (out.shape[1] - ids.shape[1]) / best
 
 
 def decode_rates(rt) -> dict:
     """Tokens per second of our decoder (its quantization path, KV cache, CS-HLoRA and the chosen expert) and of
-    transformers' own fp32 generate on the same base weights and prompt, DECODE_TOKENS each."""
+    transformers' own fp32 generate on the same base weights and prompt, DECODE_TOKENS each, best of DECODE_RUNS."""
     import multiprocessing
 
     import torch
@@ -87,14 +92,17 @@ def decode_rates(rt) -> dict:
     lm, cfg = rt.model.lm, rt.model.cfg.lm
     ids = torch.tensor([rt.tokenizer.encode(DECODE_PROMPT).ids])
     s = torch.tensor([0.0])
+    best = math.inf
     with torch.no_grad():
-        cache = lm.new_cache()
-        hidden = lm(lm.embed(ids), s, 0, cache)
-        t0 = time.perf_counter()
-        for _ in range(DECODE_TOKENS):
-            nxt = lm.logits(hidden[0, -1]).argmax()
-            hidden = lm(lm.embed(nxt.view(1, 1)), s, 0, cache)
-        ours = DECODE_TOKENS / (time.perf_counter() - t0)
+        for _ in range(DECODE_RUNS):
+            cache = lm.new_cache()
+            hidden = lm(lm.embed(ids), s, 0, cache)
+            t0 = time.perf_counter()
+            for _ in range(DECODE_TOKENS):
+                nxt = lm.logits(hidden[0, -1]).argmax()
+                hidden = lm(lm.embed(nxt.view(1, 1)), s, 0, cache)
+            best = min(best, time.perf_counter() - t0)
+    ours = DECODE_TOKENS / best
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         theirs = pool.apply(transformers_rate, (ids[0].tolist(), cfg))
     return {"decode_tokens_per_s": round(ours, 2), "transformers_fp32_tokens_per_s": round(theirs, 2),
@@ -107,7 +115,7 @@ def bench(analyst, repeats: int = 3, uhr: bool = True) -> dict:
     t0 = time.perf_counter()
     rt = analyst.runtime
     out: dict = {"model_load_s": round(time.perf_counter() - t0, 2), "quant": rt.quant, "model": rt.name,
-                 "bytes_fp32": rt.bytes_fp32, "bytes_quantized": rt.bytes_quantized}
+                 **rt.sizes}
     with tempfile.TemporaryDirectory() as tmp:
         a = _write_scene(Path(tmp) / "a.tif", 512, 0.5, 1)
         b = _write_scene(Path(tmp) / "b.tif", 512, 0.5, 2)

@@ -20,7 +20,7 @@ import torch
 from scipy import ndimage
 
 from rsapp.model.counting import MIN_INSTANCE_M2
-from rsapp.model.quant import choose_path, linear_bytes, quantize
+from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
 from rsapp.model.vision_model import VisionOutput, instance_count, to_tensor, upsample
 
@@ -59,13 +59,12 @@ class Generation:
 
 
 class Runtime:
-    def __init__(self, model: RsappVLM, tokenizer, quant: str, name: str, bytes_fp32: int, bytes_quantized: int):
+    def __init__(self, model: RsappVLM, tokenizer, quant: str, name: str, sizes: dict[str, int]):
         self.model = model
         self.tokenizer = tokenizer
         self.quant = quant
         self.name = name
-        self.bytes_fp32 = bytes_fp32
-        self.bytes_quantized = bytes_quantized
+        self.sizes = sizes  # bytes_fp32 / bytes_quantized: the whole model; shipped_*: what weights/ holds
         self.end_id = tokenizer.token_to_id(IM_END)
 
     @classmethod
@@ -73,9 +72,13 @@ class Runtime:
         folder = Path(folder)
         model = RsappVLM.load(folder).eval()
         path = choose_path(quant)
-        fp32 = linear_bytes(model, "fp32")
-        quantized = linear_bytes(model, path)
-        return cls(quantize(model, path), load_tokenizer(folder), path, folder.name, fp32, quantized)
+        sizes = {"bytes_fp32": held_bytes(model), "shipped_bytes_fp32": shipped_bytes(model, "fp32"),
+                 "shipped_bytes_quantized": shipped_bytes(model, path)}
+        if path == "nf4":
+            sizes["bytes_quantized"] = nf4_bytes(model)
+        model = quantize(model, path)
+        sizes.setdefault("bytes_quantized", held_bytes(model))
+        return cls(model, load_tokenizer(folder), path, folder.name, sizes)
 
     @property
     def config(self):
@@ -229,8 +232,7 @@ class Runtime:
         width = max(len(q) for q in seqs)
         ids = torch.tensor([q + [self.end_id] * (width - len(q)) for q in seqs])
         n = len(seqs)
-        cache.keys = [k.expand(n, -1, -1, -1) for k in cache.keys]
-        cache.values = [v.expand(n, -1, -1, -1) for v in cache.values]
+        cache = cache.expand(n)
         hidden = model.lm(model.lm.embed(ids), gate_s.expand(n), req.expert, cache, visual.expand(n, -1, -1))
         logp = torch.cat([model.lm.logits(last).log_softmax(-1).expand(n, -1)[:, None],
                           model.lm.logits(hidden[:, :-1]).log_softmax(-1)], 1)  # (n, width, vocab)

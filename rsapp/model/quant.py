@@ -1,42 +1,70 @@
-"""Inference paths. On CUDA, bitsandbytes NF4. On CPU, fp32 by default: torch's dynamic int8 quantizes
-activations per tensor, which SmolLM2's outlier features do not survive (held-out UC Merced captions BLEU-4 0.42 →
-0.10, VQA 0.82 → 0.62), and it decodes no faster here (14.4 vs 14.8 tokens/s); it stays available as `int8`
-for its memory (285 MB instead of 612 MB)."""
+"""Inference paths. On CUDA, bitsandbytes NF4. On CPU, int8 weight-only by default, or fp32.
+
+int8 (CPU): every weight matrix is stored int8 with one scale per output row (per output channel for convolutions);
+activations are never quantized. The language model is packed (rsapp.model.packed_lm): its matrices are read by
+torch's int8 kernel (activations in bf16), with the request's adapters folded into one low-rank pair per matrix.
+The vision side and the projector keep their modules and widen their int8 weights when they run (once per request:
+rsapp.model.vision_model caches them while it reads a tiled area).
+
+torch's dynamic int8 (activations quantized per tensor, the previous int8 path) is gone: SmolLM2's outlier features
+did not survive it (held-out UC Merced captions BLEU-4 0.42 → 0.10, VQA 0.82 → 0.62) and it decoded no faster.
+"""
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+
+from rsapp.model.packed_lm import PackedLM
 
 PATHS = ("fp32", "int8", "nf4")
+BASE_BITS = 4
 
 
 def choose_path(requested: str = "auto") -> str:
-    """auto → nf4 on CUDA, fp32 on CPU (see the module's note)."""
+    """auto → nf4 on CUDA, int8 on CPU."""
     requested = (requested or "auto").lower()
     if requested == "auto":
-        return "nf4" if torch.cuda.is_available() else "fp32"
+        return "nf4" if torch.cuda.is_available() else "int8"
     if requested not in PATHS:
         raise ValueError(f"unknown quantization {requested!r}; use auto, {', '.join(PATHS)}")
     return requested
 
 
 def quantize(model: nn.Module, path: str) -> nn.Module:
-    """Apply the path in place where possible; returns the model to use. Embeddings and LoRA factors stay fp32."""
-    if path == "fp32":
-        return model
-    if path == "int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the kernels are still the fastest here
-            # Per output channel: one scale per row. A per-tensor scale (torch's default) lets a few outlier rows
-            # of SmolLM2's (already 4-bit) weights flatten the rest, and flipped yes/no answers in our tests.
-            qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear: qconfig}, dtype=torch.qint8)
+    """Apply the path to an RsappVLM in place; returns it. fp32 and int8 pack the language model (the SmolLM
+    module and its fp32 base are dropped), int8 also stores the visual half's weights int8."""
     if path == "nf4":
         return _to_nf4(model)
-    raise ValueError(path)
+    if path not in ("fp32", "int8"):
+        raise ValueError(path)
+    model.lm = PackedLM(model.lm, *((BASE_BITS, 8) if path == "int8" else (32, 32)))
+    if path == "int8":
+        for part in (model.vision, model.projector):
+            for module in part.modules():
+                if isinstance(module, (nn.Conv2d, nn.Linear)) and module.weight.dim() >= 2:
+                    _store_int8(module)
+    return model
+
+
+class _WidenInt8(nn.Module):
+    """Parametrization: the stored int8 weight times its per-output-channel scale."""
+
+    def __init__(self, scale: torch.Tensor):
+        super().__init__()
+        self.register_buffer("scale", scale)
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return q.float() * self.scale
+
+
+def _store_int8(module: nn.Module) -> None:
+    w = module.weight.detach()
+    scale = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True).clamp(min=1e-12) / 127.0
+    q = torch.round(w / scale).clamp(-127, 127).to(torch.int8)
+    parametrize.register_parametrization(module, "weight", _WidenInt8(scale), unsafe=True)
+    module.parametrizations.weight.original = nn.Parameter(q, requires_grad=False)
 
 
 def _to_nf4(model: nn.Module) -> nn.Module:
@@ -56,16 +84,38 @@ def _to_nf4(model: nn.Module) -> nn.Module:
     return model.to(device)
 
 
-def linear_bytes(model: nn.Module, path: str) -> int:
-    """Bytes of the weights under a path: linear weights at 1 byte (int8) or ½ byte + block scales (nf4)."""
+def held_bytes(model: nn.Module) -> int:
+    """Bytes of every tensor the model holds: parameters and buffers (int8 ones at 1 byte) and a packed LM's."""
+    total = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    return total + sum(m.nbytes for m in model.modules() if isinstance(m, PackedLM))
+
+
+def nf4_bytes(model: nn.Module) -> int:
+    """Bytes under NF4 (computed before quantizing: linear weights at ½ byte plus a scale per 64)."""
     total = 0
     for module in model.modules():
         for pname, p in module.named_parameters(recurse=False):
             n = p.numel()
-            if isinstance(module, nn.Linear) and pname == "weight" and path != "fp32":
-                total += n + 4 * module.out_features if path == "int8" else n // 2 + 4 * (n // 64)
-            else:
-                total += 4 * n
-        for b in module.buffers(recurse=False):
-            total += b.numel() * b.element_size()
+            linear = isinstance(module, nn.Linear) and pname == "weight"
+            total += n // 2 + 4 * (n // 64) if linear else 4 * n
+        total += sum(b.numel() * b.element_size() for b in module.buffers(recurse=False))
+    return total
+
+
+def shipped_bytes(model: nn.Module, path: str) -> int:
+    """Bytes, under a path, of the tensors weights/ ships (model.trained_state(): the fine-tuned tower, heads,
+    projector, adapters, expert differences, re-injection). Computed on the unquantized model with the rule each
+    path applies: int8 stores every matrix and convolution kernel at one byte plus a 4-byte scale per output row
+    (norms, biases, gates and the added tokens' embeddings stay fp32); nf4 stores linear weights at ½ byte plus a scale per 64."""
+    linear = {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    total = 0
+    for name, t in model.trained_state().items():
+        n = t.numel()
+        if path == "int8" and t.dim() >= 2 and name != "lm.extra_embed":  # the added tokens' rows stay fp32
+            total += n + 4 * (n // t.shape[-1] if t.dim() == 2 or name.endswith(("lora_B", "expert_B", "expert_A"))
+                              else t.shape[0])
+        elif path == "nf4" and name in linear:
+            total += n // 2 + 4 * (n // 64)
+        else:
+            total += 4 * n
     return total

@@ -79,6 +79,10 @@ class Cache:
     def length(self) -> int:
         return 0 if not self.keys or self.keys[0] is None else self.keys[0].shape[2]
 
+    def expand(self, n: int) -> "Cache":
+        """The same prefix for n sequences (label scoring)."""
+        return Cache([k.expand(n, -1, -1, -1) for k in self.keys], [v.expand(n, -1, -1, -1) for v in self.values])
+
 
 class Attention(nn.Module):
     def __init__(self, cfg: LMConfig):

@@ -9,6 +9,7 @@ pruned to the budget, and the pixel maps of overlapping tiles blended at the hea
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
+from torch.nn.utils import parametrize
 
 from rsapp.model.heads import ChangeHead, DenseHead, SceneHead, SSEU
 from rsapp.model.tower import VisionTower, VisualTokens, grid_positions, prune, token_budget
@@ -29,6 +31,17 @@ DEFAULT_SCENES = (
     "forest", "freeway", "golf course", "harbor", "intersection", "medium residential", "mobile home park",
     "overpass", "parking lot", "river", "runway", "sparse residential", "storage tanks", "tennis court",
 )
+
+
+def widened_once(method):
+    """Weights stored int8 (rsapp.model.quant) are widened once per call, not at every tile or quarter turn."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with parametrize.cached():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -194,6 +207,7 @@ class VisionModel(nn.Module):
         return prob / turns
 
     @torch.no_grad()
+    @widened_once
     def encode(self, images: list[torch.Tensor], change: bool = True) -> VisionOutput:
         """images: one or two (1, 3, H, W) tensors in [0, 1] of the same size; change=False skips the change
         map of a pair (encode_tiled makes its own)."""
@@ -218,6 +232,7 @@ class VisionModel(nn.Module):
         return out
 
     @torch.no_grad()
+    @widened_once
     def encode_tiled(self, images: list, chip: int) -> VisionOutput:
         """An area larger than the chip (one image, or two dates on one grid; (H, W, 3) uint8 arrays, or square
         readers sliced by window, up to 8192 px) at native resolution. Scene, GSD and the tag come from the global
