@@ -87,6 +87,16 @@ def cmd_batch(args) -> int:
     from rsapp.batch.runner import check_out, run_batch
     from rsapp.geo import parse_aoi
 
+    if args.stop_workers:
+        from rsapp.batch import kept_cluster
+
+        stopped = kept_cluster.stop()
+        print("local batch workers stopped" if stopped else "no local batch workers were running")
+        return 0
+    if not args.inputs or not args.prompt or not args.out:
+        raise RsappError("batch needs SCENE_OR_FOLDER..., --prompt and --out")
+    if args.keep < 0:
+        raise RsappError("--keep must be 0 or more seconds")
     check_output_path(args.out)
     check_out(Path(args.out))
     if args.workers < 1:
@@ -94,7 +104,8 @@ def cmd_batch(args) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a batch as Ctrl-C does: what is done is written
     report = run_batch(args.inputs, args.prompt, Path(args.out), args.weights,
                        aoi=parse_aoi(args.aoi) if args.aoi else None, tile=args.tile, overlap=args.overlap,
-                       scheduler=args.scheduler, workers=args.workers, fresh=args.fresh, progress=not args.json)
+                       scheduler=args.scheduler, workers=args.workers, fresh=args.fresh, progress=not args.json,
+                       keep_s=args.keep)
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -104,6 +115,9 @@ def cmd_batch(args) -> int:
         for name, t in report.layers.items():
             area = f", {t['area_m2']:,.0f} m²" if t["area_m2"] is not None else ""
             print(f"  {name}: {t['count']}{area}")
+        if report.cluster == "kept":
+            print(f"(the local workers stay up, model loaded, until idle for {args.keep:g} s: "
+                  "`python -m rsapp batch --stop-workers` stops them now)")
     return EXIT_INTERRUPTED if report.interrupted else 0
 
 
@@ -201,15 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
 
     ba = sub.add_parser("batch", help="one prompt over whole scenes or folders, tile by tile (Dask), merged")
-    ba.add_argument("inputs", nargs="+", metavar="SCENE_OR_FOLDER")
-    ba.add_argument("--prompt", required=True)
+    ba.add_argument("inputs", nargs="*", metavar="SCENE_OR_FOLDER")
+    ba.add_argument("--prompt")
     ba.add_argument("--aoi", help="only the tiles meeting this AOI (GeoJSON, EPSG:4326), masked to it")
     ba.add_argument("--tile", type=int, default=512, help="tile side in the scenes' pixels (default 512)")
     ba.add_argument("--overlap", type=int, default=64, help="pixels shared by neighbouring tiles (default 64)")
-    ba.add_argument("--out", required=True, help="OUT.gpkg (a layer per class + tiles) or OUT.geojson")
+    ba.add_argument("--out", help="OUT.gpkg (a layer per class + tiles) or OUT.geojson")
     ba.add_argument("--scheduler", help="a running Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local "
                                         "cluster)")
     ba.add_argument("--workers", type=int, default=1, help="local worker processes (each loads the model once)")
+    ba.add_argument("--keep", type=float, default=300.0,
+                    help="seconds the local workers stay up once idle, model loaded, for the next batch (default "
+                         "300; 0: close them with this run)")
+    ba.add_argument("--stop-workers", action="store_true", help="stop the kept local workers now, and exit")
     ba.add_argument("--fresh", action="store_true", help="start over instead of resuming OUT's progress file")
     ba.add_argument("--weights")
     ba.add_argument("--json", action="store_true")

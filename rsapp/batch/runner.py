@@ -1,5 +1,6 @@
-"""Run a batch: plan the tiles, skip the finished ones, run the rest on Dask (a LocalCluster by default, or the
-scheduler given), record each as it finishes, merge, write. Ctrl-C stops the run and still writes what is done."""
+"""Run a batch: plan the tiles, skip the finished ones, run the rest on Dask (local workers kept between runs by
+default, rsapp.batch.kept_cluster; a LocalCluster closed with the run when keep is 0; or the scheduler given), record
+each as it finishes, merge, write. Ctrl-C stops the run and still writes what is done."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class BatchReport:
     interrupted: bool = False
     scheduler: str = ""
     dashboard: str | None = None
+    cluster: str = ""  # "given", "kept" (local workers left running keep_s idle seconds) or "run" (closed with it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,32 +113,39 @@ def prepare(inputs: list[str], prompt: str, out: Path, weights: str | None, aoi:
 
 def run_batch(inputs: list[str], prompt: str, out: Path, weights: str | None, aoi: shapely.Geometry | None = None,
               tile: int = 512, overlap: int = 64, scheduler: str | None = None, workers: int = 1,
-              fresh: bool = False, progress: bool = True) -> BatchReport:
+              fresh: bool = False, progress: bool = True, keep_s: float = 0.0) -> BatchReport:
+    """keep_s > 0 (the CLI's default): without a scheduler, run on local workers kept that long once idle."""
     batch = prepare(inputs, prompt, out, weights, aoi, tile, overlap, fresh,
                     torch_threads=0 if scheduler else worker_threads(workers))
     t0 = time.perf_counter()
     if batch.jobs:
         try:
-            _run_on_dask(batch.jobs, batch.store, batch.report, scheduler, workers, progress)
+            _run_on_dask(batch.jobs, batch.store, batch.report, scheduler, workers, progress, keep_s)
         except KeyboardInterrupt:
             batch.report.interrupted = True
     return batch.finish(time.perf_counter() - t0)
 
 
 def _run_on_dask(jobs: list[Job], store: Store, report: BatchReport, scheduler: str | None, workers: int,
-                 progress: bool) -> None:
+                 progress: bool, keep_s: float = 0.0) -> None:
     from distributed import Client, LocalCluster, as_completed
 
+    from rsapp.batch import kept_cluster
     from rsapp.batch.worker import run_tile
 
     cluster = None
     try:
         if scheduler:
+            report.cluster = "given"
             try:
                 client = Client(scheduler, timeout="10s")
             except OSError as e:
                 raise RsappError(f"cannot reach the Dask scheduler at {scheduler} ({e})") from None
+        elif keep_s > 0:
+            report.cluster = "kept"
+            client = kept_cluster.connect(workers, keep_s)
         else:
+            report.cluster = "run"
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None)
             client = Client(cluster)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rsapp.cache import cache_dir
 from rsapp.errors import RsappError
 
 
@@ -93,10 +94,6 @@ def _unpermute(w: np.ndarray, heads: int) -> np.ndarray:
 
 # Bump when the conversion below changes: cached files of another version are not read.
 CONVERSION = "1"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("RSAPP_CACHE") or Path.home() / ".cache" / "rsapp")
 
 
 def lm_state_dict(heads: int = 9, kv_heads: int = 3) -> dict[str, torch.Tensor]:

@@ -1,5 +1,6 @@
 """`python -m rsapp batch` with the shipped model: ponds on tile seams come out whole and counted, an interrupted
-run resumes, and a real Dask scheduler with two workers (started here on 127.0.0.1) gives the same features."""
+run resumes, the local workers are kept (model loaded) for the next run until idle or stopped, and a real Dask
+scheduler with two workers (started here on 127.0.0.1) gives the same features."""
 
 import json
 import os
@@ -24,6 +25,12 @@ PROMPT = "[SEG] segment the water"
 def _batch(*args, timeout=900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rsapp", "batch", *map(str, args), "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_workers_left():
+    yield
+    subprocess.run([sys.executable, "-m", "rsapp", "batch", "--stop-workers"], cwd=ROOT, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +129,61 @@ def test_a_dask_scheduler_and_two_workers_give_the_same_features(scene, local_ru
             p.wait(timeout=60)
     unreachable = _batch(scene[0], "--prompt", PROMPT, "--out", tmp_path / "x.gpkg", "--scheduler", address)
     assert unreachable.returncode == 2 and "scheduler" in unreachable.stderr
+
+
+def _gone(address: str, timeout: float = 60) -> bool:
+    """Whether the scheduler at address stops listening within timeout."""
+    host, port = address.removeprefix("tcp://").rsplit(":", 1)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _workers_of(scheduler_file) -> list:
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "worker" in cmd and str(scheduler_file) in cmd:
+            found.append(p)
+    return found
+
+
+def test_local_workers_are_kept_for_the_next_run_then_stop(scene, local_run, tmp_path):
+    """The default local cluster stays up, model loaded, for the next batch (the same scheduler serves it); it
+    leaves when stopped, or by itself once idle for --keep seconds, with its workers; --keep 0 closes it with the
+    run."""
+    from rsapp.batch import kept_cluster
+
+    first = local_run[1]
+    assert first["cluster"] == "kept"
+    again = _batch(scene[0], "--prompt", PROMPT, "--out", tmp_path / "again.gpkg")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["cluster"] == "kept" and report["scheduler"] == first["scheduler"] and report["tiles_run"] == 16
+    assert _workers_of(kept_cluster.folder() / "scheduler.json")
+    stopped = subprocess.run([sys.executable, "-m", "rsapp", "batch", "--stop-workers"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert _gone(first["scheduler"])
+
+    short = _batch(scene[0], "--prompt", PROMPT, "--out", tmp_path / "short.gpkg", "--keep", "2")
+    assert short.returncode == 0, short.stderr
+    address = json.loads(short.stdout)["scheduler"]
+    assert address != first["scheduler"]
+    workers = _workers_of(kept_cluster.folder() / "scheduler.json")
+    assert workers and _gone(address)
+    import psutil
+
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive
+
+    closed = _batch(scene[0], "--prompt", PROMPT, "--out", tmp_path / "closed.gpkg", "--keep", "0")
+    assert closed.returncode == 0, closed.stderr
+    assert json.loads(closed.stdout)["cluster"] == "run"
