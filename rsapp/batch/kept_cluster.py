@@ -8,7 +8,8 @@ next run pays only its tiles.
 
 The scheduler file and a note of what the cluster runs live in RSAPP_CACHE/batch-cluster/. A kept cluster is
 reused only when it has the asked number of workers and idle time and runs the same rsapp code (a fingerprint of the package's
-files and the Python interpreter); otherwise it is shut down and a new one started. A lock keeps two batches from
+files and the Python interpreter), and only while the processes it started live; otherwise it is shut down (through
+Dask, then by terminating the process groups it started) and a new one started. A lock keeps two batches from
 starting two clusters at once.
 """
 
@@ -18,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -82,20 +84,35 @@ def stop() -> bool:
         return _shutdown(where)
 
 
+def _note(where: Path) -> dict:
+    try:
+        return json.loads((where / "cluster.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _running(where: Path, workers: int, keep_s: float):
+    """A Client of the kept cluster when its processes live and it runs what is asked, else None."""
     from distributed import Client
 
-    sched, note = where / "scheduler.json", where / "cluster.json"
-    if not (sched.exists() and note.exists()):
+    note = _note(where)
+    pids = note.pop("pids", [])
+    if note != {"workers": workers, "fingerprint": fingerprint(), "keep_s": keep_s}:
         return None
-    try:
-        wanted = json.loads(note.read_text())
-    except (OSError, ValueError):
+    if not pids or not all(_alive(pid) for pid in pids) or not (where / "scheduler.json").exists():
         return None
-    if wanted != {"workers": workers, "fingerprint": fingerprint(), "keep_s": keep_s}:
-        return None
-    try:
-        client = Client(scheduler_file=str(sched), timeout="3s")
+    try:  # the processes live: a slow answer is a busy machine, not a dead scheduler
+        client = Client(scheduler_file=str(where / "scheduler.json"), timeout="30s")
     except (OSError, TimeoutError, ValueError):
         return None
     if len(client.scheduler_info(n_workers=-1)["workers"]) < workers:
@@ -105,20 +122,28 @@ def _running(where: Path, workers: int, keep_s: float):
 
 
 def _shutdown(where: Path) -> bool:
+    """Stop the kept cluster: asked through Dask, and its process groups terminated if they are still there."""
     from distributed import Client
 
-    sched = where / "scheduler.json"
-    was = False
-    if sched.exists():
+    pids = [pid for pid in _note(where).get("pids", []) if _alive(pid)]
+    if pids and (where / "scheduler.json").exists():
         try:
-            client = Client(scheduler_file=str(sched), timeout="3s")
-            client.shutdown()  # the scheduler and its workers
-            was = True
+            with Client(scheduler_file=str(where / "scheduler.json"), timeout="10s") as client:
+                client.shutdown()  # the scheduler and its workers
         except (OSError, TimeoutError, ValueError):
             pass
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)  # each was started as the leader of its own group
+            except (ProcessLookupError, PermissionError):
+                pass
     for name in ("scheduler.json", "cluster.json"):
         (where / name).unlink(missing_ok=True)
-    return was
+    return bool(pids)
 
 
 def _start(where: Path, workers: int, keep_s: float) -> None:
@@ -128,15 +153,16 @@ def _start(where: Path, workers: int, keep_s: float) -> None:
     log = open(where / "cluster.log", "ab")
     common = dict(cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                   start_new_session=True)  # detached: the run's Ctrl-C does not reach them
-    subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                      "--no-dashboard", "--idle-timeout", f"{keep_s:g}s", "--scheduler-file", str(sched)], **common)
+    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                  "--no-dashboard", "--idle-timeout", f"{keep_s:g}s", "--scheduler-file", str(sched)],
+                                 **common)
     deadline = time.time() + START_TIMEOUT_S
     while not sched.exists():
-        if time.time() > deadline:
+        if time.time() > deadline or scheduler.poll() is not None:
             raise RsappError(f"the local Dask scheduler did not start; its log: {where / 'cluster.log'}")
         time.sleep(0.05)
-    subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(sched),
-                      "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                      "--death-timeout", "30"], **common)
+    worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(sched),
+                               "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+                               "--death-timeout", "30"], **common)
     (where / "cluster.json").write_text(json.dumps({"workers": workers, "fingerprint": fingerprint(),
-                                                    "keep_s": keep_s}))
+                                                    "keep_s": keep_s, "pids": [scheduler.pid, worker.pid]}))

@@ -19,6 +19,9 @@ NMS_IOU = 0.5
 # A region smaller than one cell of the model's pixel maps (stride 4: 4 × 4 px) is resampling speckle, not an
 # object: it is not counted.
 MIN_OBJECT_PX = 16
+# Pieces of one region that the mask left a pixel apart (a crumb at a pond's edge, a 1-px crack) are joined: the
+# union is closed by this many pixels (grown, then shrunk back with square corners, so pixel edges stay straight).
+CLOSE_PX = 1
 
 
 def nms(boxes: list[tuple[shapely.Geometry, float | None]], iou: float = NMS_IOU) -> list:
@@ -28,6 +31,12 @@ def nms(boxes: list[tuple[shapely.Geometry, float | None]], iou: float = NMS_IOU
         if all(shapely.intersection(geom, g).area <= iou * shapely.union(geom, g).area for g, _ in kept):
             kept.append((geom, score))
     return kept
+
+
+def closed_union(geoms: list[shapely.Geometry], gap: float) -> shapely.Geometry:
+    """The union of mask polygons with gaps up to 2 × gap closed (morphological closing, square corners)."""
+    grown = shapely.union_all([shapely.buffer(g, gap, join_style="mitre") for g in geoms])
+    return shapely.buffer(grown, -gap, join_style="mitre")
 
 
 def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[dict[str, gpd.GeoDataFrame],
@@ -52,7 +61,7 @@ def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[di
                 kept = nms(items)
                 geoms, scores = [g for g, _ in kept], [s for _, s in kept]
             else:
-                geoms = [g for g in shapely.get_parts(shapely.union_all([g for g, _ in items]))
+                geoms = [g for g in shapely.get_parts(closed_union([g for g, _ in items], CLOSE_PX * pixel ** 0.5))
                          if g.geom_type == "Polygon" and g.area >= MIN_OBJECT_PX * pixel]
                 scores = [None] * len(geoms)
             frame = gpd.GeoDataFrame({"task": task, "label": label, "kind": kind, "score": scores,
