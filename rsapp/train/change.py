@@ -19,13 +19,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from rsapp.data.real_chips import change_chip, synthetic_change
 from rsapp.data.real_sets import split
 from rsapp.model.heads import ChangeHead
 from rsapp.model.vision_model import VisionConfig, VisionModel
 from rsapp.train import lr_factor, read_run, start_run
 from rsapp.train.losses import change_loss
-from rsapp.train.vision import pick, to_batch
+from rsapp.train.batch import Batch, add_change
 
 
 @dataclass
@@ -40,20 +39,6 @@ class ChangeRun:
     seed: int = 0
 
 
-def change_pairs(run: ChangeRun, rng) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    pairs = [r for r in split(held_out=False) if r.change is not None]
-    buildings = [r for r in split(held_out=False) if r.dense is not None and "building" in r.known]
-    out = []
-    while len(out) < run.pairs_per_step:
-        if rng.random() < run.synthetic_change_share:
-            made = synthetic_change(pick(buildings, rng), rng, run.chip)
-        else:
-            made = change_chip(pick(pairs, rng), rng, run.chip)
-        if made is not None:
-            out.append(made[:3])
-    return out
-
-
 def train_change(run: ChangeRun, out: Path) -> Path:
     rng = start_run(out, run.seed)
     model = VisionModel(VisionConfig())
@@ -63,15 +48,19 @@ def train_change(run: ChangeRun, out: Path) -> Path:
     model.eval()
     head = model.change_head.train()
     opt = torch.optim.AdamW(head.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    pairs = [r for r in split(held_out=False) if r.change is not None]
+    buildings = [r for r in split(held_out=False) if r.dense is not None and "building" in r.known]
     log, t0 = [], time.time()
     for step in tqdm(range(run.steps), desc="change head", mininterval=30):
         for g in opt.param_groups:  # warm-up then cosine
             g["lr"] = run.lr * lr_factor(step, run.steps)
-        batch = change_pairs(run, rng)
-        n = len(batch)
+        batch = Batch()
+        add_change(batch, pairs, buildings, run.pairs_per_step, run.synthetic_change_share, run.chip, rng)
+        part = batch.parts()
         with torch.no_grad():
-            levels = model.tower.pyramid(to_batch([p[0] for p in batch] + [p[1] for p in batch]))
-        loss = change_loss(head([lv[:n] for lv in levels], [lv[n:] for lv in levels]), [p[2] for p in batch])
+            levels = model.tower.pyramid(batch.pixels())
+        loss = change_loss(head([lv[part["before"]] for lv in levels], [lv[part["after"]] for lv in levels]),
+                           batch.change)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 2.0)

@@ -21,12 +21,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from rsapp.data.real_chips import change_chip, dense_chip, scene_chip, synthetic_change
-from rsapp.data.real_sets import DENSE_INDEX, NONE_OF_KNOWN, split
+from rsapp.data.real_sets import split
 from rsapp.model.vision_model import VisionConfig, VisionModel
 from rsapp.model.pretrained import vision_state_dict
 from rsapp.tasks.vocabulary import SCENE_CLASSES
 from rsapp.train import lr_factor, read_run, start_run
+from rsapp.train.batch import Batch, add_change, add_dense, add_scenes
 from rsapp.train.losses import change_loss, pixel_loss
 
 
@@ -46,28 +46,26 @@ class VisionRun:
 
 
 
-def pick(rasters: list, rng):
-    """A set uniformly, then one of its rasters: a set of one large scene weighs as much as one of 56 tiles."""
-    sets = sorted({r.set for r in rasters})
-    chosen = sets[int(rng.integers(len(sets)))]
-    members = [r for r in rasters if r.set == chosen]
-    return members[int(rng.integers(len(members)))]
-
-
-def to_batch(images: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def dense_targets(labels: np.ndarray, known: tuple[str, ...], classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) class-index labels of a set that labels `known` → (K, H, W) 0/1 targets and (K, H, W) weights."""
-    target = np.zeros((classes,) + labels.shape, np.float32)
-    weight = np.zeros_like(target)
-    for name in known:
-        k = DENSE_INDEX[name]
-        labelled = (labels < classes) | (labels == NONE_OF_KNOWN)
-        target[k] = labels == k
-        weight[k] = labelled
-    return target, weight
+def stage_a_losses(model: VisionModel, batch: Batch, chip: int) -> dict[str, torch.Tensor]:
+    """Every head of the visual half on one batch: dense, scene, change, and SSE-U where the GSD is known."""
+    x = batch.pixels()
+    levels = model.tower.pyramid(x)
+    part = batch.parts()
+    rows = lambda name: [lv[part[name]] for lv in levels]  # noqa: E731
+    logits = F.interpolate(model.dense_head(rows("dense")), size=(chip, chip), mode="bilinear", align_corners=False)
+    losses = {"dense": pixel_loss(logits, torch.from_numpy(np.stack(batch.dense_targets)),
+                                  torch.from_numpy(np.stack(batch.dense_weights)))}
+    pooled = model.tower.pooled(levels)
+    losses["scene"] = F.cross_entropy(model.scene_head(pooled[part["scenes"]]), torch.tensor(batch.scene_labels))
+    losses["change"] = change_loss(model.change_head(rows("before"), rows("after")), batch.change)
+    known = [i for i, g in enumerate(batch.gsd_m) if g is not None]  # dense and scene chips
+    losses["gsd"] = torch.zeros(())
+    if known:
+        idx = torch.tensor(known)
+        mu, logvar = model.sse_u(pooled[idx].detach(), x[idx])
+        s = torch.tensor([math.log10(batch.gsd_m[i]) for i in known], dtype=torch.float32)
+        losses["gsd"] = 0.5 * (logvar + (s - mu) ** 2 * torch.exp(-logvar)).mean()
+    return losses
 
 
 def train_vision(run: VisionRun, out: Path) -> Path:
@@ -96,58 +94,17 @@ def train_vision(run: VisionRun, out: Path) -> Path:
             g["lr"] = lr * lr_factor(step, run.steps)
         model.train()
         model.freeze_backbone_stats()
-        # Dense.
-        ims, tg, wt, gsd_d = [], [], [], []
-        for _ in range(run.dense_per_step):
-            r = pick(dense_sets, rng)
-            rgb, labels, g = dense_chip(r, rng, run.chip)
-            t, w = dense_targets(labels, r.known, len(cfg.dense_classes))
-            ims.append(rgb), tg.append(t), wt.append(w), gsd_d.append(g)
-        # Scenes.
-        sc, sy, gsd_s = [], [], []
-        for _ in range(run.scene_per_step):
-            r = scenes[int(rng.integers(len(scenes)))]
-            rgb, g = scene_chip(r, rng, run.chip)
-            sc.append(rgb), sy.append(SCENE_CLASSES.index(r.scene)), gsd_s.append(g)
-        # Change pairs: real ones, and ones made from single-date buildings.
-        ca, cb, ct = [], [], []
-        while len(ca) < run.change_per_step:
-            if rng.random() < run.synthetic_change_share:
-                made = synthetic_change(pick(building_sets, rng), rng, run.chip)
-            else:
-                made = change_chip(pick(pairs, rng), rng, run.chip)
-            if made is not None:
-                ca.append(made[0]), cb.append(made[1]), ct.append(made[2])
-        x = to_batch(ims + sc + ca + cb)
-        levels = model.tower.pyramid(x)
-        nd, ns, nc = len(ims), len(sc), len(ca)
-        rows = lambda a, b: [lv[a:b] for lv in levels]  # noqa: E731
-        # Dense loss.
-        logits = F.interpolate(model.dense_head(rows(0, nd)), size=(run.chip, run.chip), mode="bilinear",
-                               align_corners=False)
-        l_dense = pixel_loss(logits, torch.from_numpy(np.stack(tg)), torch.from_numpy(np.stack(wt)))
-        # Scene loss.
-        pooled = model.tower.pooled(levels)
-        l_scene = F.cross_entropy(model.scene_head(pooled[nd:nd + ns]), torch.tensor(sy))
-        # Change loss.
-        c0 = nd + ns
-        l_change = change_loss(model.change_head(rows(c0, c0 + nc), rows(c0 + nc, c0 + 2 * nc)), ct)
-        # SSE-U where the GSD is known.
-        gs = gsd_d + gsd_s
-        known = [i for i, g in enumerate(gs) if g is not None]
-        l_gsd = torch.zeros(())
-        if known:
-            idx = torch.tensor(known)
-            mu, logvar = model.sse_u(pooled[:nd + ns][idx].detach(), x[:nd + ns][idx])
-            s = torch.tensor([math.log10(gs[i]) for i in known], dtype=torch.float32)
-            l_gsd = 0.5 * (logvar + (s - mu) ** 2 * torch.exp(-logvar)).mean()
-        loss = l_dense + l_scene + l_change + 0.3 * l_gsd
+        batch = Batch()
+        add_dense(batch, dense_sets, run.dense_per_step, run.chip, len(cfg.dense_classes), rng)
+        add_scenes(batch, scenes, run.scene_per_step, run.chip, SCENE_CLASSES, rng)
+        add_change(batch, pairs, building_sets, run.change_per_step, run.synthetic_change_share, run.chip, rng)
+        losses = stage_a_losses(model, batch, run.chip)
+        loss = losses["dense"] + losses["scene"] + losses["change"] + 0.3 * losses["gsd"]
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
         opt.step()
-        log.append({"step": step, "dense": l_dense.item(), "scene": l_scene.item(), "change": l_change.item(),
-                    "gsd": l_gsd.item(), "s": round(time.time() - t0, 1)})
+        log.append({"step": step, **{k: v.item() for k, v in losses.items()}, "s": round(time.time() - t0, 1)})
         if step % 50 == 0 or step == run.steps - 1:
             recent = log[-50:]
             print(json.dumps({k: round(float(np.mean([r[k] for r in recent])), 4) for k in recent[0]}), flush=True)
