@@ -95,8 +95,10 @@ def cmd_batch(args) -> int:
         return 0
     if not args.inputs or not args.prompt or not args.out:
         raise RsappError("batch needs SCENE_OR_FOLDER..., --prompt and --out")
-    if args.keep < 0:
-        raise RsappError("--keep must be 0 or more seconds")
+    from rsapp.batch.kept_cluster import MIN_KEEP_S
+
+    if args.keep != 0 and args.keep < MIN_KEEP_S:
+        raise RsappError(f"--keep is 0 (close the local workers with the run) or at least {MIN_KEEP_S:g} seconds")
     check_output_path(args.out)
     check_out(Path(args.out))
     if args.workers < 1:
@@ -226,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--workers", type=int, default=1, help="local worker processes (each loads the model once)")
     ba.add_argument("--keep", type=float, default=300.0,
                     help="seconds the local workers stay up once idle, model loaded, for the next batch (default "
-                         "300; 0: close them with this run)")
+                         "300, at least 30; 0: close them with this run)")
     ba.add_argument("--stop-workers", action="store_true", help="stop the kept local workers now, and exit")
     ba.add_argument("--fresh", action="store_true", help="start over instead of resuming OUT's progress file")
     ba.add_argument("--weights")

@@ -88,6 +88,7 @@ def _bad_inputs(tmp_path, utm_tif):
                                          tmp_path / "w.gpkg"),
         "batch tile too small": (*batch, "--out", tmp_path / "w.gpkg", "--tile", "16"),
         "batch no workers": (*batch, "--out", tmp_path / "w.gpkg", "--workers", "0"),
+        "batch workers kept too briefly": (*batch, "--out", tmp_path / "w.gpkg", "--keep", "5"),
     }
 
 

@@ -31,6 +31,9 @@ from rsapp.errors import RsappError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_KEEP_S = 300.0
+# The scheduler counts idle time from its start, before any worker has connected and any task is queued: a shorter
+# keep could close it while its workers still start (2-10 s on a busy machine).
+MIN_KEEP_S = 30.0
 START_TIMEOUT_S = 120.0
 
 
@@ -61,6 +64,9 @@ def _locked(where: Path):
 def connect(workers: int, keep_s: float = DEFAULT_KEEP_S):
     """A Client of the kept cluster with `workers` workers: the running one when it fits, else a new one."""
     from distributed import Client
+
+    if keep_s < MIN_KEEP_S:
+        raise RsappError(f"local workers are kept at least {MIN_KEEP_S:g} s (or 0: closed with the run)")
 
     where = folder()
     with _locked(where):
