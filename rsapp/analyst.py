@@ -92,7 +92,8 @@ class Analyst:
         t_chip = time.perf_counter()
         rt = self.runtime
         gsd_m, source, s = self._scale(chips[0], gsd)
-        gen = rt.generate([c.rgb for c in chips], self._request(r, question, s, ref_box, chips[0].size))
+        req = self._request(r, question, s, ref_box, chips[0].size)
+        gen = rt.generate([c.rgb for c in chips], req)
         answer = Answer(
             task=r.token, expert=r.expert, text=gen.text, raw_text=gen.text, prompt=prompt.strip(), model=rt.name,
             sources=[c.source for c in chips], transform=chips[0].transform, crs=chips[0].crs,
@@ -102,6 +103,10 @@ class Analyst:
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
         self._decode(answer, r, question, chips, gen)
+        if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.gsd_m:
+            classes = [req.dense_class] if req.dense_class else [c for c in answer.mask_labels if c != "others"]
+            if (warning := beyond_training(classes, answer.gsd_m)) is not None:
+                answer.warnings.append(warning)
         answer.timings_s = {"chip": t_chip - t0, **gen.timings_s, "total": time.perf_counter() - t0}
         return answer
 
@@ -185,6 +190,24 @@ class Analyst:
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.gsd_m, answer.is_change)
             else:  # [CCD]: the sentence, and its change map beside it
                 answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.gsd_m, True)})"
+
+
+# The coarsest GSD each dense class was trained at: stage A resamples the real sets up to 8 × their GSD, and the
+# coarsest labelling each land-cover class is Dubai's (~0.5–1 m); cars come from ISPRS (≤ 0.09 m), ships from
+# Sentinel-2 (10 m). tests/data/test_real_sets.py recomputes these from the train splits.
+TRAINED_MAX_GSD_M = {"building": 8.0, "road": 8.0, "water": 8.0, "vegetation": 8.0, "bare land": 8.0, "car": 0.72,
+                     "ship": 80.0}
+
+
+def beyond_training(classes: list[str], gsd_m: float) -> str | None:
+    """A warning when a pixel answer is about classes the model never saw as coarse as gsd_m (by more than 1.5 ×):
+    at 30 m its land-cover masks mark forest as water. None when it is within what it was trained on."""
+    coarse = [c for c in classes if c in TRAINED_MAX_GSD_M and gsd_m > 1.5 * TRAINED_MAX_GSD_M[c]]
+    if not coarse:
+        return None
+    trained = max(TRAINED_MAX_GSD_M[c] for c in coarse)
+    return (f"the model learned {', '.join(coarse)} on imagery of at most ~{trained:g} m a pixel; at "
+            f"{gsd_m:.3g} m this answer is unreliable")
 
 
 def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, float]]:

@@ -46,3 +46,18 @@ def test_made_change_pairs_are_exact_by_construction(rasters):
     made = [m for m in (synthetic_change(source, rng, 256) for _ in range(4)) if m is not None]
     assert made and all(m[0].shape == m[1].shape == (256, 256, 3) for m in made)
     assert all(set(np.unique(m[2])) <= {0, 1, IGNORE} and (m[2] == 1).any() for m in made)
+
+
+def test_the_analyst_warns_beyond_the_coarsest_gsd_each_class_trained_at(rasters):
+    """TRAINED_MAX_GSD_M is what stage A saw: each train raster resampled up to MAX_FACTOR × its GSD (Dubai's,
+    the one set without a GSD, taken at the upper end of its documented ~0.5–1 m)."""
+    from rsapp.analyst import TRAINED_MAX_GSD_M
+    from rsapp.data.real_chips import MAX_FACTOR
+
+    train = [r for r in rasters if not r.held_out and r.dense is not None]
+    assert {r.set for r in train if r.gsd_m is None} == {"dubai"}
+    coarsest: dict[str, float] = {}
+    for r in train:
+        for name in r.known:
+            coarsest[name] = max(coarsest.get(name, 0.0), (r.gsd_m or 1.0) * MAX_FACTOR)
+    assert coarsest == pytest.approx(TRAINED_MAX_GSD_M)

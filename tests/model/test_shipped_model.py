@@ -123,8 +123,18 @@ def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
     pred = seg.mask > 0
     iou = (pred & truth).sum() / (pred | truth).sum()
     assert iou >= VEGAS_MIN_IOU, iou
-    assert seg.raw_text.count("building") >= 1 and "%" in seg.text
+    assert seg.raw_text.count("building") >= 1 and "%" in seg.text and not seg.warnings
     assert count.text.isdigit() and abs(int(count.text) - 26) <= VEGAS_COUNT_TOLERANCE * 26, count.text
+
+
+def test_a_land_cover_mask_at_30_m_says_it_is_beyond_training(analyst):
+    """The bundled Landsat scene: the heads learned land cover at up to ~8 m, and at 30 m mark forest as water
+    (issue #21); the answer says so instead of looking sure."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "landsat8_224078_20200518_30m.tif") as scene:
+        water = analyst.ask([scene], "[SEG] segment the water")
+    assert any("30 m" in w and "unreliable" in w for w in water.warnings), water.warnings
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
