@@ -7,10 +7,10 @@ prompt over the same scenes. Kept workers keep their model (rsapp.batch.worker l
 next run pays only its tiles.
 
 The scheduler file and a note of what the cluster runs live in RSAPP_CACHE/batch-cluster/. A kept cluster is
-reused only when it has the asked number of workers and idle time and runs the same rsapp code (a fingerprint of the package's
-files and the Python interpreter), and only while the processes it started live; otherwise it is shut down (through
-Dask, then by terminating the process groups it started) and a new one started. A lock keeps two batches from
-starting two clusters at once.
+reused only when it has the asked number of workers and idle time, runs the same rsapp code (a fingerprint of the
+package's files and the Python interpreter), and while the processes it started live; otherwise it is shut down
+(through Dask, then by terminating the process groups it started) and a new one started. A lock keeps two
+batches from starting two clusters at once.
 """
 
 from __future__ import annotations

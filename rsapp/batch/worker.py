@@ -35,7 +35,7 @@ class TileResult:
     tile_wkb: str  # the tile's footprint in the scene CRS (pixel space for unreferenced images), WKB hex
     # (label, kind, score, WKB hex in the scene CRS) per feature of the tile's answer
     features: list[tuple[str, str, float | None, str]] = field(default_factory=list)
-    note: str = ""  # why the tile has no answer (no valid pixels, ...)
+    note: str = ""  # why the tile has no answer (no valid pixels, ...), or what to doubt in it (answer warnings)
     gsd_m: float | None = None
     task: str = ""  # the task token the prompt was routed to
 
@@ -122,7 +122,8 @@ def run_tile(job: Job) -> TileResult:
         if geom is not None and not geom.is_empty and geom.area > 0:
             score = None if row.score is None or row.score != row.score else float(row.score)
             features.append((row.label, row.kind, score, shapely.to_wkb(geom, hex=True)))
-    return TileResult(t.key, t.path, answer.text, crs_wkt, where, features, gsd_m=answer.gsd_m, task=answer.task)
+    return TileResult(t.key, t.path, answer.text, crs_wkt, where, features, gsd_m=answer.gsd_m, task=answer.task,
+                      note="; ".join(answer.warnings))  # e.g. a class asked far coarser than the model learned it
 
 
 def polygons_of(geom: shapely.Geometry) -> shapely.Geometry:

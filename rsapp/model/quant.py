@@ -106,7 +106,8 @@ def shipped_bytes(model: nn.Module, path: str) -> int:
     """Bytes, under a path, of the tensors weights/ ships (model.trained_state(): the fine-tuned tower, heads,
     projector, adapters, expert differences, re-injection). Computed on the unquantized model with the rule each
     path applies: int8 stores every matrix and convolution kernel at one byte plus a 4-byte scale per output row
-    (norms, biases, gates and the added tokens' embeddings stay fp32); nf4 stores linear weights at ½ byte plus a scale per 64."""
+    (norms, biases, gates and the added tokens' embeddings stay fp32); nf4 stores linear weights at ½ byte plus a
+    scale per 64."""
     linear = {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     total = 0
     for name, t in model.trained_state().items():

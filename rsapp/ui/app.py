@@ -275,7 +275,9 @@ def build_app(analyst: Analyst, preload: bool = False) -> gr.Blocks:
                         added.append(f"{name}: {layer.summary()}")
                 summary = "; ".join(added) or "nothing found"
                 done = f"{report.tiles} tiles ({report.tiles_resumed} done before), {report.seconds:.0f} s"
-                yield (*outputs_for(state), state, "", _say(chat, "assistant", f"**{summary}** — {done}"))
+                notes = "".join(f"\n\n*note: {html.escape(note)} ({n} of the tiles)*"
+                                for note, n in report.notes.items())
+                yield (*outputs_for(state), state, "", _say(chat, "assistant", f"**{summary}** — {done}{notes}"))
             except RsappError as e:
                 gr.Warning(str(e))
                 yield (*skip, _say(chat, "assistant", f"⚠️ {e}"))

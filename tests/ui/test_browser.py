@@ -245,6 +245,7 @@ def test_whole_scene_run_cancels_resumes_and_lands_on_the_map(page):
     text = chat_text(page)
     resumed = int(text.split("9 tiles (")[-1].split(" done before")[0])
     assert resumed >= 1 and "⚠️" not in text, text[-800:]
+    assert "at 30 m this answer is unreliable (9 of the tiles)" in text, text[-800:]  # water learned at ≤ ~8 m
     names = overlay_names(page, lambda ns: any("whole scene" in n for n in ns))
     page.screenshot(path=str(SHOTS / "whole_scene.png"), full_page=True)
     assert any("whole scene: water" in n for n in names), names
