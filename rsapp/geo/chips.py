@@ -70,6 +70,16 @@ class WindowRGB:
         data = read_masked(self.scene.ds, list(self.scene.rgb_bands), window=win, boundless=not inside)
         return self.scene.stretch.apply(data)[0]
 
+    def area_view(self, size: int) -> np.ndarray:
+        """The whole window area-averaged to (size, size, 3) uint8 in one decimated read (GDAL reads the file's
+        overviews when it has them), for the model's global view of the area."""
+        w = self.window
+        inside = (w.col_off >= 0 and w.row_off >= 0 and w.col_off + w.width <= self.scene.width
+                  and w.row_off + w.height <= self.scene.height)
+        data = read_masked(self.scene.ds, list(self.scene.rgb_bands), window=w, out_shape=(3, size, size),
+                           boundless=not inside, resampling=Resampling.average)
+        return self.scene.stretch.apply(data)[0]
+
 
 def aoi_window(scene, aoi_scene: shapely.Geometry) -> Window:
     """Integer pixel window of the AOI's bounding box, clipped to the image; RsappError when they do not meet."""

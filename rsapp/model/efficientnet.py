@@ -8,8 +8,11 @@ PyPI wheel is a CUDA build that does not import beside the CPU torch pinned here
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 # (repeats, kernel, stride, expand ratio, out channels) per stage, EfficientNet-B0 = Lite0 scaling.
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
@@ -45,6 +48,9 @@ class MBConv(nn.Module):
         self.residual = stride == 1 and cin == cout
         self.act = nn.ReLU6(inplace=True)
 
+    def fold_batchnorm(self) -> None:
+        _fold(self, ("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self._bn0(self._expand_conv(x))) if self.expand else x
         h = self.act(self._bn1(self._depthwise_conv(h)))
@@ -77,6 +83,9 @@ class EfficientNetLite(nn.Module):
 
     def pyramid(self, rgb01: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) in [0, 1] → [C2 (24, H/4), C3 (40, H/8), C4 (112, H/16), C5 (320, H/32)]."""
+        frozen = self.__dict__.get("_frozen")
+        if frozen is not None:
+            return list(frozen(rgb01))
         x = self.act(self._bn0(self._conv_stem(self.normalise(rgb01))))
         wanted = {index for _, _, index in PYRAMID}
         out = []
@@ -93,3 +102,46 @@ class EfficientNetLite(nn.Module):
     def forward(self, rgb01: torch.Tensor) -> torch.Tensor:
         feats = self.head(self.pyramid(rgb01)[-1])
         return self._fc(feats.mean((2, 3)))
+
+    def fold_batchnorm(self) -> None:
+        """For inference only: each frozen batch norm folded into the convolution before it (the same outputs to
+        float rounding, one pass over the features fewer per layer); the norms become identities."""
+        _fold(self, ("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
+        for block in self._blocks:
+            block.fold_batchnorm()
+
+
+    def freeze_for_inference(self) -> int:
+        """For inference on CPU only: batch norms folded, then `pyramid` runs as a frozen TorchScript graph of oneDNN
+        (MKLDNN) convolutions with ReLU6 fused, its weights held in oneDNN's layout (the same outputs, about twice
+        as fast as eager on a 600² tile: eager reorders the features between every pair of ops). Any input size and
+        batch. Returns the bytes the graph holds (its fp32 weights).
+
+        TorchScript is deprecated in favour of torch.compile, but torch.compile measured here took 113 s to compile
+        the pyramid and 45 s more for each new tile shape, for 0.08 s a tile against this graph's 0.09 s, built in
+        0.6 s at load."""
+        self.fold_batchnorm()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            traced = torch.jit.trace(_Pyramid(self).eval(), torch.rand(1, 3, 64, 64), check_trace=False)
+            self.__dict__["_frozen"] = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+        convs = [self._conv_stem] + [m for m in self._blocks.modules() if isinstance(m, nn.Conv2d)]
+        return sum(4 * (c.weight.numel() + (c.bias.numel() if c.bias is not None else 0)) for c in convs)
+
+
+class _Pyramid(nn.Module):
+    """The pyramid as a module returning a tuple (what tracing needs)."""
+
+    def __init__(self, backbone: EfficientNetLite):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, rgb01: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.backbone.pyramid(rgb01))
+
+
+def _fold(module: nn.Module, *pairs: tuple[str, str]) -> None:
+    for conv, bn in pairs:
+        if hasattr(module, conv) and isinstance(getattr(module, bn), nn.BatchNorm2d):
+            setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv).eval(), getattr(module, bn).eval()))
+            setattr(module, bn, nn.Identity())

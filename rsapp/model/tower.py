@@ -73,15 +73,16 @@ def prune(tokens: torch.Tensor, positions: torch.Tensor, budget: int, clusters: 
     centres = t[torch.linspace(0, n - 1, clusters).long()].clone()
     for _ in range(iters):
         assign = (t @ centres.t()).argmax(1)
-        for k in range(clusters):
-            member = assign == k
-            if member.any():
-                centres[k] = F.normalize(t[member].mean(0), dim=0)
+        sums = torch.zeros_like(centres).index_add_(0, assign, t)
+        filled = torch.bincount(assign, minlength=clusters) > 0  # an empty cluster keeps its centre
+        centres[filled] = F.normalize(sums[filled], dim=-1)
     share = torch.bincount(assign, minlength=clusters).float() / n
     background = share[assign] > background_share
     score = torch.full((n,), 2.0, device=tokens.device)
     anchors = t[~background]
-    if anchors.shape[0]:
+    if anchors.shape[0] >= budget:  # the foreground alone fills the budget: no background token is kept
+        score[background] = 0.0
+    elif anchors.shape[0]:
         # in blocks of both: a streamed UHR scene has tens of thousands of tokens (a 60k × 4k block is 1 GB)
         rest = t[background]
         best = torch.full((rest.shape[0],), -1.0, device=tokens.device)

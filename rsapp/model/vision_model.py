@@ -138,6 +138,14 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
 
 
+def global_view(rgb, size: int) -> torch.Tensor:
+    """A big area at (1, 3, size, size) in [0, 1]: a lazy scene reader's own decimated read when it has one (a
+    GeoTIFF's overviews), else area_resize."""
+    if hasattr(rgb, "area_view"):
+        return to_tensor(rgb.area_view(size))
+    return area_resize(rgb, size)
+
+
 def area_resize(rgb, size: int) -> torch.Tensor:
     """Area-average a big (H, W, 3) uint8 image (an array, or anything sliced by rows) to (1, 3, size, size) in
     [0, 1], a band of rows at a time."""
@@ -245,7 +253,7 @@ class VisionModel(nn.Module):
             views = [np.pad(im, ((0, max(h, w) - h), (0, max(h, w) - w), (0, 0))) for im in images]
         else:
             views = images
-        enc = self.encode([area_resize(im, chip) for im in views], change=False)
+        enc = self.encode([global_view(im, chip) for im in views], change=False)
         h4, w4 = -(-h // 4), -(-w // 4)
         k = len(self.cfg.dense_classes)
         # sums of the tiles' probabilities (float16 holds a sum of a few values in [0, 1] to ~1e-3)

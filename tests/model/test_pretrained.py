@@ -1,5 +1,7 @@
 """The pretrained bases really load: EfficientNet-Lite0 from its wheel, SmolLM2 from its GGUF, checked by sha256."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -29,6 +31,19 @@ def test_tower_features_match_the_recorded_reference(backbone):
     assert [tuple(lv.shape[1:]) for lv in levels] == [(24, 16, 16), (40, 8, 8), (112, 4, 4), (320, 2, 2)]
     assert [float(lv.mean()) for lv in levels] == pytest.approx(REFERENCE_MEANS, abs=1e-3)
     assert [float(lv.std()) for lv in levels] == pytest.approx(REFERENCE_STDS, rel=1e-3)
+
+
+def test_the_frozen_inference_pyramid_gives_the_eager_features(backbone):
+    # the runtime's oneDNN graph (batch norms folded, traced on 64²) on another size and batch
+    frozen = copy.deepcopy(backbone)
+    held = frozen.freeze_for_inference()
+    x = torch.rand(2, 3, 200, 152, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        eager, fast = backbone.pyramid(x), frozen.pyramid(x)
+    assert [f.shape for f in fast] == [e.shape for e in eager]
+    for e, f in zip(eager, fast):
+        assert torch.allclose(f, e, rtol=1e-4, atol=1e-4 * float(e.abs().max()))
+    assert 4 * 2_500_000 < held < 4 * 3_500_000  # the pyramid's convolutions, fp32 (not the 1280-channel head)
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")

@@ -34,3 +34,13 @@ def test_fusion_puts_every_scale_on_the_coarsest_grid():
     assert fused.shape == (1, 16, 8, 8)
     levels[1] = levels[1] * 0  # the stride-8 detail reaches the fused tokens
     assert not torch.allclose(fusion(levels), fused)
+
+
+def test_a_foreground_larger_than_the_budget_fills_it_alone():
+    torch.manual_seed(0)
+    background = torch.ones(1, 16) + torch.randn(3000, 16) * 0.01
+    objects = torch.randn(100, 16) * 3  # a hundred distinct objects (each its own small share of the clusters)
+    tokens = torch.cat([background, objects])
+    kept, pos = prune(tokens, torch.rand(3100, 2), budget=40, clusters=8, background_share=0.25)
+    assert kept.shape == (40, 16)
+    assert (kept.norm(dim=1) > 2).all()  # every kept token is an object, none the background
