@@ -67,6 +67,14 @@ class PackedMatrix:
         else:
             self.w = w
 
+    def mm(self, flat: torch.Tensor) -> torch.Tensor:
+        """flat (M, K) fp32 → (M, N) fp32, for the int4 kernel without the shape handling of __call__ (a decoding
+        step makes 120 of these calls)."""
+        if self.bits == 4 and self.bias is None:
+            return torch.ops.aten._weight_int4pack_mm_for_cpu(flat.to(torch.bfloat16), self.q, GROUP,
+                                                              self.scale_zero).float()
+        return self(flat)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
         if self.bits == 32:
@@ -179,7 +187,7 @@ class AdaptedMatrix:
     def __call__(self, x: torch.Tensor, adapter: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """x (M, K) → (M, n_out)."""
         A, Bt = adapter
-        return torch.addmm(self.base(x), F.linear(x, A), Bt)
+        return torch.addmm(self.base.mm(x), F.linear(x, A), Bt)
 
     @property
     def nbytes(self) -> int:
