@@ -1,8 +1,9 @@
 """Assemble a release folder from the training runs (release tooling, not part of the app package): the stage-B
 checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
-(rsapp.train.scale) and the change head (rsapp.train.change).
+(rsapp.train.scale), the change head (rsapp.train.change) and the scene head (rsapp.train.scene).
 
-    PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --out weights/rsapp-v2
+    PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc \
+        --out weights/rsapp-v2
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def graft(state: dict, fitted_folder: Path, head: str, source: Path) -> dict:
     return kept | {f"vision.{k}": v for k, v in fitted.items() if k.startswith(f"{head}.")}
 
 
-def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None) -> Path:
+def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None,
+         scene: Path | None = None) -> Path:
     state = load_file(str(stage_b / WEIGHTS_FILE))
-    for head, folder in (("sse_u", sse_u), ("change_head", change)):
+    for head, folder in (("sse_u", sse_u), ("change_head", change), ("scene_head", scene)):
         if folder is not None:
             state = graft(state, folder, head, stage_b)
     model = RsappVLM(VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text())))
@@ -48,6 +50,7 @@ if __name__ == "__main__":
     p.add_argument("stage_b")
     p.add_argument("--sse-u", dest="sse_u")
     p.add_argument("--change", help="a change-head run (python -m rsapp train change) on the same tower")
+    p.add_argument("--scene", help="a scene-head run (python -m rsapp train scene) on the same tower")
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    print(ship(Path(a.stage_b), Path(a.out), *(Path(v) if v else None for v in (a.sse_u, a.change))))
+    print(ship(Path(a.stage_b), Path(a.out), *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene))))

@@ -8,7 +8,7 @@ from tests.conftest import REAL
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")]
 
 
-def test_stage_a_change_head_stage_b_and_the_release_load(tmp_path):
+def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     import sys
 
     import torch
@@ -17,12 +17,14 @@ def test_stage_a_change_head_stage_b_and_the_release_load(tmp_path):
     from rsapp.model.vlm import RsappVLM
     from rsapp.train.change import ChangeRun, train_change
     from rsapp.train.language import LanguageRun, train_language
+    from rsapp.train.scene import SceneRun, train_scene
     from rsapp.train.vision import VisionRun, train_vision
     from tests.conftest import ROOT
 
     a = train_vision(VisionRun(steps=2, dense_per_step=1, scene_per_step=1, change_per_step=1), tmp_path / "a")
     VisionModel(VisionConfig()).load_state_dict(load_file(str(a / "vision.safetensors")), strict=True)
     c = train_change(ChangeRun(vision=str(a), steps=2, pairs_per_step=2), tmp_path / "c")
+    s = train_scene(SceneRun(vision=str(c), epochs=1, scenes_per_class=1), tmp_path / "s")
     b = train_language(LanguageRun(vision=str(a), steps=1, batch=1), tmp_path / "b")
     model = RsappVLM.load(b)
     assert {"projector.tag.0.weight", "lm.extra_embed"} <= set(model.trained_state())
@@ -30,10 +32,12 @@ def test_stage_a_change_head_stage_b_and_the_release_load(tmp_path):
     sys.path.insert(0, str(ROOT / "tools"))
     from ship_model import ship
 
-    release = RsappVLM.load(ship(b, tmp_path / "release", change=c))
-    head = load_file(str(c / "vision.safetensors"))
-    grafted = release.vision.change_head.state_dict()
-    assert all(torch.equal(grafted[k], head[f"change_head.{k}"].half().float()) for k in grafted)
+    release = RsappVLM.load(ship(b, tmp_path / "release", change=c, scene=s))
+    for name, run in (("change_head", c), ("scene_head", s)):
+        head = load_file(str(run / "vision.safetensors"))
+        grafted = getattr(release.vision, name).state_dict()
+        assert all(torch.equal(grafted[k], head[f"{name}.{k}"].half().float()) for k in grafted)
+    assert not torch.equal(release.vision.scene_head.fc.weight, model.vision.scene_head.fc.weight)  # refitted
     tower = release.vision.tower.state_dict()
     assert all(torch.equal(tower[k], model.vision.tower.state_dict()[k]) for k in tower)
     with pytest.raises(SystemExit, match="another tower"):

@@ -1,0 +1,118 @@
+"""The scene head on the frozen tower, refitted with zoomed-out views of the scenes.
+
+Stage A trained the scene head on UC Merced at 0.3 m, zoomed in (60–100 % of a scene) but never out, so a scene from
+a coarser collection was a stranger: held-out UC Merced scenes downsampled 2× were named right 0.73 of the time, 3×
+0.51 (0.90 at their own scale). Here every train-split scene is seen as it is, downsampled 1.5–2.5× and 2.5–4× (each
+at its own smaller size, as the analyst shows a small image), and as a mosaic of 2×2 or 3×3 scenes of its class
+resampled to 256 px (a wider view at 2–3× coarser GSD); flipped at random. The tower is frozen, so its pooled features
+are computed once and the linear head is fitted on them (dropout, label smoothing, AdamW).
+
+The tower stays as it was, so the language model's tokens do not move; its tag token carries the scene
+probabilities, which now hold at coarser scales. tools/ship_model.py grafts the head into the release.
+
+    python -m rsapp train scene --run configs/runs/v2_scene.json --out runs/v2sc
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from rsapp.data.real_sets import split
+from rsapp.model.vision_model import VisionConfig, VisionModel, to_tensor
+from rsapp.tasks.vocabulary import SCENE_CLASSES
+from rsapp.train import read_run, start_run
+
+MOSAIC_PX = 256
+
+
+@dataclass
+class SceneRun:
+    vision: str  # folder of the stage-A (or SSE-U) checkpoint whose tower the head reads
+    epochs: int = 60
+    batch: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    dropout: float = 0.2
+    label_smoothing: float = 0.05
+    seed: int = 0
+    scenes_per_class: int | None = None  # the first n train scenes of each class (None: all)
+
+
+def downsampled(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """The image area-averaged to 1/factor of its size (at least 32 px a side)."""
+    h, w = rgb.shape[:2]
+    size = (max(32, round(w / factor)), max(32, round(h / factor)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BOX))
+
+
+def mosaic(images: list[np.ndarray], k: int) -> np.ndarray:
+    """k × k images side by side, each area-averaged to MOSAIC_PX / k."""
+    side = MOSAIC_PX // k
+    tiles = [np.asarray(Image.fromarray(im).resize((side, side), Image.BOX)) for im in images]
+    return np.concatenate([np.concatenate(tiles[i * k:(i + 1) * k], 1) for i in range(k)], 0)
+
+
+def views(rgb: np.ndarray, same_class: list[np.ndarray], rng) -> list[np.ndarray]:
+    """A scene at its own scale, two coarser ones and a mosaic of its class; each flipped with probability ½."""
+    k = int(rng.choice([2, 3]))
+    out = [rgb, downsampled(rgb, rng.uniform(1.5, 2.5)), downsampled(rgb, rng.uniform(2.5, 4.0)),
+           mosaic([same_class[int(i)] for i in rng.integers(len(same_class), size=k * k)], k)]
+    return [np.ascontiguousarray(v[:, ::-1]) if rng.random() < 0.5 else v for v in out]
+
+
+def train_scene(run: SceneRun, out: Path) -> Path:
+    rng = start_run(out, run.seed)
+    model = VisionModel(VisionConfig())
+    model.load_state_dict(load_file(str(Path(run.vision) / "vision.safetensors")), strict=True)
+    model.eval()
+    fast = copy.deepcopy(model.tower.backbone)  # features only: the saved tower stays the checkpoint's
+    fast.freeze_for_inference()
+    by_class: dict[str, list] = {}
+    for r in split(held_out=False):
+        if r.scene is not None:
+            by_class.setdefault(r.scene, []).append(r)
+    scenes = [r for rs in by_class.values() for r in rs[:run.scenes_per_class]]
+    by_class = {name: [r.rgb for r in rs] for name, rs in by_class.items()}
+    t0 = time.time()
+    feats, labels = [], []
+    with torch.no_grad():
+        for r in tqdm(scenes, desc="scene views", mininterval=30):
+            for v in views(r.rgb, by_class[r.scene], rng):
+                feats.append(model.tower.pooled(fast.pyramid(to_tensor(v)))[0])
+                labels.append(SCENE_CLASSES.index(r.scene))
+    x, y = torch.stack(feats), torch.tensor(labels)
+    head = model.scene_head.fc.train()
+    opt = torch.optim.AdamW(head.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    for epoch in range(run.epochs):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), run.batch):
+            idx = order[i:i + run.batch]
+            loss = F.cross_entropy(head(F.dropout(x[idx], run.dropout)), y[idx], label_smoothing=run.label_smoothing)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if epoch % 10 == 0 or epoch == run.epochs - 1:
+            print(json.dumps({"epoch": epoch, "scene": round(loss.item(), 4), "s": round(time.time() - t0, 1)}),
+                  flush=True)
+    model.eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "vision.safetensors"))
+    (out / "run.json").write_text(json.dumps({"run": asdict(run), "config": model.cfg.to_dict(), "views": len(x),
+                                              "minutes": round((time.time() - t0) / 60, 1)}, indent=1))
+    return out
+
+
+if __name__ == "__main__":  # python -m rsapp.train.scene RUN.json OUT_DIR
+    import sys
+
+    train_scene(read_run(SceneRun, sys.argv[1]), Path(sys.argv[2]))
