@@ -21,7 +21,7 @@ def _augment(arrays: list[np.ndarray], rng) -> list[np.ndarray]:
     return [np.ascontiguousarray(a[:, ::-1] if flip else a) for a in out]
 
 
-def _resize(a: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+def square_resize(a: np.ndarray, size: int, nearest: bool) -> np.ndarray:
     """Square resample (BOX for imagery, NEAREST for labels)."""
     if a.shape[0] == size and a.shape[1] == size:
         return a
@@ -65,8 +65,8 @@ def dense_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, np.ndarray, float
         labels = r.dense[win]
         if (labels < len(DENSE_INDEX)).any() or rng.random() < 0.2:
             break
-    rgb = _place(_resize(r.rgb[win], side, False), chip, 0)
-    labels = _place(_resize(labels, side, True), chip, IGNORE)
+    rgb = _place(square_resize(r.rgb[win], side, False), chip, 0)
+    labels = _place(square_resize(labels, side, True), chip, IGNORE)
     rgb, labels = _augment([rgb, labels], rng)
     return jitter(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
 
@@ -77,7 +77,7 @@ def scene_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, float | None]:
     share = rng.uniform(0.6, 1.0) if rng.random() < 0.5 else 1.0
     side = int(min(h, w) * share)
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    rgb = _augment([_resize(r.rgb[y:y + side, x:x + side], chip, False)], rng)[0]
+    rgb = _augment([square_resize(r.rgb[y:y + side, x:x + side], chip, False)], rng)[0]
     return jitter(rgb, rng, 0.7), None if r.gsd_m is None else r.gsd_m * side / chip
 
 
@@ -87,8 +87,8 @@ def change_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, np.ndarray, np.n
         win, factor, side = window(r, rng, chip, max_factor=4.0)
         if (r.change[win] == 1).any() or rng.random() < 0.2:
             break
-    a, b = _place(_resize(r.rgb[win], side, False), chip, 0), _place(_resize(r.after[win], side, False), chip, 0)
-    c = _place(_resize(r.change[win], side, True), chip, IGNORE)
+    a, b = _place(square_resize(r.rgb[win], side, False), chip, 0), _place(square_resize(r.after[win], side, False), chip, 0)
+    c = _place(square_resize(r.change[win], side, True), chip, IGNORE)
     a, b, c = _augment([a, b, c], rng)
     return jitter(a, rng, 0.5), jitter(b, rng, 0.5), c, None if r.gsd_m is None else r.gsd_m * factor
 
@@ -133,12 +133,12 @@ def synthetic_change(r: Raster, rng, chip: int):
     building = DENSE_INDEX["building"]
     for _ in range(8):
         win, factor, side = window(r, rng, chip, max_factor=4.0)
-        labels = _place(_resize(r.dense[win], side, True), chip, IGNORE)
+        labels = _place(square_resize(r.dense[win], side, True), chip, IGNORE)
         if (labels == building).sum() > 0.01 * chip * chip:
             break
     else:
         return None
-    rgb = _place(_resize(r.rgb[win], side, False), chip, 0)
+    rgb = _place(square_resize(r.rgb[win], side, False), chip, 0)
     rgb, labels = _augment([rgb, labels], rng)
     without, change, region = remove_buildings(rgb, labels == building, rng)
     built = bool(rng.random() < 0.7)

@@ -65,19 +65,17 @@ class WindowRGB:
         r0, r1, _ = rows.indices(self.shape[0])
         c0, c1, _ = cols.indices(self.shape[1])
         win = Window(self.window.col_off + c0, self.window.row_off + r0, max(c1 - c0, 0), max(r1 - r0, 0))
-        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.scene.width
-                  and win.row_off + win.height <= self.scene.height)
-        data = read_masked(self.scene.ds, list(self.scene.rgb_bands), window=win, boundless=not inside)
-        return self.scene.stretch.apply(data)[0]
+        return self._read(win)
 
     def area_view(self, size: int) -> np.ndarray:
         """The whole window area-averaged to (size, size, 3) uint8 in one decimated read (GDAL reads the file's
         overviews when it has them), for the model's global view of the area."""
-        w = self.window
-        inside = (w.col_off >= 0 and w.row_off >= 0 and w.col_off + w.width <= self.scene.width
-                  and w.row_off + w.height <= self.scene.height)
-        data = read_masked(self.scene.ds, list(self.scene.rgb_bands), window=w, out_shape=(3, size, size),
-                           boundless=not inside, resampling=Resampling.average)
+        return self._read(self.window, out_shape=(3, size, size), resampling=Resampling.average)
+
+    def _read(self, win: Window, **decimation) -> np.ndarray:
+        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.scene.width
+                  and win.row_off + win.height <= self.scene.height)
+        data = read_masked(self.scene.ds, list(self.scene.rgb_bands), window=win, boundless=not inside, **decimation)
         return self.scene.stretch.apply(data)[0]
 
 

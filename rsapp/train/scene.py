@@ -28,6 +28,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from rsapp.data.real_chips import square_resize
 from rsapp.data.real_sets import split
 from rsapp.model.vision_model import VisionConfig, VisionModel, to_tensor
 from rsapp.tasks.vocabulary import SCENE_CLASSES
@@ -58,8 +59,7 @@ def downsampled(rgb: np.ndarray, factor: float) -> np.ndarray:
 
 def mosaic(images: list[np.ndarray], k: int) -> np.ndarray:
     """k × k images side by side, each area-averaged to MOSAIC_PX / k."""
-    side = MOSAIC_PX // k
-    tiles = [np.asarray(Image.fromarray(im).resize((side, side), Image.BOX)) for im in images]
+    tiles = [square_resize(im, MOSAIC_PX // k, False) for im in images]
     return np.concatenate([np.concatenate(tiles[i * k:(i + 1) * k], 1) for i in range(k)], 0)
 
 
@@ -78,17 +78,17 @@ def train_scene(run: SceneRun, out: Path) -> Path:
     model.eval()
     fast = copy.deepcopy(model.tower.backbone)  # features only: the saved tower stays the checkpoint's
     fast.freeze_for_inference()
-    by_class: dict[str, list] = {}
+    rasters_of: dict[str, list] = {}
     for r in split(held_out=False):
         if r.scene is not None:
-            by_class.setdefault(r.scene, []).append(r)
-    scenes = [r for rs in by_class.values() for r in rs[:run.scenes_per_class]]
-    by_class = {name: [r.rgb for r in rs] for name, rs in by_class.items()}
+            rasters_of.setdefault(r.scene, []).append(r)
+    scenes = [r for rs in rasters_of.values() for r in rs[:run.scenes_per_class]]
+    images_of = {name: [r.rgb for r in rs] for name, rs in rasters_of.items()}
     t0 = time.time()
     feats, labels = [], []
     with torch.no_grad():
         for r in tqdm(scenes, desc="scene views", mininterval=30):
-            for v in views(r.rgb, by_class[r.scene], rng):
+            for v in views(r.rgb, images_of[r.scene], rng):
                 feats.append(model.tower.pooled(fast.pyramid(to_tensor(v)))[0])
                 labels.append(SCENE_CLASSES.index(r.scene))
     x, y = torch.stack(feats), torch.tensor(labels)

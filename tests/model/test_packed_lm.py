@@ -7,7 +7,8 @@ import torch
 
 from rsapp.model import pretrained
 from rsapp.model.packed_lm import PackedLM, PackedMatrix
-from rsapp.model.smollm import LMConfig, SmolLM
+from rsapp.model.smollm import LMConfig
+from tests.model.lms import seeded_lm
 
 # head_dim 64 and widths that are multiples of 64, so every packed format can be used
 PACKABLE = LMConfig(vocab_size=128, hidden_size=128, ffn_size=256, layers=3, heads=2, kv_heads=1, extra_tokens=4,
@@ -16,17 +17,7 @@ PACKABLE = LMConfig(vocab_size=128, hidden_size=128, ffn_size=256, layers=3, hea
 
 @pytest.fixture
 def lm():
-    torch.manual_seed(0)
-    lm = SmolLM(PACKABLE).eval()
-    with torch.no_grad():
-        for name, p in lm.named_parameters():
-            if "layernorm" in name or name == "norm.weight":
-                p.uniform_(0.5, 1.5)
-            elif "lora_B" in name or "expert_B" in name:
-                p.normal_(0, 0.05)  # trained-looking adapters (they start at zero)
-            elif name.endswith("reinject.gate"):
-                p.fill_(0.5)
-    return lm
+    return seeded_lm(PACKABLE, trained_adapters=True)
 
 
 def _run(model, ids, s, expert, visual, steps=3):

@@ -7,6 +7,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from rsapp.model import pretrained
 from rsapp.model.smollm import LMConfig, SmolLM
+from tests.model.lms import seeded_lm
 
 TINY = LMConfig(vocab_size=97, hidden_size=48, ffn_size=64, layers=3, heads=6, kv_heads=2, extra_tokens=4,
                 hlora_rank=8, expert_rank=4, inject_layers=(1,), visual_dim=48)
@@ -30,13 +31,7 @@ def base_state(lm: SmolLM) -> dict:
 
 @pytest.fixture
 def tiny():
-    torch.manual_seed(0)
-    lm = SmolLM(TINY).eval()
-    with torch.no_grad():
-        for name, p in lm.named_parameters():
-            if "layernorm" in name or name == "norm.weight":
-                p.uniform_(0.5, 1.5)
-    return lm
+    return seeded_lm(TINY)
 
 
 def test_matches_transformers_llama_on_the_same_weights(tiny):
