@@ -32,6 +32,15 @@ def session(session_id: str, client: str | None):
     return found
 
 
+def why_not(session_id: str, client: str | None) -> str:
+    """Why `session` finds nothing, for the log."""
+    with _lock:
+        found = _sessions.get(session_id)
+    if found is None:
+        return "no such session (ended, or never shared)"
+    return f"the session belongs to another browser ({'no cookie' if client is None else 'another cookie'})"
+
+
 def share_scene(session_id: str, source, client: str | None = None) -> str:
     """A new id under which the session's map may read this scene's tiles (only from the browser `client`, when
     the session knows its browser)."""

@@ -105,6 +105,9 @@ def _map_page(request: Request) -> Response:
     session = registry.session(request.path_params["session"], client_of(request))
     page = session.map_page(request.path_params["page"]) if session is not None else None
     if page is None:
+        log.warning("map page %s not served: %s", request.path_params["page"],
+                    registry.why_not(request.path_params["session"], client_of(request)) if session is None
+                    else f"the session shows page {session.page_id}")
         return NOT_FOUND
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class Session:
     sources: list[TileSource] = field(default_factory=list)
     _next_uid: int = 1
     _page: tuple[str, str] | None = None  # (page id, HTML) of the map page last served
+    _loading: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self):
         if not self.workdir:
@@ -129,12 +131,17 @@ class Session:
         finally:
             for s in scenes:
                 s.close()
-        if not self.paths or self.paths[0] != paths[0]:
-            self.layers = []  # answers about another scene; a second date keeps the first date's layers
-            self.aoi = None
-        registry.revoke(self.id)  # the previous scenes' tiles are no longer this session's
-        self.paths, self.georeferenced, self.sources = list(paths), geo, sources
-        self.scene_ids = [registry.share_scene(self.id, src, self.client) for src in sources]
+        with self._loading:  # one load at a time: a dropdown may report one pick twice, both loads run at once
+            if list(paths) == self.paths and self.scene_ids:
+                # the same scene(s) again keep their tile ids, so the map page's id does not move: two loads racing
+                # each re-shared them, and the map showed whichever page id lost (refused as an old page)
+                return " | ".join(desc)
+            if not self.paths or self.paths[0] != paths[0]:
+                self.layers = []  # answers about another scene; a second date keeps the first date's layers
+                self.aoi = None
+            registry.revoke(self.id)  # the previous scenes' tiles are no longer this session's
+            self.paths, self.georeferenced, self.sources = list(paths), geo, sources
+            self.scene_ids = [registry.share_scene(self.id, src, self.client) for src in sources]
         return " | ".join(desc)
 
     def map_scenes(self) -> list[dict]:

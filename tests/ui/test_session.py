@@ -104,3 +104,17 @@ def test_a_layer_summary_counts_its_features_and_their_geodesic_area(geo_tif):
     with pytest.raises(RsappError, match="nothing to export"):
         Session().export_file("rsapp_layers.geojson")
     assert s.export_file("../../etc/passwd") is None
+
+
+def test_the_same_scene_loaded_twice_at_once_keeps_one_map_page(geo_tif):
+    """A dropdown may report one pick twice; both loads run at once. Each used to share the scene under new ids, so
+    the map was left showing a page id the session no longer served ("not found")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = Session()
+    s.load([str(geo_tif)])
+    first = s.page_id
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: s.load([str(geo_tif)]), range(2)))
+    assert s.page_id == first and s.map_page(first) is not None
+    s.close()
