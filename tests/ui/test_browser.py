@@ -254,9 +254,21 @@ def test_whole_scene_run_cancels_resumes_and_lands_on_the_map(page):
 def _tiles_settled(page) -> None:
     frame = page.frame_locator("#rsapp-map iframe")
     frame.locator(".leaflet-tile-loaded").first.wait_for(timeout=60_000)
+    # every scene tile of the zoom each scene layer now shows (Leaflet's: the map's zoom rounded, at most the
+    # layer's native zoom) is in and loaded; right after a zoom the old level's tiles are all loaded while the new
+    # level's are not yet asked for
     page.wait_for_function(
-        "() => { const d = document.querySelector('#rsapp-map iframe').contentDocument;"
-        " return d && d.querySelectorAll('.rsapp-scene img:not(.leaflet-tile-loaded)').length === 0; }", timeout=60_000)
+        "() => { const w = document.querySelector('#rsapp-map iframe').contentWindow;"
+        " if (!w || !w.rsappMap) return false;"
+        " let shown = 0, pending = 0;"
+        " w.rsappMap.eachLayer(l => {"
+        "   if (!(l instanceof w.L.TileLayer) || l.options.className !== 'rsapp-scene' || !l.getContainer()) return;"
+        "   const z = String(Math.min(Math.round(w.rsappMap.getZoom()), l.options.maxNativeZoom ?? Infinity));"
+        "   for (const i of l.getContainer().querySelectorAll('img')) {"
+        "     if ((i.src.match(/\\/rsapp\\/tiles\\/[^/]+\\/(-?\\d+)\\//) || [])[1] !== z) continue;"
+        "     shown += 1; pending += !i.classList.contains('leaflet-tile-loaded'); } });"
+        " return shown > 0 && pending === 0; }",
+        timeout=60_000)
     page.wait_for_timeout(500)
 
 
