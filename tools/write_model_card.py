@@ -12,7 +12,8 @@ from pathlib import Path
 
 from rsapp.data.real_sets import SPLITS
 
-ROWS = ("cls_top1", "cls_top1_lm", "cap_bleu4", "vqa_acc", "seg_iou", "change_f1", "gsd_abs_log10_err")
+ROWS = ("cls_top1", "cls_top1_lm", "cap_bleu4", "vqa_acc", "seg_iou", "change_f1", "count_rel_err", "box_f1",
+        "gsd_abs_log10_err")
 
 
 def eval_table(real: dict) -> list[str]:
@@ -64,7 +65,8 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp train language --run configs/runs/v2_stage_b.json --out runs/v2b",
               "python -m rsapp train language --run configs/runs/v2_stage_b2.json --out runs/v2b2",
               "python -m rsapp train change --run configs/runs/v2_change.json --out runs/v2c",
-              "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c "
+              "python -m rsapp train scene --run configs/runs/v2_scene.json --out runs/v2sc",
+              "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc "
               "--out weights/rsapp-v2", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))

@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 from PIL import Image
 from rasterio.features import rasterize
+from scipy import ndimage
 
 from rsapp.geo.bands import Stretch
 from rsapp.tasks.vocabulary import DENSE_CLASSES, SCENE_CLASSES
@@ -68,6 +69,8 @@ class Raster:
     scene: str | None = None  # scene class (SCENE_CLASSES)
     captions: list[str] = field(default_factory=list)
     qa: list[tuple[str, str]] = field(default_factory=list)
+    instances: np.ndarray | None = None  # (H, W) int32: 1.. one id per labelled instance of instance_class, 0 none
+    instance_class: str | None = None  # the dense class whose instances are labelled (building, ship)
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -90,7 +93,9 @@ def _split_cols(r: Raster, col: int) -> list[Raster]:
     parts = []
     for held, sl in ((False, np.s_[:, :col]), (True, np.s_[:, col:])):
         parts.append(Raster(r.set, f"{r.name} {'held-out' if held else 'train'}", r.rgb[sl], r.gsd_m, held,
-                            r.dense[sl] if r.dense is not None else None, r.known))
+                            r.dense[sl] if r.dense is not None else None, r.known,
+                            instances=r.instances[sl] if r.instances is not None else None,
+                            instance_class=r.instance_class))
     return parts
 
 
@@ -137,9 +142,9 @@ def load_dubai(root: Path) -> list[Raster]:
     out = []
     for group in sorted((root / "segmentation" / "dubai-landcover").glob("tile*")):
         for path in sorted((group / "images").glob("*.jpg")):
-            mask = _rgb(group / "masks" / f"{path.stem}.png")
+            dense = _colour_classes(_rgb(group / "masks" / f"{path.stem}.png"), DUBAI_COLOURS)
             out.append(Raster("dubai", f"{group.name}/{path.stem}", _rgb(path), None, path.stem.endswith("009"),
-                              _colour_classes(mask, DUBAI_COLOURS), tuple(DUBAI_COLOURS.values())))
+                              dense, tuple(DUBAI_COLOURS.values()), **building_instances(dense)))
     return out
 
 
@@ -169,18 +174,26 @@ def load_isprs(root: Path) -> list[Raster]:
             known = tuple(sorted(set(colours.values())))
             gsd = 0.09 if folder.name == "Vaihingen" else 0.05 if folder.name.startswith("Potsdam") else 0.075
             out.append(Raster("isprs", f"{folder.name}/{path.stem}", np.ascontiguousarray(image[:, :w]), gsd,
-                              path.stem.startswith("val"), dense, known))
+                              path.stem.startswith("val"), dense, known, **building_instances(dense)))
     return out
+
+
+def footprint_ids(shapes, shape: tuple[int, int], transform) -> np.ndarray:
+    """Polygons burnt as instance ids 1..n (int32), one per polygon."""
+    parts = [(g, i) for i, g in enumerate((g for g in shapes if g is not None and not g.is_empty), start=1)]
+    if not parts:
+        return np.zeros(shape, np.int32)
+    return rasterize(parts, out_shape=shape, transform=transform, dtype="int32")
 
 
 def load_spacenet(root: Path) -> list[Raster]:
     atl = root / "buildings" / "spacenet-atlanta-pan"
     rgb, transform, crs = _stretched(atl / "sample_geotiff.tif", (1,))
     shapes = gpd.read_file(atl / "geotiff_labels.geojson").to_crs(crs).geometry
-    mask = rasterize(((g, 1) for g in shapes if g is not None and not g.is_empty), out_shape=rgb.shape[:2],
-                     transform=transform, dtype="uint8")
-    dense = np.where(mask > 0, DENSE_INDEX["building"], NONE_OF_KNOWN).astype(np.uint8)
-    out = _split_cols(Raster("spacenet-atlanta", "atlanta", rgb, 0.5, False, dense, ("building",)), 600)
+    ids = footprint_ids(shapes, rgb.shape[:2], transform)
+    dense = np.where(ids > 0, DENSE_INDEX["building"], NONE_OF_KNOWN).astype(np.uint8)
+    out = _split_cols(Raster("spacenet-atlanta", "atlanta", rgb, 0.5, False, dense, ("building",), instances=ids,
+                             instance_class="building"), 600)
     roads = root / "roads" / "spacenet-vegas"
     rgb, _, _ = _stretched(roads / "road_mask_input.tif", (1,))
     with rasterio.open(roads / "sample_road_raster_mask.tif") as src:
@@ -208,13 +221,28 @@ def load_ships(root: Path) -> list[Raster]:
         image = next(p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg") and "True_color" in p.name)
         rgb = _rgb(image)
         h, w = rgb.shape[:2]
-        mask = np.zeros((h, w), bool)
-        for ann in coco["annotations"]:
+        ids = np.zeros((h, w), np.int32)
+        for i, ann in enumerate(coco["annotations"], start=1):
             x, y, bw, bh = (int(round(v)) for v in ann["bbox"])
-            mask[y:y + bh, x:x + bw] = True
-        dense = np.where(mask, DENSE_INDEX["ship"], NONE_OF_KNOWN).astype(np.uint8)
-        out.append(Raster("sen2ships", folder.name, rgb, 10.0, folder.name == "honolulu", dense, ("ship",)))
+            ids[y:y + max(bh, 1), x:x + max(bw, 1)] = i
+        dense = np.where(ids > 0, DENSE_INDEX["ship"], NONE_OF_KNOWN).astype(np.uint8)
+        out.append(Raster("sen2ships", folder.name, rgb, 10.0, folder.name == "honolulu", dense, ("ship",),
+                          instances=ids, instance_class="ship"))
     return out
+
+
+def touching_split(mask: np.ndarray, erode: int = 2) -> np.ndarray:
+    """Instance ids of a footprint mask whose neighbouring footprints may touch: the regions left after eroding
+    by `erode` px (a contact thinner than 2 × erode parts), grown back over the mask (int32, 0 none)."""
+    cores, _ = ndimage.label(ndimage.binary_erosion(mask, iterations=erode))
+    _, (iy, ix) = ndimage.distance_transform_edt(cores == 0, return_indices=True)
+    return np.where(mask, cores[iy, ix], 0).astype(np.int32)
+
+
+def building_instances(dense: np.ndarray) -> dict:
+    """Raster fields for the building instances of a land-cover mask: its building regions, touching ones split
+    (these sets draw no footprints, so a terrace drawn as one region stays one)."""
+    return {"instances": touching_split(dense == DENSE_INDEX["building"]), "instance_class": "building"}
 
 
 def load_xbd(root: Path) -> list[Raster]:
@@ -225,8 +253,9 @@ def load_xbd(root: Path) -> list[Raster]:
     for path in sorted((base / "images").glob("*.png")):
         mask = np.asarray(Image.open(base / "masks" / path.name))
         dense = np.where(mask > 0, DENSE_INDEX["building"], NONE_OF_KNOWN).astype(np.uint8)
+        ids = touching_split(mask > 0)
         out.append(Raster("xbd-buildings", path.stem, _rgb(path), 0.6, "00000007" in path.stem, dense,
-                          ("building",)))
+                          ("building",), instances=ids, instance_class="building"))
     return out
 
 
@@ -264,7 +293,9 @@ def load_samples() -> list[Raster]:
     for name in ("road", "building"):  # buildings drawn last: they win where a road polygon overlaps them
         shapes = labels[labels["class"] == name].geometry
         dense[rasterize(((g, 1) for g in shapes), out_shape=rgb.shape[:2], transform=transform) > 0] = DENSE_INDEX[name]
-    out = [Raster("vegas-buildings", "vegas", rgb, 0.27, True, dense, ("building", "road"))]
+    ids = footprint_ids(labels[labels["class"] == "building"].geometry, rgb.shape[:2], transform)
+    out = [Raster("vegas-buildings", "vegas", rgb, 0.27, True, dense, ("building", "road"), instances=ids,
+                  instance_class="building")]
     before, _, _ = _stretched(root / "taizhou_2000_30m.tif", (3, 2, 1))
     after, _, _ = _stretched(root / "taizhou_2003_30m.tif", (3, 2, 1))
     with rasterio.open(root / "taizhou_change_labels.tif") as src:

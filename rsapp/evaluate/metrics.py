@@ -73,3 +73,25 @@ def bleu4(predictions: list[str], references: list[str]) -> float:
     if not predictions:
         return 0.0
     return sacrebleu.corpus_bleu(predictions, [references]).score / 100.0
+
+
+def boxes_of(ids: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) of each instance of an id map (0 none)."""
+    from scipy import ndimage
+
+    return [(float(s[1].start), float(s[0].start), float(s[1].stop), float(s[0].stop))
+            for s in ndimage.find_objects(np.maximum(ids, 0)) if s is not None]
+
+
+def matched_boxes(pred_boxes, true_boxes, threshold: float = 0.5) -> int:
+    """How many true boxes a one-to-one greedy matching (highest IoU first) pairs with a predicted box at
+    IoU ≥ threshold."""
+    pairs = sorted(((iou(p, t), i, j) for i, p in enumerate(pred_boxes) for j, t in enumerate(true_boxes)),
+                   reverse=True)
+    used_p, used_t = set(), set()
+    for v, i, j in pairs:
+        if v < threshold:
+            break
+        if i not in used_p and j not in used_t:
+            used_p.add(i), used_t.add(j)
+    return len(used_t)

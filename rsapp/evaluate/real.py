@@ -1,7 +1,8 @@
 """`evaluate --real`: scores on the held-out part of every real set (rsapp.data.real_sets.SPLITS).
 
 Per set: scene top-1 (UC Merced), IoU per dense class (land cover, buildings, roads, ships), change F1 (LEVIR-CD,
-Beijing, Taizhou), and the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
+Beijing, Taizhou), the relative count error and the F1 of instance boxes at IoU 0.5 (sets labelling instances),
+and the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
 Images are read at their native resolution, in tiles when larger than the model's chip (VisionModel.encode_tiled),
 as the app reads pixel answers.
 """
@@ -16,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rsapp.data.real_sets import DENSE_INDEX, IGNORE, NONE_OF_KNOWN, Raster, split
-from rsapp.evaluate.metrics import F1Accumulator
+from rsapp.evaluate.metrics import F1Accumulator, boxes_of, matched_boxes
 
 TILE = 512
 
@@ -32,6 +33,8 @@ class Predictor(Protocol):
 
     def log10_gsd(self, rgb: np.ndarray) -> float: ...
 
+    def instances(self, rgb: np.ndarray, name: str, gsd_m: float | None) -> list: ...  # [(box px, area, score)]
+
 
 def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, progress: bool = True,
                   text_n: int = 0) -> dict:
@@ -42,6 +45,7 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
     f1s: dict[str, F1Accumulator] = defaultdict(F1Accumulator)
     hits, counts = defaultdict(int), defaultdict(int)
     gsd_err = defaultdict(list)
+    box_hits = defaultdict(lambda: np.zeros(4))  # boxes matched, predicted, true; |predicted − true count|
     for r in tqdm(held, desc="real held-out", disable=not progress, mininterval=10):
         if r.scene is not None:
             counts[r.set] += 1
@@ -54,6 +58,10 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
                 p, t = (probs[k] > 0.5) & labelled, (r.dense == DENSE_INDEX[name]) & labelled
                 inter[(r.set, name)] += float((p & t).sum())
                 union[(r.set, name)] += float((p | t).sum())
+        if r.instances is not None:
+            truth = boxes_of(r.instances)
+            found = [box for box, _, _ in predictor.instances(r.rgb, r.instance_class, r.gsd_m)]
+            box_hits[r.set] += (matched_boxes(found, truth), len(found), len(truth), abs(len(found) - len(truth)))
         if r.change is not None:
             prob = predictor.change(r.rgb, r.after)
             f1s[r.set].add(prob > 0.5, r.change == 1, r.change != IGNORE)
@@ -70,6 +78,9 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
         out[s].setdefault("seg_iou", {})[name] = round(inter[(s, name)] / u, 4) if u else None
     for s, acc in f1s.items():
         out[s]["change_f1"] = round(acc.f1(), 4)
+    for s, (matched, predicted, true, miscount) in box_hits.items():
+        out[s]["count_rel_err"] = round(miscount / max(true, 1), 4)  # Σ |counted − true| / Σ true over images
+        out[s]["box_f1"] = round(2 * matched / max(predicted + true, 1), 4)  # boxes matched at IoU ≥ 0.5
     for s, errs in gsd_err.items():
         out[s]["gsd_abs_log10_err"] = round(float(np.mean(errs)), 4)
     if text_n:
@@ -140,6 +151,16 @@ class VisionPredictor:
 
     def log10_gsd(self, rgb):
         return float(self._encode([rgb]).s_mu[0])
+
+    def instances(self, rgb, name, gsd_m):
+        """Instances of a dense class as the runtime counts them, at the set's GSD (SSE-U's where unknown)."""
+        from rsapp.model.counting import mask_instances
+
+        enc = self._encode([rgb])
+        # SSE-U read the image or, when tiled, its global view of TILE px
+        gsd = gsd_m if gsd_m is not None else 10 ** float(enc.s_mu[0]) * max(1.0, max(rgb.shape[:2]) / TILE)
+        prob = enc.dense[0, self.dense_classes.index(name)].numpy()
+        return mask_instances(prob, 0.5, gsd, rgb.shape[0])
 
 
 class RuntimePredictor(VisionPredictor):

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from rsapp.model.counting import MIN_INSTANCE_M2
+from rsapp.model.counting import mask_instances
 from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
 from rsapp.model.vision_model import VisionOutput, instance_count, to_tensor, upsample
@@ -154,25 +153,12 @@ class Runtime:
         return labels, ["others"] + classes
 
     def instances(self, enc: VisionOutput, name: str | None, log10_gsd: float, chip_px: int) -> list:
-        """Instances of a dense class: connected regions of its pixel mask of at least MIN_INSTANCE_M2, as
-        (box in chip px, area in px of the map, mean probability)."""
+        """Instances of a dense class (rsapp.model.counting.mask_instances): connected regions of its mask."""
         classes = list(self.config.vision.dense_classes)
         if name not in classes:
             return []
-        prob = enc.dense[0, classes.index(name)].numpy().astype(np.float32)
-        scale = chip_px / prob.shape[0]  # a large chip's map is at quarter resolution
-        min_px = max(4.0, MIN_INSTANCE_M2 / (10 ** log10_gsd * scale) ** 2)
-        regions, _ = ndimage.label(prob > self.config.mask_threshold)
-        found = []
-        for i, sl in enumerate(ndimage.find_objects(regions), start=1):
-            if sl is None:
-                continue
-            area = int((regions[sl] == i).sum())
-            if area < min_px:
-                continue
-            box = tuple(scale * float(v) for v in (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop))
-            found.append((box, area, float(prob[sl][regions[sl] == i].mean())))
-        return found
+        prob = enc.dense[0, classes.index(name)].numpy()
+        return mask_instances(prob, self.config.mask_threshold, 10 ** log10_gsd, chip_px)
 
     def boxes(self, enc: VisionOutput, name: str | None, select: str, log10_gsd: float, chip_px: int
               ) -> tuple[list, list]:

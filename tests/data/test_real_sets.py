@@ -61,3 +61,65 @@ def test_the_analyst_warns_beyond_the_coarsest_gsd_each_class_trained_at(rasters
         for name in r.known:
             coarsest[name] = max(coarsest.get(name, 0.0), (r.gsd_m or 1.0) * MAX_FACTOR)
     assert coarsest == pytest.approx(TRAINED_MAX_GSD_M)
+
+
+def test_touching_footprints_are_split_into_instances():
+    from rsapp.data.real_sets import touching_split
+
+    mask = np.zeros((40, 60), bool)
+    mask[5:30, 5:24] = mask[5:30, 27:50] = True
+    mask[15:18, 24:27] = True  # two footprints touching over 3 px: one region
+    ids = touching_split(mask)
+    assert len(np.unique(ids[ids > 0])) == 2 and ((ids > 0) == mask).all()
+
+
+def test_sets_with_footprints_or_boxes_carry_their_instances(rasters):
+    """One id per footprint / box: the Las Vegas sample's 26 buildings, SpaceNet Atlanta's polygons, Honolulu's
+    ships; xBD's two dates of a place show the same buildings."""
+    vegas = next(r for r in rasters if r.set == "vegas-buildings")
+    assert vegas.instance_class == "building" and len(np.unique(vegas.instances)) - 1 == 26
+    atlanta = [r for r in rasters if r.set == "spacenet-atlanta"]
+    assert all(len(np.unique(r.instances)) > 5 for r in atlanta)
+    ships = next(r for r in rasters if r.name == "honolulu")
+    assert ships.instance_class == "ship" and len(np.unique(ships.instances)) - 1 == 12
+    pre, post = (next(r for r in rasters if r.name == f"hurricane-harvey_00000007_{d}_disaster") for d in ("pre", "post"))
+    assert abs(len(np.unique(pre.instances)) - len(np.unique(post.instances))) <= 2
+
+
+class _Boxes:
+    """A predictor of instances only: the truth itself, or nothing."""
+
+    dense_classes = ("building", "road", "water", "vegetation", "bare land", "car", "ship")
+
+    def __init__(self, perfect: bool, raster):
+        self.perfect, self.raster = perfect, raster
+
+    def dense(self, rgb):
+        return np.zeros((len(self.dense_classes),) + rgb.shape[:2], np.float32)
+
+    def log10_gsd(self, rgb):
+        return 0.0
+
+    def instances(self, rgb, name, gsd_m):
+        from rsapp.evaluate.metrics import boxes_of
+
+        return [(b, 1, 1.0) for b in boxes_of(self.raster.instances)] if self.perfect else []
+
+
+def test_evaluate_real_scores_counts_and_instance_boxes(rasters):
+    from rsapp.evaluate.real import evaluate_real
+
+    vegas = next(r for r in rasters if r.set == "vegas-buildings")
+    perfect = evaluate_real(_Boxes(True, vegas), sets=("vegas-buildings",), progress=False)["vegas-buildings"]
+    assert perfect["count_rel_err"] == 0 and perfect["box_f1"] == 1
+    empty = evaluate_real(_Boxes(False, vegas), sets=("vegas-buildings",), progress=False)["vegas-buildings"]
+    assert empty["count_rel_err"] == 1 and empty["box_f1"] == 0
+
+
+def test_instance_boxes_are_matched_one_to_one():
+    from rsapp.evaluate.metrics import matched_boxes
+
+    truth = [(0, 0, 10, 10), (20, 0, 30, 10)]
+    assert matched_boxes([(0, 0, 10, 10), (1, 0, 11, 10)], truth) == 1  # two answers for one house: one match
+    assert matched_boxes([(21, 0, 31, 10), (0, 1, 10, 11)], truth) == 2
+    assert matched_boxes([(0, 0, 30, 10)], truth) == 0  # a row of both houses is neither
