@@ -290,10 +290,10 @@ def load_samples() -> list[Raster]:
     # the file's features are buildings, roads and trees (property `class`; SpaceNet's `label` 1 / 2 / 3)
     labels = gpd.read_file(root / "vegas_buildings.geojson").to_crs(crs)
     dense = np.full(rgb.shape[:2], NONE_OF_KNOWN, np.uint8)
-    for name in ("road", "building"):  # buildings drawn last: they win where a road polygon overlaps them
-        shapes = labels[labels["class"] == name].geometry
-        dense[rasterize(((g, 1) for g in shapes), out_shape=rgb.shape[:2], transform=transform) > 0] = DENSE_INDEX[name]
+    roads = labels[labels["class"] == "road"].geometry
+    dense[rasterize(((g, 1) for g in roads), out_shape=rgb.shape[:2], transform=transform) > 0] = DENSE_INDEX["road"]
     ids = footprint_ids(labels[labels["class"] == "building"].geometry, rgb.shape[:2], transform)
+    dense[ids > 0] = DENSE_INDEX["building"]  # buildings last: they win where a road polygon overlaps them
     out = [Raster("vegas-buildings", "vegas", rgb, 0.27, True, dense, ("building", "road"), instances=ids,
                   instance_class="building")]
     before, _, _ = _stretched(root / "taizhou_2000_30m.tif", (3, 2, 1))

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import sacrebleu
+from scipy import ndimage
 
 from rsapp.tasks.boxes import iou
 
@@ -77,8 +78,6 @@ def bleu4(predictions: list[str], references: list[str]) -> float:
 
 def boxes_of(ids: np.ndarray) -> list[tuple[float, float, float, float]]:
     """(x0, y0, x1, y1) of each instance of an id map (0 none)."""
-    from scipy import ndimage
-
     return [(float(s[1].start), float(s[0].start), float(s[1].stop), float(s[0].stop))
             for s in ndimage.find_objects(np.maximum(ids, 0)) if s is not None]
 

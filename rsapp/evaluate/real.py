@@ -124,16 +124,25 @@ def text_scores(predictor, scenes: list[Raster], n: int, progress: bool) -> dict
 class VisionPredictor:
     """The visual half of v2 (tower + heads) as a Predictor: what stage A trains is scored on its own."""
 
-    def __init__(self, model):
+    def __init__(self, model, mask_threshold: float = 0.5):
         self.model = model.eval()
         self.dense_classes = tuple(model.cfg.dense_classes)
+        self.mask_threshold = mask_threshold
+        self._last: tuple[list, object] | None = None  # the images last encoded (held, so `is` is safe), and theirs
 
     def _encode(self, images: list[np.ndarray]):
+        """The images' encoding; the same images asked again (a raster's classes, then its instances) reuse it."""
         from rsapp.model.vision_model import to_tensor
 
+        if self._last is not None and len(self._last[0]) == len(images) and all(
+                a is b for a, b in zip(self._last[0], images)):
+            return self._last[1]
         if max(images[0].shape[:2]) > TILE:
-            return self.model.encode_tiled(images, TILE)
-        return self.model.encode([to_tensor(im) for im in images])
+            enc = self.model.encode_tiled(images, TILE)
+        else:
+            enc = self.model.encode([to_tensor(im) for im in images])
+        self._last = (list(images), enc)
+        return enc
 
     def dense(self, rgb):
         from rsapp.model.vision_model import upsample
@@ -157,17 +166,16 @@ class VisionPredictor:
         from rsapp.model.counting import mask_instances
 
         enc = self._encode([rgb])
-        # SSE-U read the image or, when tiled, its global view of TILE px
-        gsd = gsd_m if gsd_m is not None else 10 ** float(enc.s_mu[0]) * max(1.0, max(rgb.shape[:2]) / TILE)
+        gsd = gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(rgb.shape[:2]), TILE)
         prob = enc.dense[0, self.dense_classes.index(name)].numpy()
-        return mask_instances(prob, 0.5, gsd, rgb.shape[0])
+        return mask_instances(prob, self.mask_threshold, gsd, rgb.shape[0])
 
 
 class RuntimePredictor(VisionPredictor):
     """A loaded v2 Runtime: its heads for pixels, scenes and GSD, its language model for text answers."""
 
     def __init__(self, runtime):
-        super().__init__(runtime.model.vision)
+        super().__init__(runtime.model.vision, runtime.config.mask_threshold)
         self.runtime = runtime
 
     def text(self, images: list[np.ndarray], token: str, question: str) -> str:

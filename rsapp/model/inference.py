@@ -10,7 +10,6 @@ scene head's probability: both scores summed).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,7 +96,7 @@ class Runtime:
             enc = self.model.vision.encode([to_tensor(im) for im in images])
         t1 = time.perf_counter()
         # SSE-U read the chip (or a tiled area's global view): its log10 GSD, brought to the chip's own pixels
-        mu = float(enc.s_mu[0]) + math.log10(min(self.image_size / max(images[0].shape[:2]), 1.0))
+        mu = enc.area_log10_gsd(max(images[0].shape[:2]), self.image_size)
         sigma = float(torch.exp(0.5 * enc.s_logvar[0]))
         s = mu if req.log10_gsd is None else float(req.log10_gsd)
         gen = Generation(text="", s_mu=mu, s_sigma=sigma, s_used=s, tokens_total=enc.tokens.total,

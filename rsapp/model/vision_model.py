@@ -79,6 +79,11 @@ class VisionOutput:
     dense_after: torch.Tensor | None = None
     tokens_after: VisualTokens | None = None
 
+    def area_log10_gsd(self, area_px: int, chip: int) -> float:
+        """SSE-U's log10 GSD brought to the pixels of the area it read: an area larger than the chip was read
+        through its global view, `chip` px across, whose pixels are area_px / chip times coarser."""
+        return float(self.s_mu[0]) + math.log10(min(chip / area_px, 1.0))
+
     def tag(self, after: bool = False) -> torch.Tensor:
         """(1, S + 2K + 2) what the heads already know, for the LM's tag token: scene probabilities, the share of
         the chip each dense class covers, log(1 + its instance count), and for the second date the changed share
