@@ -44,6 +44,8 @@ class Answer:
     created: str = field(default_factory=utc_now_iso)
     raw_text: str = ""  # what the model generated, verbatim
     aoi_box_px: tuple[float, float, float, float] | None = None  # the [REF] box, chip pixels
+    counts: dict[str, int] = field(default_factory=dict)  # instances the model counted per mask label ([SEG] of a
+    # class it counts by instance cores): the layer's count, not its polygons (a row of houses is one polygon)
 
     @property
     def expert_name(self) -> str:
@@ -83,5 +85,6 @@ class Answer:
             "quant": self.quant,
             "timings_s": self.timings_s,
             "warnings": self.warnings,
+            "counts": self.counts,
             "created": self.created,
         }

@@ -177,7 +177,8 @@ def cmd_corpus(args) -> int:
 
 # stage → (module, run class, trainer) under rsapp.train
 TRAINERS = {"vision": ("vision", "VisionRun", "train_vision"), "change": ("change", "ChangeRun", "train_change"),
-            "scene": ("scene", "SceneRun", "train_scene"), "language": ("language", "LanguageRun", "train_language")}
+            "scene": ("scene", "SceneRun", "train_scene"), "instances": ("instances", "InstanceRun", "train_instances"),
+            "language": ("language", "LanguageRun", "train_language")}
 
 
 def cmd_train(args) -> int:
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("stage", choices=list(TRAINERS),
                     help="vision: tower + heads (stage A); change: the change head on the frozen tower; "
                          "scene: the scene head on the frozen tower, with zoomed-out views; "
+                         "instances: the building-core head on the frozen tower (counting, [VG]); "
                          "language: projector + LM adapters (stage B)")
     tr.add_argument("--run", required=True, help="run settings, JSON")
     tr.add_argument("--out", required=True)

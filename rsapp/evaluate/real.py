@@ -168,7 +168,7 @@ class VisionPredictor:
         enc = self._encode([rgb])
         gsd = gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(rgb.shape[:2]), TILE)
         prob = enc.dense[0, self.dense_classes.index(name)].numpy()
-        return mask_instances(prob, self.mask_threshold, gsd, rgb.shape[0])
+        return mask_instances(prob, self.mask_threshold, gsd, rgb.shape[0], enc.core(name))
 
 
 class RuntimePredictor(VisionPredictor):

@@ -1,5 +1,6 @@
-"""Task heads reading the tower's pyramid directly: dense classes ([SEG]), change (Siamese, [SEG]/[CCD] with
-two dates), scene class (the tag token the language model reads, and [CLS]'s candidates), and SSE-U."""
+"""Task heads reading the tower's pyramid directly: dense classes ([SEG]), instance cores (counting, [VG]), change
+(Siamese, [SEG]/[CCD] with two dates), scene class (the tag token the language model reads, and [CLS]'s
+candidates), and SSE-U."""
 
 from __future__ import annotations
 
@@ -58,6 +59,22 @@ class DenseHead(nn.Module):
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
         return self.out(self.decoder(levels))
+
+
+class InstanceHead(nn.Module):
+    """Instance cores at stride 4, one map per instance class: how deep inside its own instance a pixel lies (its
+    distance to the instance's edge over the instance's largest such distance). Thresholded, the cores of two
+    touching buildings are apart and a speck of mask has none, so instances are counted as cores, not as
+    connected regions of the class mask (which merge a row of houses and count every speck)."""
+
+    def __init__(self, classes: int, dim: int = 64):
+        super().__init__()
+        self.decoder = FPNDecoder(PYRAMID_CHANNELS, dim)
+        self.refine = _conv(dim, dim)
+        self.out = nn.Conv2d(dim, classes, 1)
+
+    def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        return self.out(self.refine(self.decoder(levels)))
 
 
 class ChangeHead(nn.Module):

@@ -53,6 +53,8 @@ class Generation:
     mask_labels: list[str] = field(default_factory=lambda: ["others"])
     boxes_px: list[tuple[float, float, float, float]] = field(default_factory=list)
     box_scores: list[float] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # instances of a mask's class, where the model counts
+    # them by its instance cores (the count a [VQA] "how many" gets)
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -104,6 +106,8 @@ class Runtime:
         n_new = 0
         if req.output == "mask":
             gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2])
+            if len(images) == 1 and enc.core(req.dense_class) is not None:
+                gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0]))}
         elif req.output == "boxes":
             gen.boxes_px, gen.box_scores = self.boxes(enc, req.dense_class, req.select, s, images[0].shape[0])
         elif req.output == "count":
@@ -152,12 +156,13 @@ class Runtime:
         return labels, ["others"] + classes
 
     def instances(self, enc: VisionOutput, name: str | None, log10_gsd: float, chip_px: int) -> list:
-        """Instances of a dense class (rsapp.model.counting.mask_instances): connected regions of its mask."""
+        """Instances of a dense class (rsapp.model.counting.mask_instances): its mask split by its instance cores
+        when the model has them for the class, else connected regions of its mask."""
         classes = list(self.config.vision.dense_classes)
         if name not in classes:
             return []
         prob = enc.dense[0, classes.index(name)].numpy()
-        return mask_instances(prob, self.config.mask_threshold, 10 ** log10_gsd, chip_px)
+        return mask_instances(prob, self.config.mask_threshold, 10 ** log10_gsd, chip_px, enc.core(name))
 
     def boxes(self, enc: VisionOutput, name: str | None, select: str, log10_gsd: float, chip_px: int
               ) -> tuple[list, list]:

@@ -8,7 +8,7 @@ from rsapp.model.vlm import RsappVLM
 # Parameter-name prefix → part (first match wins; order matters).
 PARTS = (
     ("vision.tower.backbone.", "vision"), ("vision.tower.fusion.", "fusion"), ("vision.dense_head.", "dense_head"),
-    ("vision.change_head.", "change_head"), ("vision.scene_head.", "scene_head"), ("vision.sse_u.", "sse_u"),
+    ("vision.change_head.", "change_head"), ("vision.instance_head.", "instance_head"), ("vision.scene_head.", "scene_head"), ("vision.sse_u.", "sse_u"),
     ("projector.", "projector"),
 )
 
@@ -54,4 +54,5 @@ def describe(model: RsappVLM) -> dict:
         "params_trained_shipped": trained,
         "dense_classes": list(cfg.vision.dense_classes),
         "scene_classes": list(cfg.vision.scene_classes),
+        "instance_classes": list(cfg.vision.instance_classes),
     }

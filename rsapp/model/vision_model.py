@@ -20,7 +20,7 @@ from scipy import ndimage
 from torch import nn
 from torch.nn.utils import parametrize
 
-from rsapp.model.heads import ChangeHead, DenseHead, SceneHead, SSEU
+from rsapp.model.heads import ChangeHead, DenseHead, InstanceHead, SceneHead, SSEU
 from rsapp.model.tower import VisionTower, VisualTokens, grid_positions, prune, token_budget
 
 # The class lists are data of the checkpoint (config.json); these are what v2 was built with (rsapp.tasks
@@ -54,6 +54,7 @@ class VisionConfig:
     scene_classes: tuple[str, ...] = DEFAULT_SCENES
     s_prior: float = 0.0  # SSE-U's starting mean of log10 GSD (1 m)
     change_tta: int = 4  # quarter turns the change probability is averaged over (1: none)
+    instance_classes: tuple[str, ...] = ()  # dense classes with an instance-core map (none: counted as regions)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +62,7 @@ class VisionConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "VisionConfig":
         d = dict(d)
-        for k in ("dense_classes", "scene_classes"):
+        for k in ("dense_classes", "scene_classes", "instance_classes"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -78,6 +79,15 @@ class VisionOutput:
     change: torch.Tensor | None = None  # (B, H, W) change probability, two dates only (stride 4 when tiled)
     dense_after: torch.Tensor | None = None
     tokens_after: VisualTokens | None = None
+    cores: torch.Tensor | None = None  # (B, C, H, W) instance-core probabilities of cfg.instance_classes, first
+    # date, at the resolution of `dense`; None when the model has no instance head
+    core_classes: tuple[str, ...] = ()  # the classes of `cores`, in order
+
+    def core(self, name: str | None) -> np.ndarray | None:
+        """The instance-core map (h, w) of a dense class, or None when there is none for it."""
+        if self.cores is None or name not in self.core_classes:
+            return None
+        return self.cores[0, self.core_classes.index(name)].numpy()
 
     def area_log10_gsd(self, area_px: int, chip: int) -> float:
         """SSE-U's log10 GSD brought to the pixels of the area it read: an area larger than the chip was read
@@ -200,6 +210,8 @@ class VisionModel(nn.Module):
         self.tower = VisionTower(cfg.token_dim)
         self.dense_head = DenseHead(len(cfg.dense_classes))
         self.change_head = ChangeHead()
+        if cfg.instance_classes:
+            self.instance_head = InstanceHead(len(cfg.instance_classes))
         self.scene_head = SceneHead(self.tower.pooled_dim, len(cfg.scene_classes))
         self.sse_u = SSEU(self.tower.pooled_dim, prior=cfg.s_prior)
 
@@ -236,6 +248,10 @@ class VisionModel(nn.Module):
         mu, logvar = self.sse_u(pooled[:1], x[:1])
         out = VisionOutput(tokens=budget(grid[:1]), dense=dense[:1],
                            scene=self.scene_head(pooled[:1]).softmax(-1), s_mu=mu, s_logvar=logvar)
+        if self.cfg.instance_classes:
+            out.cores = torch.sigmoid(F.interpolate(self.instance_head([lv[:1] for lv in levels]), size=size,
+                                                    mode="bilinear", align_corners=False))
+            out.core_classes = self.cfg.instance_classes
         if len(images) == 2:
             if change:
                 out.change = F.interpolate(self.change_probability(x, levels)[:, None], size=size,
@@ -264,6 +280,8 @@ class VisionModel(nn.Module):
         # sums of the tiles' probabilities (float16 holds a sum of a few values in [0, 1] to ~1e-3)
         dense = [np.zeros((k, h4, w4), np.float16) for _ in images]
         change = np.zeros((h4, w4), np.float16) if len(images) == 2 else None
+        n_cores = len(self.cfg.instance_classes)
+        cores = np.zeros((n_cores, h4, w4), np.float16) if n_cores else None
         seen = np.zeros((h4, w4), np.uint8)
         tokens, positions = [], []
         row_spans, col_spans = tile_grid(h, w, chip)
@@ -280,6 +298,9 @@ class VisionModel(nn.Module):
                     d[(slice(None),) + q] += p[:, :rows, :cols]
                 if change is not None:
                     change[q] += self.change_probability(batch, levels)[0, :rows, :cols].numpy()
+                if cores is not None:
+                    core = torch.sigmoid(self.instance_head([lv[:1] for lv in levels]))[0].numpy()
+                    cores[(slice(None),) + q] += core[:, :rows, :cols]
                 seen[q] += 1
                 grid = self.tower.fusion([lv[:1] for lv in levels])[0]  # (D, gh, gw)
                 cells = torch.tensor(grid.shape[-2:], dtype=torch.float32)
@@ -291,10 +312,11 @@ class VisionModel(nn.Module):
         kept, kept_pos = prune(torch.cat(tokens), torch.cat(positions), cfg.token_budget, cfg.background_clusters,
                                cfg.background_share)
         enc.tokens = VisualTokens(kept[None], kept_pos[None], sum(t.shape[0] for t in tokens))
-        for total in (*dense, change):  # sums → means, in place
+        for total in (*dense, change, cores):  # sums → means, in place
             if total is not None:
                 np.divide(total, seen, out=total, casting="unsafe")
         enc.dense = torch.from_numpy(dense[0])[None]
+        enc.cores = None if cores is None else torch.from_numpy(cores)[None]
         if change is not None:
             enc.dense_after = torch.from_numpy(dense[1])[None]
             enc.change = torch.from_numpy(change)[None]

@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
 
 
 def read_run(cls, path: str | Path):
@@ -32,3 +35,39 @@ def start_run(out: Path, seed: int) -> np.random.Generator:
 def lr_factor(step: int, steps: int, warmup: int = 50) -> float:
     """Linear warm-up over `warmup` steps, then a cosine from 1 to 0 over the run."""
     return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
+def optimizer_step(opt: torch.optim.Optimizer, params, loss: torch.Tensor) -> float:
+    """Backpropagate `loss`, clip the gradients of `params` at norm 2, step; the loss as a float."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 2.0)
+    opt.step()
+    return loss.item()
+
+
+def save_vision_run(model, run, out: Path, t0: float, **extra) -> None:
+    """A run of the visual half: its state (vision.safetensors) and run.json (the run's settings, the model's
+    config, anything in `extra`, and the minutes since t0)."""
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "vision.safetensors"))
+    (out / "run.json").write_text(json.dumps({"run": dataclasses.asdict(run), "config": model.cfg.to_dict(), **extra,
+                                              "minutes": round((time.time() - t0) / 60, 1)}, indent=1))
+
+
+def fit_head(model, head: torch.nn.Module, run, out: Path, name: str, loss_of_step) -> Path:
+    """Fit one head of `model` on its frozen tower: AdamW (run.lr, run.weight_decay) warmed up then cosine over
+    run.steps, loss_of_step() each step; the mean loss printed every 50 steps as `name`, the run saved every 250."""
+    model.eval()
+    head.train()
+    opt = torch.optim.AdamW(head.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    log, t0 = [], time.time()
+    for step in tqdm(range(run.steps), desc=f"{name} head", mininterval=30):
+        for g in opt.param_groups:
+            g["lr"] = run.lr * lr_factor(step, run.steps)
+        log.append(optimizer_step(opt, head.parameters(), loss_of_step()))
+        if step % 50 == 0 or step == run.steps - 1:
+            print(json.dumps({"step": step, name: round(float(np.mean(log[-50:])), 4),
+                              "s": round(time.time() - t0, 1)}), flush=True)
+        if (step + 1) % 250 == 0 or step == run.steps - 1:
+            save_vision_run(model, run, out, t0)
+    return out

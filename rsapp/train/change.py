@@ -9,20 +9,16 @@ its pooled features stay valid; tools/ship_model.py grafts the trained head into
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from tqdm import tqdm
+from safetensors.torch import load_file
 
 from rsapp.data.real_sets import split
 from rsapp.model.heads import ChangeHead
 from rsapp.model.vision_model import VisionConfig, VisionModel
-from rsapp.train import lr_factor, read_run, start_run
+from rsapp.train import fit_head, read_run, start_run
 from rsapp.train.losses import change_loss
 from rsapp.train.batch import Batch, add_change
 
@@ -45,35 +41,20 @@ def train_change(run: ChangeRun, out: Path) -> Path:
     state = load_file(str(Path(run.vision) / "vision.safetensors"))
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("change_head.")}, strict=False)
     model.change_head = ChangeHead()  # a fresh head: its architecture may differ from the checkpoint's
-    model.eval()
-    head = model.change_head.train()
-    opt = torch.optim.AdamW(head.parameters(), lr=run.lr, weight_decay=run.weight_decay)
     pairs = [r for r in split(held_out=False) if r.change is not None]
     buildings = [r for r in split(held_out=False) if r.dense is not None and "building" in r.known]
-    log, t0 = [], time.time()
-    for step in tqdm(range(run.steps), desc="change head", mininterval=30):
-        for g in opt.param_groups:  # warm-up then cosine
-            g["lr"] = run.lr * lr_factor(step, run.steps)
+
+    def loss_of_step() -> torch.Tensor:
         batch = Batch()
         add_change(batch, pairs, buildings, run.pairs_per_step, run.synthetic_change_share, run.chip, rng)
         part = batch.parts()
         with torch.no_grad():
             levels = model.tower.pyramid(batch.pixels())
-        loss = change_loss(head([lv[part["before"]] for lv in levels], [lv[part["after"]] for lv in levels]),
+        head = model.change_head
+        return change_loss(head([lv[part["before"]] for lv in levels], [lv[part["after"]] for lv in levels]),
                            batch.change)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(head.parameters(), 2.0)
-        opt.step()
-        log.append(loss.item())
-        if step % 50 == 0 or step == run.steps - 1:
-            print(json.dumps({"step": step, "change": round(float(np.mean(log[-50:])), 4),
-                              "s": round(time.time() - t0, 1)}), flush=True)
-        if (step + 1) % 250 == 0 or step == run.steps - 1:
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "vision.safetensors"))
-            (out / "run.json").write_text(json.dumps({"run": asdict(run), "config": model.cfg.to_dict(),
-                                                      "minutes": round((time.time() - t0) / 60, 1)}, indent=1))
-    return out
+
+    return fit_head(model, model.change_head, run, out, "change", loss_of_step)
 
 
 if __name__ == "__main__":  # python -m rsapp.train.change RUN.json OUT_DIR

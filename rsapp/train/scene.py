@@ -18,21 +18,21 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from rsapp.data.real_chips import square_resize
 from rsapp.data.real_sets import split
 from rsapp.model.vision_model import VisionConfig, VisionModel, to_tensor
 from rsapp.tasks.vocabulary import SCENE_CLASSES
-from rsapp.train import read_run, start_run
+from rsapp.train import read_run, save_vision_run, start_run
 
 MOSAIC_PX = 256
 
@@ -106,9 +106,7 @@ def train_scene(run: SceneRun, out: Path) -> Path:
             print(json.dumps({"epoch": epoch, "scene": round(loss.item(), 4), "s": round(time.time() - t0, 1)}),
                   flush=True)
     model.eval()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "vision.safetensors"))
-    (out / "run.json").write_text(json.dumps({"run": asdict(run), "config": model.cfg.to_dict(), "views": len(x),
-                                              "minutes": round((time.time() - t0) / 60, 1)}, indent=1))
+    save_vision_run(model, run, out, t0, views=len(x))
     return out
 
 

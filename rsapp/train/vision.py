@@ -12,20 +12,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from rsapp.data.real_sets import split
 from rsapp.model.vision_model import VisionConfig, VisionModel
 from rsapp.model.pretrained import vision_state_dict
 from rsapp.tasks.vocabulary import SCENE_CLASSES
-from rsapp.train import lr_factor, read_run, start_run
+from rsapp.train import lr_factor, optimizer_step, read_run, save_vision_run, start_run
 from rsapp.train.batch import Batch, add_change, add_dense, add_scenes
 from rsapp.train.losses import change_loss, pixel_loss
 
@@ -100,18 +99,13 @@ def train_vision(run: VisionRun, out: Path) -> Path:
         add_change(batch, pairs, building_sets, run.change_per_step, run.synthetic_change_share, run.chip, rng)
         losses = stage_a_losses(model, batch, run.chip)
         loss = losses["dense"] + losses["scene"] + losses["change"] + 0.3 * losses["gsd"]
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
-        opt.step()
+        optimizer_step(opt, model.parameters(), loss)
         log.append({"step": step, **{k: v.item() for k, v in losses.items()}, "s": round(time.time() - t0, 1)})
         if step % 50 == 0 or step == run.steps - 1:
             recent = log[-50:]
             print(json.dumps({k: round(float(np.mean([r[k] for r in recent])), 4) for k in recent[0]}), flush=True)
         if (step + 1) % 250 == 0 or step == run.steps - 1:
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "vision.safetensors"))
-            (out / "run.json").write_text(json.dumps({"run": asdict(run), "config": cfg.to_dict(),
-                                                      "minutes": round((time.time() - t0) / 60, 1)}, indent=1))
+            save_vision_run(model, run, out, t0)
     return out
 
 

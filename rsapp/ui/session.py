@@ -69,8 +69,9 @@ class Layer:
         return to_leaflet_simple(self.collection) if pixel_space else self.collection
 
     def summary(self) -> str:
-        """Counts per label and the geodesic area: "23 buildings, 4,310 m² (0.43 ha)"."""
-        return totals_text(self.collection["features"])
+        """Counts per label and the geodesic area: "23 buildings, 4,310 m² (0.43 ha)"; a label the model counted
+        by instance is its count, not its polygons'."""
+        return totals_text(self.collection["features"], self.answer.counts if self.answer is not None else None)
 
 
 @dataclass
@@ -284,8 +285,9 @@ def _readable(path: str) -> bool:
         return False
 
 
-def totals_text(features: list[dict]) -> str:
-    """"23 buildings, 4,310 m² (0.43 ha)"; "2 buildings, 5 roads, …"; without an area in pixel space."""
+def totals_text(features: list[dict], counted: dict[str, int] | None = None) -> str:
+    """"23 buildings, 4,310 m² (0.43 ha)"; "2 buildings, 5 roads, …"; without an area in pixel space. A label in
+    `counted` (instances the model counted) takes that count instead of its features'."""
     counts: dict[str, int] = {}
     area, has_area = 0.0, False
     for f in features:
@@ -296,6 +298,9 @@ def totals_text(features: list[dict]) -> str:
             if p.get("kind") != "box" and p["area_m2"] < MIN_INSTANCE_M2:
                 continue  # a speck of the mask: in the area, not in the count (as the model counts)
         counts[label] = counts.get(label, 0) + 1
+    for label, n in (counted or {}).items():
+        if label in counts:
+            counts[label] = n
     if not counts and not has_area:
         return "nothing"
     parts = [_count_text(n, label) for label, n in counts.items()]

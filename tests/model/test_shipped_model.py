@@ -20,10 +20,11 @@ WEIGHTS = default_weights()
 # What the shipped weights were measured to do (README, model card), with a margin: a retrained model that does
 # worse fails here. The Las Vegas sample's labels are 26 buildings, 3 roads and 27 trees (property `class`).
 VEGAS_MIN_IOU = 0.50  # measured 0.62 against the 26 buildings through the analyst
-# issue #21 asks 0.30 (not met): measured 40 of 26 on the int8 default, 36 on fp32. Either way the mask merges
-# the row houses into 5 blocks and ~30 specks of 8-50 m2 are counted: which specks pass 8 m2 moves with any small
-# change of the probabilities. Counting needs instances split (issue #21), not a threshold.
-VEGAS_COUNT_TOLERANCE = 0.60
+# issue #21 asks 0.30 (not met): measured 16 of 26 through the analyst (int8 and fp32), counted by the instance
+# head's cores: the row-house blocks are found one by one (the labels draw each block as one building), the 10 small
+# white carport and shed roofs mostly not (the building mask misses them). Counted as mask regions it was 40.
+VEGAS_COUNT_TOLERANCE = 0.45
+XBD_MAX_COUNT_ERR = 0.70  # held-out xBD pair counted by cores: 0.59 int8 (0.57 fp32); as mask regions 0.78
 TAIZHOU_MIN_RECALL, TAIZHOU_MAX_FALSE_ALARM = 0.40, 0.05  # measured 0.56, 0.002
 LEVIR_MIN_F1 = 0.65  # held-out LEVIR-CD test_1 through the analyst (native tiles), measured 0.71
 UCM_MIN_TOP1 = 0.80  # measured 19 / 21 on image 70 of each class
@@ -125,6 +126,22 @@ def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
     assert iou >= VEGAS_MIN_IOU, iou
     assert seg.raw_text.count("building") >= 1 and "%" in seg.text and not seg.warnings
     assert count.text.isdigit() and abs(int(count.text) - 26) <= VEGAS_COUNT_TOLERANCE * 26, count.text
+    # the mask's answer says the count the question got, and its layer counts the same
+    assert seg.counts == {"building": int(count.text)} and f"building: {count.text} found, " in seg.text
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_instance_cores_count_held_out_buildings_better_than_mask_regions(runtime, monkeypatch):
+    """The instance head: on the held-out xBD Harvey pair (two dates of ~37 footprints each, never trained) counting
+    by cores misses by less, and its boxes match more footprints, than counting connected regions of the mask."""
+    from rsapp.evaluate.real import RuntimePredictor, evaluate_real
+    from rsapp.model.vision_model import VisionOutput
+
+    cores = evaluate_real(RuntimePredictor(runtime), sets=("xbd-buildings",), progress=False)["xbd-buildings"]
+    monkeypatch.setattr(VisionOutput, "core", lambda self, name: None)
+    regions = evaluate_real(RuntimePredictor(runtime), sets=("xbd-buildings",), progress=False)["xbd-buildings"]
+    assert cores["count_rel_err"] <= XBD_MAX_COUNT_ERR < regions["count_rel_err"], (cores, regions)
+    assert cores["box_f1"] > regions["box_f1"], (cores, regions)
 
 
 def test_a_land_cover_mask_at_30_m_says_it_is_beyond_training(analyst):

@@ -33,7 +33,7 @@ def test_upsample_is_torch_bilinear_of_the_logits_in_bands():
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return VisionModel(VisionConfig()).eval()
+    return VisionModel(VisionConfig(instance_classes=("building",))).eval()
 
 
 def test_tiled_maps_equal_each_tile_where_only_it_sees(model):
@@ -43,9 +43,14 @@ def test_tiled_maps_equal_each_tile_where_only_it_sees(model):
     side = rows[0][1]
     assert enc.dense.shape[-2:] == (256, 256)
     with torch.no_grad():
-        alone = torch.sigmoid(model.dense_head(model.tower.pyramid(to_tensor(rgb[:side, :side]))))[0]
+        levels = model.tower.pyramid(to_tensor(rgb[:side, :side]))
+        alone = torch.sigmoid(model.dense_head(levels))[0]
+        core = torch.sigmoid(model.instance_head(levels))[0]
     own = rows[1][0] // 4  # rows / columns only the first tile covers
     assert torch.allclose(enc.dense[0, :, :own, :own].float(), alone[:, :own, :own], atol=2e-3)
+    assert enc.cores.shape == (1, 1, 256, 256) and enc.core_classes == ("building",)
+    assert torch.allclose(enc.cores[0, :, :own, :own].float(), core[:, :own, :own], atol=2e-3)
+    assert np.array_equal(enc.core("building"), enc.cores[0, 0].numpy()) and enc.core("road") is None
 
 
 def test_a_narrow_pair_is_read_in_tiles_without_padding(model):

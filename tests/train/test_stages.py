@@ -16,6 +16,7 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     from rsapp.model.vision_model import VisionConfig, VisionModel
     from rsapp.model.vlm import RsappVLM
     from rsapp.train.change import ChangeRun, train_change
+    from rsapp.train.instances import InstanceRun, train_instances
     from rsapp.train.language import LanguageRun, train_language
     from rsapp.train.scene import SceneRun, train_scene
     from rsapp.train.vision import VisionRun, train_vision
@@ -25,6 +26,7 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     VisionModel(VisionConfig()).load_state_dict(load_file(str(a / "vision.safetensors")), strict=True)
     c = train_change(ChangeRun(vision=str(a), steps=2, pairs_per_step=2), tmp_path / "c")
     s = train_scene(SceneRun(vision=str(c), epochs=1, scenes_per_class=1), tmp_path / "s")
+    i = train_instances(InstanceRun(vision=str(a), steps=2, chips_per_step=2), tmp_path / "i")
     b = train_language(LanguageRun(vision=str(a), steps=1, batch=1), tmp_path / "b")
     model = RsappVLM.load(b)
     assert {"projector.tag.0.weight", "lm.extra_embed"} <= set(model.trained_state())
@@ -32,8 +34,10 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     sys.path.insert(0, str(ROOT / "tools"))
     from ship_model import ship
 
-    release = RsappVLM.load(ship(b, tmp_path / "release", change=c, scene=s))
-    for name, run in (("change_head", c), ("scene_head", s)):
+    assert model.vision.cfg.instance_classes == () and not hasattr(model.vision, "instance_head")
+    release = RsappVLM.load(ship(b, tmp_path / "release", change=c, scene=s, instances=i))
+    assert release.cfg.vision.instance_classes == ("building",)
+    for name, run in (("change_head", c), ("scene_head", s), ("instance_head", i)):
         head = load_file(str(run / "vision.safetensors"))
         grafted = getattr(release.vision, name).state_dict()
         assert all(torch.equal(grafted[k], head[f"{name}.{k}"].half().float()) for k in grafted)

@@ -97,6 +97,8 @@ def test_a_layer_summary_counts_its_features_and_their_geodesic_area(geo_tif):
     assert area > 0 and layer.summary() == f"1 pond, {area:,.0f} m² ({area / 1e4:,.2f} ha)"
     specks = [{"properties": {"label": "building", "kind": "mask", "area_m2": a}} for a in (120.0, 80.0, 2.0)]
     assert totals_text(specks) == "2 buildings, 202 m² (0.02 ha)"  # a 2 m² speck is area, not a building
+    # a row of three houses is one polygon: the count is what the model counted by instance
+    assert totals_text(specks, {"building": 4, "road": 2}) == "4 buildings, 202 m² (0.02 ha)"
     assert totals_text([{"properties": {"label": "water", "kind": "mask", "area_m2": 2e4}}] * 3) == \
         "3 water regions, 60,000 m² (6.00 ha)"
     assert totals_text([{"properties": {"label": "the largest building", "kind": "box", "area_m2": 1e3}}]) == \

@@ -1,0 +1,51 @@
+"""Counting instances: a class mask split by its instance cores (two touching houses are two, a speck of mask
+with no core is nothing), and the core target the instance head learns."""
+
+import numpy as np
+
+from rsapp.model.counting import core_regions, mask_instances
+from rsapp.train.instances import core_target
+
+
+def _two_touching_and_a_speck() -> np.ndarray:
+    ids = np.zeros((40, 60), np.int32)
+    ids[10:30, 5:25] = 1
+    ids[10:30, 25:50] = 2  # shares a wall with 1
+    ids[2:4, 55:57] = 3  # a 2 × 2 px instance
+    return ids
+
+
+def test_core_target_peaks_at_one_in_every_instance_and_is_low_where_two_touch():
+    ids = _two_touching_and_a_speck()
+    t = core_target(ids)
+    for i in (1, 2, 3):
+        assert t[ids == i].max() == 1.0
+    assert (t[ids == 0] == 0).all()
+    assert t[10:30, 24:26].max() < 0.2  # the shared wall
+    assert t[ids == 1].min() > 0 and t[ids == 2].min() > 0
+
+
+def test_cores_split_touching_instances_and_drop_a_mask_region_without_one():
+    ids = _two_touching_and_a_speck()
+    mask = ids > 0
+    mask[35:37, 2:5] = True  # a speck of mask, no core
+    core = core_target(ids)
+    core[ids == 3] = 0  # and the small instance's core was not found either
+    regions = core_regions(mask, core)
+    assert len(np.unique(regions[regions > 0])) == 2
+    assert (regions[35:37, 2:5] == 0).all() and (regions[2:4, 55:57] == 0).all()
+    # every pixel of the two houses joins one of them, split at the wall
+    assert (regions[ids == 1] == regions[20, 10]).mean() > 0.95 and (regions[ids == 2] == regions[20, 40]).mean() > 0.95
+
+    prob = mask.astype(np.float32)
+    by_core = mask_instances(prob, 0.5, 1.0, 40, core)
+    by_region = mask_instances(prob, 0.5, 1.0, 40)
+    assert [b for b, _, _ in by_core] == [(5.0, 10.0, 25.0, 30.0), (25.0, 10.0, 50.0, 30.0)]
+    assert [b for b, _, _ in by_region] == [(5.0, 10.0, 50.0, 30.0)]  # one block; the specks are under 8 m²
+
+
+def test_a_core_outside_the_mask_seeds_nothing():
+    mask = np.zeros((20, 20), bool)
+    core = np.zeros((20, 20), np.float32)
+    core[5:10, 5:10] = 0.9
+    assert not core_regions(mask, core).any()
