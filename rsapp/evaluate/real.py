@@ -137,10 +137,10 @@ class VisionPredictor:
         if self._last is not None and len(self._last[0]) == len(images) and all(
                 a is b for a, b in zip(self._last[0], images)):
             return self._last[1]
-        if max(images[0].shape[:2]) > TILE:
-            enc = self.model.encode_tiled(images, TILE)
+        if max(images[0].shape[:2]) > TILE:  # with the instance cores: a raster's instances reuse this encoding
+            enc = self.model.encode_tiled(images, TILE, cores=True)
         else:
-            enc = self.model.encode([to_tensor(im) for im in images])
+            enc = self.model.encode([to_tensor(im) for im in images], cores=True)
         self._last = (list(images), enc)
         return enc
 

@@ -92,10 +92,13 @@ class Runtime:
     @torch.no_grad()
     def generate(self, images: list[np.ndarray], req: Request) -> Generation:
         t0 = time.perf_counter()
+        # the instance head runs only for a request that counts a class it knows (a count, boxes, a class's mask)
+        cores = req.dense_class in self.config.vision.instance_classes and (
+            req.output in ("count", "boxes") or (req.output == "mask" and len(images) == 1))
         if max(images[0].shape[:2]) > self.image_size:  # native resolution, in tiles
-            enc = self.model.vision.encode_tiled(images, self.image_size)
+            enc = self.model.vision.encode_tiled(images, self.image_size, cores=cores)
         else:
-            enc = self.model.vision.encode([to_tensor(im) for im in images])
+            enc = self.model.vision.encode([to_tensor(im) for im in images], cores=cores)
         t1 = time.perf_counter()
         # SSE-U read the chip (or a tiled area's global view): its log10 GSD, brought to the chip's own pixels
         mu = enc.area_log10_gsd(max(images[0].shape[:2]), self.image_size)

@@ -233,9 +233,10 @@ class VisionModel(nn.Module):
 
     @torch.no_grad()
     @widened_once
-    def encode(self, images: list[torch.Tensor], change: bool = True) -> VisionOutput:
+    def encode(self, images: list[torch.Tensor], change: bool = True, cores: bool = False) -> VisionOutput:
         """images: one or two (1, 3, H, W) tensors in [0, 1] of the same size; change=False skips the change
-        map of a pair (encode_tiled makes its own)."""
+        map of a pair (encode_tiled makes its own); cores=True adds the first image's instance cores (only a
+        request that counts needs them)."""
         x = torch.cat(images)
         levels = self.tower.pyramid(x)
         size = x.shape[-2:]
@@ -248,7 +249,7 @@ class VisionModel(nn.Module):
         mu, logvar = self.sse_u(pooled[:1], x[:1])
         out = VisionOutput(tokens=budget(grid[:1]), dense=dense[:1],
                            scene=self.scene_head(pooled[:1]).softmax(-1), s_mu=mu, s_logvar=logvar)
-        if self.cfg.instance_classes:
+        if cores and self.cfg.instance_classes:
             out.cores = torch.sigmoid(F.interpolate(self.instance_head([lv[:1] for lv in levels]), size=size,
                                                     mode="bilinear", align_corners=False))
             out.core_classes = self.cfg.instance_classes
@@ -262,13 +263,13 @@ class VisionModel(nn.Module):
 
     @torch.no_grad()
     @widened_once
-    def encode_tiled(self, images: list, chip: int) -> VisionOutput:
+    def encode_tiled(self, images: list, chip: int, cores: bool = False) -> VisionOutput:
         """An area larger than the chip (one image, or two dates on one grid; (H, W, 3) uint8 arrays, or square
         readers sliced by window, up to 8192 px) at native resolution. Scene, GSD and the tag come from the global
         view (the area resampled to `chip`); the area is read in overlapping tiles of about the chip (tile_grid);
         the first date's tile tokens are pruned to the budget as one set; class and change probabilities are
-        averaged where tiles overlap, at stride 4. Memory stays bounded by one tile pair, the tokens and the
-        quarter-resolution maps."""
+        averaged where tiles overlap, at stride 4, and so are the first date's instance cores with cores=True.
+        Memory stays bounded by one tile pair, the tokens and the quarter-resolution maps."""
         h, w = images[0].shape[:2]
         if h != w:  # the global view is of the square the area sits in (top-left), as a chip is letterboxed
             views = [np.pad(im, ((0, max(h, w) - h), (0, max(h, w) - w), (0, 0))) for im in images]
@@ -280,8 +281,8 @@ class VisionModel(nn.Module):
         # sums of the tiles' probabilities (float16 holds a sum of a few values in [0, 1] to ~1e-3)
         dense = [np.zeros((k, h4, w4), np.float16) for _ in images]
         change = np.zeros((h4, w4), np.float16) if len(images) == 2 else None
-        n_cores = len(self.cfg.instance_classes)
-        cores = np.zeros((n_cores, h4, w4), np.float16) if n_cores else None
+        n_cores = len(self.cfg.instance_classes) if cores else 0
+        core_sums = np.zeros((n_cores, h4, w4), np.float16) if n_cores else None
         seen = np.zeros((h4, w4), np.uint8)
         tokens, positions = [], []
         row_spans, col_spans = tile_grid(h, w, chip)
@@ -298,9 +299,9 @@ class VisionModel(nn.Module):
                     d[(slice(None),) + q] += p[:, :rows, :cols]
                 if change is not None:
                     change[q] += self.change_probability(batch, levels)[0, :rows, :cols].numpy()
-                if cores is not None:
+                if core_sums is not None:
                     core = torch.sigmoid(self.instance_head([lv[:1] for lv in levels]))[0].numpy()
-                    cores[(slice(None),) + q] += core[:, :rows, :cols]
+                    core_sums[(slice(None),) + q] += core[:, :rows, :cols]
                 seen[q] += 1
                 grid = self.tower.fusion([lv[:1] for lv in levels])[0]  # (D, gh, gw)
                 cells = torch.tensor(grid.shape[-2:], dtype=torch.float32)
@@ -312,11 +313,12 @@ class VisionModel(nn.Module):
         kept, kept_pos = prune(torch.cat(tokens), torch.cat(positions), cfg.token_budget, cfg.background_clusters,
                                cfg.background_share)
         enc.tokens = VisualTokens(kept[None], kept_pos[None], sum(t.shape[0] for t in tokens))
-        for total in (*dense, change, cores):  # sums → means, in place
+        for total in (*dense, change, core_sums):  # sums → means, in place
             if total is not None:
                 np.divide(total, seen, out=total, casting="unsafe")
         enc.dense = torch.from_numpy(dense[0])[None]
-        enc.cores = None if cores is None else torch.from_numpy(cores)[None]
+        if core_sums is not None:
+            enc.cores, enc.core_classes = torch.from_numpy(core_sums)[None], self.cfg.instance_classes
         if change is not None:
             enc.dense_after = torch.from_numpy(dense[1])[None]
             enc.change = torch.from_numpy(change)[None]

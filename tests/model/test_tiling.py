@@ -38,7 +38,7 @@ def model():
 
 def test_tiled_maps_equal_each_tile_where_only_it_sees(model):
     rgb = np.random.default_rng(1).integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
-    enc = model.encode_tiled([rgb], 512)
+    enc = model.encode_tiled([rgb], 512, cores=True)
     rows, _ = tile_grid(1024, 1024, 512)
     side = rows[0][1]
     assert enc.dense.shape[-2:] == (256, 256)
