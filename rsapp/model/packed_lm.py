@@ -67,12 +67,12 @@ class PackedMatrix:
         else:
             self.w = w
 
-    def mm(self, flat: torch.Tensor) -> torch.Tensor:
+    def mm(self, flat: torch.Tensor, widen: bool = True) -> torch.Tensor:
         """flat (M, K) fp32 → (M, N) fp32, for the int4 kernel without the shape handling of __call__ (a decoding
-        step makes 120 of these calls)."""
+        step makes 120 of these calls); widen=False leaves the int4 kernel's output in bf16."""
         if self.bits == 4 and self.bias is None:
-            return torch.ops.aten._weight_int4pack_mm_for_cpu(flat.to(torch.bfloat16), self.q, GROUP,
-                                                              self.scale_zero).float()
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat.to(torch.bfloat16), self.q, GROUP, self.scale_zero)
+            return y.float() if widen else y
         return self(flat)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,10 +184,14 @@ class AdaptedMatrix:
             B[out, col:col + b.shape[1]] = b
         return self.A.rows(torch.tensor(keep)), B.t().contiguous()
 
-    def __call__(self, x: torch.Tensor, adapter: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """x (M, K) → (M, n_out)."""
+    def __call__(self, x: torch.Tensor, adapter: tuple[torch.Tensor, torch.Tensor],
+                 residual: torch.Tensor | None = None) -> torch.Tensor:
+        """x (M, K) → (M, n_out); with `residual` (M, n_out), added to it in place instead (one call fewer: the
+        int4 kernel's bf16 output is added without widening it first)."""
         A, Bt = adapter
-        return torch.addmm(self.base.mm(x), F.linear(x, A), Bt)
+        if residual is None:
+            return torch.addmm(self.base.mm(x), F.linear(x, A), Bt)
+        return residual.addmm_(F.linear(x, A), Bt).add_(self.base.mm(x, widen=False))
 
     @property
     def nbytes(self) -> int:
@@ -259,36 +263,34 @@ class PackedLayer:
 
 
 class PackedCache:
-    """Keys and values per layer in buffers grown ahead, (B, kv_heads, capacity, head_dim): a decoding step writes
-    one position instead of copying the whole cache."""
+    """Keys and values per layer in one buffer grown ahead, (B, capacity, 2·kv_heads, head_dim), keys then values as
+    the fused q|k|v matrix writes them: a decoding step copies one position in one call, and attention reads the
+    keys and values as strided views."""
 
     GROW = 64
 
     def __init__(self, layers: int):
-        self.keys: list[torch.Tensor | None] = [None] * layers
-        self.values: list[torch.Tensor | None] = [None] * layers
+        self.buffers: list[torch.Tensor | None] = [None] * layers
         self.length = 0
 
-    def append(self, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """k, v (B, t, kv_heads, head_dim) at positions length … length + t − 1 → all keys and values so far."""
-        end = self.length + k.shape[1]
-        buf_k, buf_v = self.keys[i], self.values[i]
-        if buf_k is None or buf_k.shape[2] < end or buf_k.shape[0] != k.shape[0] or buf_k.stride(0) == 0:
-            shape = (k.shape[0], k.shape[2], end + self.GROW, k.shape[3])
-            new_k, new_v = k.new_empty(shape), v.new_empty(shape)
-            if buf_k is not None:
-                new_k[:, :, :self.length] = buf_k[:, :, :self.length]
-                new_v[:, :, :self.length] = buf_v[:, :, :self.length]
-            self.keys[i], self.values[i] = buf_k, buf_v = new_k, new_v
-        buf_k[:, :, self.length:end] = k.transpose(1, 2)
-        buf_v[:, :, self.length:end] = v.transpose(1, 2)
-        return buf_k[:, :, :end], buf_v[:, :, :end]
+    def append(self, i: int, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """kv (B, t, 2·kv_heads, head_dim) at positions length … length + t − 1 → all keys and values so far, each
+        (B, kv_heads, length + t, head_dim)."""
+        end = self.length + kv.shape[1]
+        buf = self.buffers[i]
+        if buf is None or buf.shape[1] < end or buf.shape[0] != kv.shape[0] or buf.stride(0) == 0:
+            new = kv.new_empty(kv.shape[0], end + self.GROW, *kv.shape[2:])
+            if buf is not None:
+                new[:, :self.length] = buf[:, :self.length]
+            self.buffers[i] = buf = new
+        buf[:, self.length:end] = kv
+        heads = kv.shape[2] // 2
+        return buf[:, :end, :heads].transpose(1, 2), buf[:, :end, heads:].transpose(1, 2)
 
     def expand(self, n: int) -> "PackedCache":
         """The same prefix for n sequences (label scoring); copied into n buffers only when written."""
-        out = PackedCache(len(self.keys))
-        out.keys = [k[:, :, :self.length].expand(n, -1, -1, -1) for k in self.keys]
-        out.values = [v[:, :, :self.length].expand(n, -1, -1, -1) for v in self.values]
+        out = PackedCache(len(self.buffers))
+        out.buffers = [buf[:, :self.length].expand(n, -1, -1, -1) for buf in self.buffers]
         out.length = self.length
         return out
 
@@ -341,27 +343,23 @@ class PackedLM(nn.Module):
         cache = cache if cache is not None else self.new_cache()
         start = cache.length
         angles = torch.outer(torch.arange(start, start + t, dtype=torch.float32), self.inv_freq)
-        rotation = torch.polar(torch.ones_like(angles), angles)[None, :, None]  # (1, t, 1, head_dim / 2)
+        rotation = torch.polar(torch.ones_like(angles), angles).repeat(b, 1)[:, None]  # (b·t, 1, head_dim / 2)
         mask = _prefix_mask(t, start + t, embeds.device)
         nq, nk, hd = cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim, cfg.head_dim
-        x = embeds.reshape(b * t, d)
+        x = embeds.reshape(b * t, d).clone()  # the residual stream, added to in place
         for i, (layer, (a_qkv, a_o, a_gu, a_down), kv_visual) in enumerate(zip(self.layers, adapters, visual_kv)):
             qkv = layer.qkv(F.rms_norm(x, (d,), layer.norm1, cfg.rms_eps), a_qkv)
-            qk = torch.view_as_complex(qkv[:, :nq + nk].reshape(b, t, -1, hd // 2, 2))
-            qk = torch.view_as_real(qk * rotation).reshape(b, t, -1, hd)
-            q, (k, v) = qk[:, :, :cfg.heads], cache.append(i, qk[:, :, cfg.heads:],
-                                                          qkv[:, nq + nk:].view(b, t, cfg.kv_heads, hd))
-            if t == 1:  # one new token: plain attention over the cache, heads grouped by their key head
-                group = q.reshape(b, cfg.kv_heads, cfg.heads // cfg.kv_heads, hd)
-                att = (group @ k.transpose(2, 3)).softmax(-1) @ v
-            else:
-                att = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, is_causal=mask is None,
-                                                     attn_mask=mask, scale=1.0, enable_gqa=True).transpose(1, 2)
-            x = x + layer.o(att.reshape(b * t, d), a_o)
+            # RoPE on the queries and keys, in place: one complex multiplication
+            torch.view_as_complex(qkv[:, :nq + nk].view(b * t, -1, hd // 2, 2)).mul_(rotation)
+            k, v = cache.append(i, qkv[:, nq:].view(b, t, 2 * cfg.kv_heads, hd))
+            q = qkv[:, :nq].view(b, t, cfg.heads, hd).transpose(1, 2)
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=mask is None and t > 1, attn_mask=mask,
+                                                 scale=1.0, enable_gqa=True)
+            layer.o(att.transpose(1, 2).reshape(b * t, d), a_o, residual=x)
             if kv_visual is not None:
                 x = x + layer.reinject(x, b, kv_visual)
             gu = layer.gate_up(F.rms_norm(x, (d,), layer.norm2, cfg.rms_eps), a_gu)
-            x = x + layer.down(F.silu(gu[:, :layer.ffn]) * gu[:, layer.ffn:], a_down)
+            layer.down(F.silu(gu[:, :layer.ffn]) * gu[:, layer.ffn:], a_down, residual=x)
         cache.length = start + t
         return F.rms_norm(x, (d,), self.norm_weight, cfg.rms_eps).view(b, t, d)
 
