@@ -95,21 +95,23 @@ class Analyst:
                              f"{' on at least one date' if len(chips) == 2 else ''})")
         t_chip = time.perf_counter()
         rt = self.runtime
-        gsd_m, source, s = self._scale(chips[0], gsd)
+        chip_gsd, source, s = self._scale(chips[0], gsd)
         req = self._request(r, question, s, ref_box, chips[0].size)
         gen = rt.generate([c.rgb for c in chips], req)
+        if source == "predicted":  # SSE-U read the chip
+            chip_gsd = 10 ** gen.s_mu
         answer = Answer(
             task=r.token, expert=r.expert, text=gen.text, raw_text=gen.text, prompt=prompt.strip(), model=rt.name,
             sources=[c.source for c in chips], transform=chips[0].transform, crs=chips[0].crs,
-            chip_size=chips[0].size, gsd_m=gsd_m if source != "predicted" else 10 ** gen.s_mu, gsd_source=source,
+            chip_size=chips[0].size, chip_gsd_m=chip_gsd, gsd_source=source, gsd_m=chip_gsd / chips[0].scale,
             gsd_sigma_log10=gen.s_sigma if source == "predicted" else None, tokens_total=gen.tokens_total,
             tokens_kept=gen.tokens_kept, quant=rt.quant, aoi_box_px=ref_box)
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
         self._decode(answer, r, question, chips, gen)
-        if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.gsd_m:
+        if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.chip_gsd_m:
             classes = [req.dense_class] if req.dense_class else [c for c in answer.mask_labels if c != "others"]
-            if (warning := beyond_training(classes, answer.gsd_m)) is not None:
+            if (warning := beyond_training(classes, answer.chip_gsd_m)) is not None:
                 answer.warnings.append(warning)
         answer.timings_s = {"chip": t_chip - t0, **gen.timings_s, "total": time.perf_counter() - t0}
         return answer
@@ -146,9 +148,10 @@ class Analyst:
 
     @staticmethod
     def _scale(chip: Chip, override: float | None) -> tuple[float | None, str, float | None]:
-        """(gsd_m, source, log10 GSD for CS-HLoRA or None to let SSE-U predict it), in DESIGN.md's order."""
+        """(the chip's GSD, source, its log10 for CS-HLoRA or None to let SSE-U predict it), in DESIGN.md's order.
+        A given GSD is the image's: the chip's pixels are chip.scale times coarser."""
         if override is not None:
-            return override, "user", math.log10(override)
+            return override * chip.scale, "user", math.log10(override * chip.scale)
         if chip.gsd_m is not None:
             return chip.gsd_m, "metadata", math.log10(chip.gsd_m)
         return None, "predicted", None
@@ -194,10 +197,10 @@ class Analyst:
             if r.token == "[SEG]":
                 answer.raw_text = mask_to_text(grid, answer.mask_labels)
                 answer.counts = dict(gen.counts)
-                answer.text = mask_summary(mask, answer.mask_labels, valid, answer.gsd_m, answer.is_change,
+                answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
             else:  # [CCD]: the sentence, and its change map beside it
-                answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.gsd_m, True)})"
+                answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})"
 
 
 # The coarsest GSD each dense class was trained at: stage A resamples the real sets up to 8 × their GSD, and the

@@ -27,9 +27,10 @@ class Answer:
     transform: Affine
     crs: object | None
     chip_size: int
-    gsd_m: float | None
+    gsd_m: float | None  # ground size of one pixel of the image as stored (given, from metadata, or predicted)
     gsd_source: str  # user | metadata | predicted
     gsd_sigma_log10: float | None = None  # SSE-U's standard deviation of log10(GSD), when predicted
+    chip_gsd_m: float | None = None  # ground size of one pixel the model saw (coarser when the area was resampled)
     boxes_px: list[tuple[float, float, float, float]] = field(default_factory=list)  # chip pixels x1, y1, x2, y2
     box_labels: list[str] = field(default_factory=list)
     box_scores: list[float | None] = field(default_factory=list)
@@ -77,6 +78,7 @@ class Answer:
             "gsd_m": self.gsd_m,
             "gsd_source": self.gsd_source,
             "gsd_sigma_log10": self.gsd_sigma_log10,
+            "chip_gsd_m": self.chip_gsd_m,
             "n_boxes": self.n_boxes,
             "n_mask_pixels": self.n_mask_pixels,
             "is_change": self.is_change,

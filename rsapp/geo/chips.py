@@ -38,6 +38,11 @@ class Chip:
     def size(self) -> int:
         return self.rgb.shape[0]
 
+    @property
+    def scale(self) -> float:
+        """Scene pixels per chip pixel (1 when the chip is the scene at native resolution, or padded)."""
+        return self.window_px.width / self.size
+
     def to_scene(self, cols, rows) -> tuple[np.ndarray, np.ndarray]:
         """Chip pixel coordinates (edges: 0..size) → scene CRS coordinates."""
         xs, ys = self.transform @ (np.asarray(cols, dtype=float), np.asarray(rows, dtype=float))

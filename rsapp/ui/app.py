@@ -335,6 +335,8 @@ def answer_markdown(a, layer) -> str:
         gsd = f"{a.gsd_m:.3g} m (predicted, ×/÷ {10 ** a.gsd_sigma_log10:.2f})"
     else:
         gsd = f"{a.gsd_m:.3g} m ({a.gsd_source})" if a.gsd_m else "unknown"
+    if a.gsd_m and a.chip_gsd_m and a.chip_gsd_m > 1.05 * a.gsd_m:
+        gsd += f", read at {a.chip_gsd_m:.3g} m"
     lines = [f"**{a.text}**", "",
              f"`{a.task}` · expert {a.expert} ({a.expert_name}) · GSD {gsd} · "
              f"{a.tokens_kept}/{a.tokens_total} visual tokens · {a.quant} · {a.timings_s.get('total', 0):.2f} s"]

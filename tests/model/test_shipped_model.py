@@ -171,6 +171,26 @@ def test_held_out_levir_pair_change_map_at_native_resolution(analyst, tmp_path):
     assert f1 >= LEVIR_MIN_F1, f1
 
 
+LEVIR_GSD_MAX_LOG10_ERR = 0.15  # measured 0.035 (0.46 m for 0.5 m); before, the answer said the chip's 0.92 m
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_gsd_of_a_large_unreferenced_image_is_the_images_own(analyst):
+    """A 1024 px PNG without georeference (LEVIR-CD test_1, 0.5 m, held out) is read resampled into the 512 px
+    chip: the answer's GSD is SSE-U's reading of the chip brought back to the image's own pixels, and a GSD the user
+    gives is the image's too (the model is told the chip's, twice as coarse)."""
+    import math
+
+    from rsapp.geo import Scene
+
+    with Scene(REAL / "change" / "levir-cd-full-tiles" / "A" / "test_1.png") as scene:
+        predicted = analyst.ask([scene], "[CAP] describe the image")
+        given = analyst.ask([scene], "[CAP] describe the image", gsd=0.5)
+    assert predicted.gsd_source == "predicted" and predicted.chip_gsd_m == pytest.approx(2 * predicted.gsd_m)
+    assert abs(math.log10(predicted.gsd_m / 0.5)) <= LEVIR_GSD_MAX_LOG10_ERR, predicted.gsd_m
+    assert given.gsd_source == "user" and given.gsd_m == 0.5 and given.chip_gsd_m == pytest.approx(1.0)
+
+
 def test_change_question_on_taizhou_answers_and_draws_the_labelled_change(analyst):
     from rsapp.geo import Scene
 
