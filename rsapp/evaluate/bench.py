@@ -99,8 +99,8 @@ def decode_rates(rt) -> dict:
             hidden = lm(lm.embed(ids), s, 0, cache)
             t0 = time.perf_counter()
             for _ in range(DECODE_TOKENS):
-                nxt = lm.logits(hidden[0, -1]).argmax()
-                hidden = lm(lm.embed(nxt.view(1, 1)), s, 0, cache)
+                nxt = lm.greedy(hidden[0, -1])
+                hidden = lm(lm.embed(torch.tensor([[nxt]])), s, 0, cache)
             best = min(best, time.perf_counter() - t0)
     ours = DECODE_TOKENS / best
     with multiprocessing.get_context("spawn").Pool(1) as pool:

@@ -209,7 +209,7 @@ class Runtime:
         last, cache, gate_s, visual = self.prefill(enc, req, s)
         out: list[int] = []
         for _ in range(MAX_NEW_TOKENS):
-            nxt = int(model.lm.logits(last).argmax())
+            nxt = model.lm.greedy(last)
             if nxt == self.end_id:
                 break
             out.append(nxt)

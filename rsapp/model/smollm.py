@@ -206,3 +206,7 @@ class SmolLM(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self.embed_tokens.weight.t()
+
+    def greedy(self, hidden: torch.Tensor) -> int:
+        """The most likely next token for one final hidden state (d,)."""
+        return int(self.logits(hidden).argmax())

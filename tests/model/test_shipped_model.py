@@ -91,6 +91,25 @@ def test_int8_default_names_the_same_scenes_as_fp32(runtime, fp32_runtime):
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_greedy_decoding_screen_picks_the_int8_heads_own_token(runtime, monkeypatch):
+    """The int4 screen of the output head and exact scoring of its best 16 (PackedLM.greedy) choose the token the
+    full int8 head's logits choose, at every step of captions and answers on held-out scenes."""
+    lm = runtime.model.lm
+    screened, steps = lm.greedy, []
+
+    def both(hidden):
+        token = screened(hidden)
+        steps.append((token, int(lm.logits(hidden).argmax())))
+        return token
+
+    monkeypatch.setattr(lm, "greedy", both)
+    for scene in ("airplane", "beach", "forest", "harbor", "freeway", "golfcourse"):
+        runtime.generate([_scene(scene)], Request("[CAP]", "", 0, "text"))
+        runtime.generate([_scene(scene)], Request("[VQA]", "what is in this image?", 0, "text"))
+    assert len(steps) >= 60 and all(a == b for a, b in steps), [s for s in steps if s[0] != s[1]]
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
 def test_free_answers_read_the_image(runtime):
     req = Request("[CAP]", "", 0, "text")
     assert "airplane" in runtime.generate([_scene("airplane")], req).text.lower()
