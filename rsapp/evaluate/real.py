@@ -32,6 +32,7 @@ class Predictor(Protocol):
     def scene(self, rgb: np.ndarray) -> str: ...
 
     def log10_gsd(self, rgb: np.ndarray) -> float: ...
+    def log10_gsd_whole(self, rgb: np.ndarray) -> float: ...  # as the analyst reads a whole image
 
     def instances(self, rgb: np.ndarray, name: str, gsd_m: float | None) -> list: ...  # [(box px, area, score)]
 
@@ -44,7 +45,7 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
     inter, union = defaultdict(float), defaultdict(float)
     f1s: dict[str, F1Accumulator] = defaultdict(F1Accumulator)
     hits, counts = defaultdict(int), defaultdict(int)
-    gsd_err = defaultdict(list)
+    gsd_err, gsd_whole_err = defaultdict(list), defaultdict(list)
     box_hits = defaultdict(lambda: np.zeros(4))  # boxes matched, predicted, true; |predicted − true count|
     for r in tqdm(held, desc="real held-out", disable=not progress, mininterval=10):
         if r.scene is not None:
@@ -70,6 +71,8 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
             side = min(256, *r.rgb.shape[:2])
             crop = r.rgb[:side, :side]
             gsd_err[r.set].append(abs(predictor.log10_gsd(crop) - math.log10(r.gsd_m)))
+            # and of the whole image as the analyst reads it (resampled into the chip, brought back to its pixels)
+            gsd_whole_err[r.set].append(abs(predictor.log10_gsd_whole(r.rgb) - math.log10(r.gsd_m)))
     out: dict[str, dict] = defaultdict(dict)
     for s in counts:
         out[s]["cls_top1"] = round(hits[s] / counts[s], 4)
@@ -83,6 +86,7 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
         out[s]["box_f1"] = round(2 * matched / max(predicted + true, 1), 4)  # boxes matched at IoU ≥ 0.5
     for s, errs in gsd_err.items():
         out[s]["gsd_abs_log10_err"] = round(float(np.mean(errs)), 4)
+        out[s]["gsd_whole_abs_log10_err"] = round(float(np.mean(gsd_whole_err[s])), 4)
     if text_n:
         for name, scores in text_scores(predictor, [r for r in held if r.scene is not None], text_n, progress).items():
             out[name].update(scores)
@@ -160,6 +164,10 @@ class VisionPredictor:
 
     def log10_gsd(self, rgb):
         return float(self._encode([rgb]).s_mu[0])
+
+    def log10_gsd_whole(self, rgb):
+        """SSE-U on the whole image resampled into the chip (its global view), brought back to its own pixels."""
+        return self._encode([rgb]).area_log10_gsd(max(rgb.shape[:2]), TILE)
 
     def instances(self, rgb, name, gsd_m):
         """Instances of a dense class as the runtime counts them, at the set's GSD (SSE-U's where unknown)."""

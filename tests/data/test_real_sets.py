@@ -98,7 +98,12 @@ class _Boxes:
         return np.zeros((len(self.dense_classes),) + rgb.shape[:2], np.float32)
 
     def log10_gsd(self, rgb):
-        return 0.0
+        return 0.0  # 1 m, on the crop
+
+    def log10_gsd_whole(self, rgb):
+        import math
+
+        return math.log10(self.raster.gsd_m) if self.perfect else 1.0  # exact, or 10 m, on the whole image
 
     def instances(self, rgb, name, gsd_m):
         from rsapp.evaluate.metrics import boxes_of
@@ -106,7 +111,9 @@ class _Boxes:
         return [(b, 1, 1.0) for b in boxes_of(self.raster.instances)] if self.perfect else []
 
 
-def test_evaluate_real_scores_counts_and_instance_boxes(rasters):
+def test_evaluate_real_scores_counts_instance_boxes_and_gsd(rasters):
+    import math
+
     from rsapp.evaluate.real import evaluate_real
 
     vegas = next(r for r in rasters if r.set == "vegas-buildings")
@@ -114,6 +121,10 @@ def test_evaluate_real_scores_counts_and_instance_boxes(rasters):
     assert perfect["count_rel_err"] == 0 and perfect["box_f1"] == 1
     empty = evaluate_real(_Boxes(False, vegas), sets=("vegas-buildings",), progress=False)["vegas-buildings"]
     assert empty["count_rel_err"] == 1 and empty["box_f1"] == 0
+    crop_err = round(abs(math.log10(vegas.gsd_m)), 4)  # the crop read as 1 m, for 0.27 m
+    assert perfect["gsd_abs_log10_err"] == empty["gsd_abs_log10_err"] == crop_err
+    assert perfect["gsd_whole_abs_log10_err"] == 0
+    assert empty["gsd_whole_abs_log10_err"] == round(1 - math.log10(vegas.gsd_m), 4)
 
 
 def test_instance_boxes_are_matched_one_to_one():

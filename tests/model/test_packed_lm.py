@@ -88,3 +88,17 @@ def test_smollm2_weights_reencode_in_int4_without_loss():
     assert PackedMatrix(w, 4).bits == 4
     smollm2, gaussian = error(w), error(torch.randn_like(w) * w.std())
     assert smollm2 < 0.005 and gaussian > 10 * smollm2, (smollm2, gaussian)
+
+
+def test_greedy_screen_picks_the_int8_heads_token_and_breaks_ties_as_argmax(lm):
+    """The int4 screen of the output head passes its best 16 to the int8 head's own arithmetic: the token is the
+    full int8 logits' argmax, the first of equal logits included (bf16 logits tie, and argmax takes the first)."""
+    with torch.no_grad():
+        lm.embed_tokens.weight[90] = lm.embed_tokens.weight[7]  # two tokens with the same output row
+    packed = PackedLM(lm, 4, 8)
+    assert packed.screen is not None and PackedLM(lm, 32, 32).screen is None
+    hidden = torch.randn(64, lm.cfg.hidden_size) * 3
+    hidden[0] = packed.embedding.rows(torch.tensor([7]))[0] * 4  # 7 and 90 tie at the top
+    for h in hidden:
+        assert packed.greedy(h) == int(packed.logits(h).argmax())
+    assert packed.greedy(hidden[0]) == 7
