@@ -3,7 +3,7 @@ checkpoint (everything trained), with heads taken from later fits on the same fr
 (rsapp.train.scale), the change head (rsapp.train.change), the scene head (rsapp.train.scene) and the instance
 head (rsapp.train.instances, which also gives the release its instance classes).
 
-    PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc \
+    PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc2 \
         --instances runs/v2i --out weights/rsapp-v2
 """
 

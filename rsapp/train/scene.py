@@ -4,13 +4,14 @@ Stage A trained the scene head on UC Merced at 0.3 m, zoomed in (60–100 % of a
 a coarser collection was a stranger: held-out UC Merced scenes downsampled 2× were named right 0.73 of the time, 3×
 0.51 (0.90 at their own scale). Here every train-split scene is seen as it is, downsampled 1.5–2.5× and 2.5–4× (each
 at its own smaller size, as the analyst shows a small image), and as a mosaic of 2×2 or 3×3 scenes of its class
-resampled to 256 px (a wider view at 2–3× coarser GSD); flipped at random. The tower is frozen, so its pooled features
-are computed once and the linear head is fitted on them (dropout, label smoothing, AdamW).
+resampled to 256 px (a wider view at 2–3× coarser GSD); flipped at random, and half of the views seen through another
+sensor's colours (colour cast, contrast, saturation, haze: another collection's look). The tower is frozen, so its
+pooled features are computed once and the linear head is fitted on them (dropout, label smoothing, AdamW).
 
 The tower stays as it was, so the language model's tokens do not move; its tag token carries the scene
 probabilities, which now hold at coarser scales. tools/ship_model.py grafts the head into the release.
 
-    python -m rsapp train scene --run configs/runs/v2_scene.json --out runs/v2sc
+    python -m rsapp train scene --run configs/runs/v2_scene2.json --out runs/v2sc2
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from rsapp.data.real_chips import square_resize
+from rsapp.data.real_chips import jitter, square_resize
 from rsapp.data.real_sets import split
 from rsapp.model.vision_model import VisionConfig, VisionModel, to_tensor
 from rsapp.tasks.vocabulary import SCENE_CLASSES
@@ -48,6 +49,7 @@ class SceneRun:
     label_smoothing: float = 0.05
     seed: int = 0
     scenes_per_class: int | None = None  # the first n train scenes of each class (None: all)
+    photometric: float = 0.0  # share of the views seen through another sensor's colours (cast, contrast, haze)
 
 
 def downsampled(rgb: np.ndarray, factor: float) -> np.ndarray:
@@ -63,11 +65,23 @@ def mosaic(images: list[np.ndarray], k: int) -> np.ndarray:
     return np.concatenate([np.concatenate(tiles[i * k:(i + 1) * k], 1) for i in range(k)], 0)
 
 
-def views(rgb: np.ndarray, same_class: list[np.ndarray], rng) -> list[np.ndarray]:
-    """A scene at its own scale, two coarser ones and a mosaic of its class; each flipped with probability ½."""
+def other_sensor(rgb: np.ndarray, rng) -> np.ndarray:
+    """The scene as another collection might render it: a colour cast, contrast and saturation change, and haze
+    (a blend towards bright bluish grey) one time in three."""
+    out = jitter(rgb, rng, rng.uniform(0.5, 1.5))
+    if rng.random() < 1 / 3:
+        a = rng.uniform(0.1, 0.35)
+        out = np.clip(out * (1 - a) + a * np.array([200.0, 205.0, 215.0]), 0, 255).astype(np.uint8)
+    return out
+
+
+def views(rgb: np.ndarray, same_class: list[np.ndarray], rng, photometric: float = 0.0) -> list[np.ndarray]:
+    """A scene at its own scale, two coarser ones and a mosaic of its class; each flipped with probability ½ and
+    seen through another sensor's colours with probability `photometric`."""
     k = int(rng.choice([2, 3]))
     out = [rgb, downsampled(rgb, rng.uniform(1.5, 2.5)), downsampled(rgb, rng.uniform(2.5, 4.0)),
            mosaic([same_class[int(i)] for i in rng.integers(len(same_class), size=k * k)], k)]
+    out = [other_sensor(v, rng) if rng.random() < photometric else v for v in out]
     return [np.ascontiguousarray(v[:, ::-1]) if rng.random() < 0.5 else v for v in out]
 
 
@@ -88,7 +102,7 @@ def train_scene(run: SceneRun, out: Path) -> Path:
     feats, labels = [], []
     with torch.no_grad():
         for r in tqdm(scenes, desc="scene views", mininterval=30):
-            for v in views(r.rgb, images_of[r.scene], rng):
+            for v in views(r.rgb, images_of[r.scene], rng, run.photometric):
                 feats.append(model.tower.pooled(fast.pyramid(to_tensor(v)))[0])
                 labels.append(SCENE_CLASSES.index(r.scene))
     x, y = torch.stack(feats), torch.tensor(labels)
