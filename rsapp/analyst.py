@@ -151,7 +151,8 @@ class Analyst:
         """(the chip's GSD, source, its log10 for CS-HLoRA or None to let SSE-U predict it), in DESIGN.md's order.
         A given GSD is the image's: the chip's pixels are chip.scale times coarser."""
         if override is not None:
-            return override * chip.scale, "user", math.log10(override * chip.scale)
+            chip_gsd = override * chip.scale
+            return chip_gsd, "user", math.log10(chip_gsd)
         if chip.gsd_m is not None:
             return chip.gsd_m, "metadata", math.log10(chip.gsd_m)
         return None, "predicted", None

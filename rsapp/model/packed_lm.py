@@ -318,9 +318,10 @@ class PackedLM(nn.Module):
             self.layers = [PackedLayer(layer, lm.cfg, base_bits, bits) for layer in lm.layers]
             self.embedding = PackedMatrix(lm.embed_tokens.weight, max(base_bits, 8))
             # greedy decoding screens the vocabulary with an int4 copy of the output head (its int8 weights
-            # regrouped), then scores the best SCREEN_TOP tokens exactly: on the int4 path only
-            self.screen = PackedMatrix(self.embedding.rows(torch.arange(lm.cfg.vocab_size)), 4) \
-                if base_bits == 4 else None
+            # regrouped), then scores the best SCREEN_TOP tokens in the int8 head's arithmetic: on the int4 path
+            # only, and kept only where the int4 kernel takes the head's shape
+            screen = PackedMatrix(self.embedding.rows(torch.arange(lm.cfg.vocab_size)), 4) if base_bits == 4 else None
+            self.screen = screen if screen is not None and screen.bits == 4 else None
         self.extra_embed = lm.extra_embed.detach()
         self.norm_weight = lm.norm.weight.detach()
         self.scale_gate = lm.scale_gate
@@ -348,7 +349,7 @@ class PackedLM(nn.Module):
         """The most likely next token for one final hidden state (d,): the int4 screen's SCREEN_TOP candidates
         scored by the int8 head in its own arithmetic (its best token ranked at most 3rd in the screen over 100
         decoding steps), in 60 % of the head's time; the full logits elsewhere."""
-        if self.screen is None or self.screen.bits != 4:
+        if self.screen is None:
             return int(self.logits(hidden).argmax())
         candidates = self.screen.mm(hidden[None])[0].topk(SCREEN_TOP).indices
         scores = self.embedding.select(candidates, hidden[None])[0]
