@@ -69,7 +69,8 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp train scene --run configs/runs/v2_scene2.json --out runs/v2sc2",
               "python -m rsapp train instances --run configs/runs/v2_instances.json --out runs/v2i",
               "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc2 "
-              "--instances runs/v2i --out weights/rsapp-v2", "```", ""]
+              "--instances runs/v2i --out weights/rsapp-v2",
+              "PYTHONPATH=. python tools/choose_thresholds.py weights/rsapp-v2 --views 4", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

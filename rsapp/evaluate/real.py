@@ -16,8 +16,9 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from rsapp.data.real_sets import DENSE_INDEX, IGNORE, NONE_OF_KNOWN, Raster, split
+from rsapp.data.real_sets import IGNORE, Raster, split
 from rsapp.evaluate.metrics import F1Accumulator, boxes_of, matched_boxes
+from rsapp.evaluate.thresholds import overlaps
 
 TILE = 512
 
@@ -26,6 +27,8 @@ class Predictor(Protocol):
     dense_classes: tuple[str, ...]
 
     def dense(self, rgb: np.ndarray) -> np.ndarray: ...  # (K, H, W) probabilities
+
+    def threshold(self, name: str) -> float: ...  # a class is drawn where its probability exceeds this
 
     def change(self, before: np.ndarray, after: np.ndarray) -> np.ndarray: ...  # (H, W) probability
 
@@ -53,12 +56,10 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
             hits[r.set] += predictor.scene(r.rgb) == r.scene
         if r.dense is not None:
             probs = predictor.dense(r.rgb)
-            for name in r.known:
-                k = predictor.dense_classes.index(name)
-                labelled = (r.dense < len(DENSE_INDEX)) | (r.dense == NONE_OF_KNOWN)
-                p, t = (probs[k] > 0.5) & labelled, (r.dense == DENSE_INDEX[name]) & labelled
-                inter[(r.set, name)] += float((p & t).sum())
-                union[(r.set, name)] += float((p | t).sum())
+            for name, ((i, u),) in overlaps(probs, r, predictor.dense_classes,
+                                            lambda name: [predictor.threshold(name)]).items():
+                inter[(r.set, name)] += i
+                union[(r.set, name)] += u
         if r.instances is not None:
             truth = boxes_of(r.instances)
             found = [box for box, _, _ in predictor.instances(r.rgb, r.instance_class, r.gsd_m)]
@@ -128,10 +129,10 @@ def text_scores(predictor, scenes: list[Raster], n: int, progress: bool) -> dict
 class VisionPredictor:
     """The visual half of v2 (tower + heads) as a Predictor: what stage A trains is scored on its own."""
 
-    def __init__(self, model, mask_threshold: float = 0.5):
+    def __init__(self, model):
         self.model = model.eval()
         self.dense_classes = tuple(model.cfg.dense_classes)
-        self.mask_threshold = mask_threshold
+        self.threshold = model.cfg.threshold
         self._last: tuple[list, object] | None = None  # the images last encoded (held, so `is` is safe), and theirs
 
     def _encode(self, images: list[np.ndarray]):
@@ -141,10 +142,12 @@ class VisionPredictor:
         if self._last is not None and len(self._last[0]) == len(images) and all(
                 a is b for a, b in zip(self._last[0], images)):
             return self._last[1]
-        if max(images[0].shape[:2]) > TILE:  # with the instance cores: a raster's instances reuse this encoding
-            enc = self.model.encode_tiled(images, TILE, cores=True)
+        # with the instance cores (a raster's instances reuse this encoding), one image's maps over quarter turns
+        views = self.model.cfg.dense_tta if len(images) == 1 else 1
+        if max(images[0].shape[:2]) > TILE:
+            enc = self.model.encode_tiled(images, TILE, cores=True, views=views)
         else:
-            enc = self.model.encode([to_tensor(im) for im in images], cores=True)
+            enc = self.model.encode([to_tensor(im) for im in images], cores=True, views=views)
         self._last = (list(images), enc)
         return enc
 
@@ -176,14 +179,14 @@ class VisionPredictor:
         enc = self._encode([rgb])
         gsd = gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(rgb.shape[:2]), TILE)
         prob = enc.dense[0, self.dense_classes.index(name)].numpy()
-        return mask_instances(prob, self.mask_threshold, gsd, rgb.shape[0], enc.core(name))
+        return mask_instances(prob, self.threshold(name), gsd, rgb.shape[0], enc.core(name))
 
 
 class RuntimePredictor(VisionPredictor):
     """A loaded v2 Runtime: its heads for pixels, scenes and GSD, its language model for text answers."""
 
     def __init__(self, runtime):
-        super().__init__(runtime.model.vision, runtime.config.mask_threshold)
+        super().__init__(runtime.model.vision)
         self.runtime = runtime
 
     def text(self, images: list[np.ndarray], token: str, question: str) -> str:

@@ -23,6 +23,8 @@ from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
 from rsapp.model.vision_model import VisionOutput, instance_count, to_tensor, upsample
 
 MAX_NEW_TOKENS = 48
+# Requests answered from the pixel heads alone (no language model)
+PIXEL_OUTPUTS = ("mask", "boxes", "count", "region")
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,12 @@ class Runtime:
         # the instance head runs only for a request that counts a class it knows (a count, boxes, a class's mask)
         cores = req.dense_class in self.config.vision.instance_classes and (
             req.output in ("count", "boxes") or (req.output == "mask" and len(images) == 1))
+        # a pixel answer of one image averages its maps over quarter turns; text answers read one view
+        views = self.config.vision.dense_tta if len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
         if max(images[0].shape[:2]) > self.image_size:  # native resolution, in tiles
-            enc = self.model.vision.encode_tiled(images, self.image_size, cores=cores)
+            enc = self.model.vision.encode_tiled(images, self.image_size, cores=cores, views=views)
         else:
-            enc = self.model.vision.encode([to_tensor(im) for im in images], cores=cores)
+            enc = self.model.vision.encode([to_tensor(im) for im in images], cores=cores, views=views)
         t1 = time.perf_counter()
         # SSE-U read the chip (or a tiled area's global view): its log10 GSD, brought to the chip's own pixels
         mu = enc.area_log10_gsd(max(images[0].shape[:2]), self.image_size)
@@ -138,20 +142,20 @@ class Runtime:
         """The pixel answer on the chip's grid: the named class (one image), every class where it wins (none
         named), or the change (two dates; of the named class when one is named). Maps of a tiled area (stride
         4) are resampled bilinearly; the all-classes label map is taken at the map's stride and repeated."""
-        classes = list(self.config.vision.dense_classes)
-        t = self.config.mask_threshold
-        at_chip = lambda prob: upsample(prob, chip_shape) > t  # noqa: E731
+        vision = self.config.vision
+        classes = list(vision.dense_classes)
+        at_chip = lambda prob, t=0.5: upsample(prob, chip_shape) > t  # noqa: E731
         if n_images == 2:
             change = at_chip(enc.change[0].numpy())
             if name in classes:
-                k = classes.index(name)
-                either = at_chip(enc.dense[0, k].numpy()) | at_chip(enc.dense_after[0, k].numpy())
+                k, t = classes.index(name), vision.threshold(name)
+                either = at_chip(enc.dense[0, k].numpy(), t) | at_chip(enc.dense_after[0, k].numpy(), t)
                 return (change & either).astype(np.uint8), ["others", name]
             return change.astype(np.uint8), ["others", "change"]
         if name in classes:
-            return at_chip(enc.dense[0, classes.index(name)].numpy()).astype(np.uint8), ["others", name]
-        dense = enc.dense[0].numpy()
-        labels = np.where(dense.max(0) > t, dense.argmax(0) + 1, 0).astype(np.uint8)
+            return (at_chip(enc.dense[0, classes.index(name)].numpy(), vision.threshold(name)).astype(np.uint8),
+                    ["others", name])
+        labels = winning_class(enc.dense[0].numpy(), vision.thresholds())
         if labels.shape != tuple(chip_shape):
             rows = np.minimum(np.arange(chip_shape[0]) * labels.shape[0] // chip_shape[0], labels.shape[0] - 1)
             cols = np.minimum(np.arange(chip_shape[1]) * labels.shape[1] // chip_shape[1], labels.shape[1] - 1)
@@ -165,7 +169,7 @@ class Runtime:
         if name not in classes:
             return []
         prob = enc.dense[0, classes.index(name)].numpy()
-        return mask_instances(prob, self.config.mask_threshold, 10 ** log10_gsd, chip_px, enc.core(name))
+        return mask_instances(prob, self.config.vision.threshold(name), 10 ** log10_gsd, chip_px, enc.core(name))
 
     def boxes(self, enc: VisionOutput, name: str | None, select: str, log10_gsd: float, chip_px: int
               ) -> tuple[list, list]:
@@ -177,7 +181,7 @@ class Runtime:
         """[REF]: the dense class covering most of the box, with how much of it."""
         if box is None:
             return "no box given"
-        dense = enc.dense[0].numpy() > self.config.mask_threshold
+        dense = enc.dense[0].numpy() > self.config.vision.thresholds()
         h, w = dense.shape[1:]
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         x0, x1 = max(0, min(x0, w - 1)), max(1, min(x1, w))
@@ -236,6 +240,13 @@ class Runtime:
         head = enc.scene[0].log()
         score = score + torch.tensor([float(head[scenes.index(lb)]) if lb in scenes else 0.0 for lb in req.labels])
         return req.labels[int(score.argmax())]
+
+
+def winning_class(dense: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(K, h, w) class probabilities → (h, w) uint8 label map: 1 + the most probable class among those above
+    their threshold ((K, 1, 1)), 0 where none is."""
+    above = dense > thresholds
+    return np.where(above.any(0), np.where(above, dense, -1.0).argmax(0) + 1, 0).astype(np.uint8)
 
 
 SELECTORS = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -55,6 +55,18 @@ class VisionConfig:
     s_prior: float = 0.0  # SSE-U's starting mean of log10 GSD (1 m)
     change_tta: int = 4  # quarter turns the change probability is averaged over (1: none)
     instance_classes: tuple[str, ...] = ()  # dense classes with an instance-core map (none: counted as regions)
+    # A pixel answer of one image averages its class probabilities (and instance cores) over this many quarter
+    # turns; a class is drawn where its averaged probability exceeds its threshold (chosen on the train splits
+    # by tools/choose_thresholds.py; 0.5 for a class without one)
+    dense_tta: int = 1
+    dense_thresholds: dict = field(default_factory=dict)
+
+    def threshold(self, name: str) -> float:
+        return float(self.dense_thresholds.get(name, 0.5))
+
+    def thresholds(self) -> np.ndarray:
+        """(K, 1, 1) every dense class's threshold, to compare with (K, H, W) maps."""
+        return np.array([self.threshold(c) for c in self.dense_classes], np.float32)[:, None, None]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +137,8 @@ def instance_count(mask) -> int:
 # may grow to TILE_GROWTH × the chip so that, say, a 1024 px area takes 2 × 2 tiles of 528 px, not 3 × 3 of 512.
 TILE_OVERLAP = 32
 TILE_GROWTH = 1.25
+# Pixel answers average quarter turns of each tile up to this many tiles (a 2,048 px area); beyond, one view each.
+TURNED_TILES_MAX = 16
 
 
 def tile_grid(h: int, w: int, chip: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -223,20 +237,43 @@ class VisionModel(nn.Module):
     def change_probability(self, x: torch.Tensor, levels: list[torch.Tensor]) -> torch.Tensor:
         """(1, h, w) change probability at stride 4 of the pair x (2, 3, H, W) whose pyramid is `levels`,
         averaged over cfg.change_tta quarter turns."""
-        prob = torch.sigmoid(self.change_head([lv[:1] for lv in levels], [lv[1:] for lv in levels]))
-        turns = self.cfg.change_tta
-        for k in range(1, turns):
-            lv = self.tower.pyramid(torch.rot90(x, k, (2, 3)))
+        prob = 0.0
+        for k, lv in self.turned(x, levels, self.cfg.change_tta):
             turned = torch.sigmoid(self.change_head([v[:1] for v in lv], [v[1:] for v in lv]))
             prob = prob + torch.rot90(turned, -k, (1, 2))
-        return prob / turns
+        return prob / self.cfg.change_tta
+
+    def turned(self, x: torch.Tensor, levels: list[torch.Tensor], turns: int):
+        """(k, the pyramid of x turned k quarter turns) for k < turns; `levels` is x's own (k = 0)."""
+        for k in range(turns):
+            yield k, levels if k == 0 else self.tower.pyramid(torch.rot90(x, k, (2, 3)))
+
+    def pixel_maps(self, x: torch.Tensor, levels: list[torch.Tensor], views: int = 1, cores: bool = False,
+                   size=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Class probabilities (B, K, h, w) of the images x whose pyramid is `levels`, and the first image's
+        instance-core probabilities (1, C, h, w) with cores=True (else None): at the heads' stride 4, or
+        resampled to `size`; averaged over `views` quarter turns of x (the tower run again on each turned view)."""
+        def prob(logits, k):
+            logits = torch.rot90(logits, -k, (2, 3))
+            if size is not None:
+                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            return torch.sigmoid(logits)
+
+        dense = core = 0.0
+        for k, lv in self.turned(x, levels, views):
+            dense = dense + prob(self.dense_head(lv), k)
+            if cores:
+                core = core + prob(self.instance_head([v[:1] for v in lv]), k)
+        return dense / views, (core / views if cores else None)
 
     @torch.no_grad()
     @widened_once
-    def encode(self, images: list[torch.Tensor], change: bool = True, cores: bool = False) -> VisionOutput:
+    def encode(self, images: list[torch.Tensor], change: bool = True, cores: bool = False, views: int = 1
+               ) -> VisionOutput:
         """images: one or two (1, 3, H, W) tensors in [0, 1] of the same size; change=False skips the change
         map of a pair (encode_tiled makes its own); cores=True adds the first image's instance cores (only a
-        request that counts needs them)."""
+        request that counts needs them); views > 1 averages the class maps and cores over that many quarter turns
+        (pixel answers; the tag the language model reads is of the maps of one view, as it was trained)."""
         x = torch.cat(images)
         levels = self.tower.pyramid(x)
         size = x.shape[-2:]
@@ -244,15 +281,13 @@ class VisionModel(nn.Module):
         grid = self.tower.fusion(levels)
         budget = lambda g: token_budget(g, self.cfg.token_budget, self.cfg.background_clusters,  # noqa: E731
                                         self.cfg.background_share)
-        dense = torch.sigmoid(F.interpolate(self.dense_head(levels), size=size, mode="bilinear",
-                                            align_corners=False))
+        cores = cores and bool(self.cfg.instance_classes)
+        dense, core = self.pixel_maps(x, levels, views, cores, size)
         mu, logvar = self.sse_u(pooled[:1], x[:1])
         out = VisionOutput(tokens=budget(grid[:1]), dense=dense[:1],
                            scene=self.scene_head(pooled[:1]).softmax(-1), s_mu=mu, s_logvar=logvar)
-        if cores and self.cfg.instance_classes:
-            out.cores = torch.sigmoid(F.interpolate(self.instance_head([lv[:1] for lv in levels]), size=size,
-                                                    mode="bilinear", align_corners=False))
-            out.core_classes = self.cfg.instance_classes
+        if cores:
+            out.cores, out.core_classes = core, self.cfg.instance_classes
         if len(images) == 2:
             if change:
                 out.change = F.interpolate(self.change_probability(x, levels)[:, None], size=size,
@@ -263,19 +298,21 @@ class VisionModel(nn.Module):
 
     @torch.no_grad()
     @widened_once
-    def encode_tiled(self, images: list, chip: int, cores: bool = False) -> VisionOutput:
+    def encode_tiled(self, images: list, chip: int, cores: bool = False, views: int = 1) -> VisionOutput:
         """An area larger than the chip (one image, or two dates on one grid; (H, W, 3) uint8 arrays, or square
         readers sliced by window, up to 8192 px) at native resolution. Scene, GSD and the tag come from the global
         view (the area resampled to `chip`); the area is read in overlapping tiles of about the chip (tile_grid);
         the first date's tile tokens are pruned to the budget as one set; class and change probabilities are
-        averaged where tiles overlap, at stride 4, and so are the first date's instance cores with cores=True.
+        averaged where tiles overlap, at stride 4, and so are the first date's instance cores with cores=True;
+        views > 1 averages each tile's class maps and cores over that many quarter turns when the area takes at
+        most TURNED_TILES_MAX tiles (a larger area is read once: the turns would take its time ×views).
         Memory stays bounded by one tile pair, the tokens and the quarter-resolution maps."""
         h, w = images[0].shape[:2]
         if h != w:  # the global view is of the square the area sits in (top-left), as a chip is letterboxed
-            views = [np.pad(im, ((0, max(h, w) - h), (0, max(h, w) - w), (0, 0))) for im in images]
+            squares = [np.pad(im, ((0, max(h, w) - h), (0, max(h, w) - w), (0, 0))) for im in images]
         else:
-            views = images
-        enc = self.encode([global_view(im, chip) for im in views], change=False)
+            squares = images
+        enc = self.encode([global_view(im, chip) for im in squares], change=False)
         h4, w4 = -(-h // 4), -(-w // 4)
         k = len(self.cfg.dense_classes)
         # sums of the tiles' probabilities (float16 holds a sum of a few values in [0, 1] to ~1e-3)
@@ -286,6 +323,8 @@ class VisionModel(nn.Module):
         seen = np.zeros((h4, w4), np.uint8)
         tokens, positions = [], []
         row_spans, col_spans = tile_grid(h, w, chip)
+        if len(row_spans) * len(col_spans) > TURNED_TILES_MAX:
+            views = 1
         for y, y1 in row_spans:
             for x, x1 in col_spans:
                 parts = [im[y:y1, x:x1] for im in images]
@@ -294,14 +333,13 @@ class VisionModel(nn.Module):
                 levels = self.tower.pyramid(batch)
                 q = np.s_[y // 4:y // 4 + -(-ph // 4), x // 4:x // 4 + -(-pw // 4)]
                 rows, cols = q[0].stop - q[0].start, q[1].stop - q[1].start
-                probs = torch.sigmoid(self.dense_head(levels)).numpy()
-                for d, p in zip(dense, probs):
+                probs, core = self.pixel_maps(batch, levels, views, core_sums is not None)
+                for d, p in zip(dense, probs.numpy()):
                     d[(slice(None),) + q] += p[:, :rows, :cols]
                 if change is not None:
                     change[q] += self.change_probability(batch, levels)[0, :rows, :cols].numpy()
                 if core_sums is not None:
-                    core = torch.sigmoid(self.instance_head([lv[:1] for lv in levels]))[0].numpy()
-                    core_sums[(slice(None),) + q] += core[:, :rows, :cols]
+                    core_sums[(slice(None),) + q] += core[0].numpy()[:, :rows, :cols]
                 seen[q] += 1
                 grid = self.tower.fusion([lv[:1] for lv in levels])[0]  # (D, gh, gw)
                 cells = torch.tensor(grid.shape[-2:], dtype=torch.float32)

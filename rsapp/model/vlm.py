@@ -42,8 +42,8 @@ class VLMConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     lm: LMConfig = field(default_factory=LMConfig)
     added_tokens: tuple[str, ...] = ADDED_TOKENS
-    # Who answers [SEG]: the dense / change head's pixel probabilities (Text4Seg text is written from them).
-    mask_threshold: float = 0.5
+    # [SEG] is answered from the dense / change head's pixel probabilities (the Text4Seg text is written from
+    # them); each class's threshold is vision.dense_thresholds'.
     seg_grid: int = 24  # Text4Seg descriptor grid the mask answers are also written in (DESIGN.md)
     vision_base: str = VISION_BASE.package
     lm_base: str = LM_BASE.package

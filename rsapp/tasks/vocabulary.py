@@ -9,7 +9,7 @@ import re
 # Classes the dense head paints, pixel by pixel (multi-label: a pixel can be none of them).
 DENSE_CLASSES = ("building", "road", "water", "vegetation", "bare land", "car", "ship")
 
-# [CLS] labels: UC Merced's 21 scene classes, then common land-cover words (README documents the list).
+# [CLS] labels: UC Merced's 21 scene classes (README documents the list, and why land-cover words are not yet in it).
 SCENE_CLASSES = (
     "agricultural", "airplane", "baseball diamond", "beach", "buildings", "chaparral", "dense residential",
     "forest", "freeway", "golf course", "harbor", "intersection", "medium residential", "mobile home park",

@@ -97,6 +97,9 @@ class _Boxes:
     def dense(self, rgb):
         return np.zeros((len(self.dense_classes),) + rgb.shape[:2], np.float32)
 
+    def threshold(self, name):
+        return 0.5
+
     def log10_gsd(self, rgb):
         return 0.0  # 1 m, on the crop
 

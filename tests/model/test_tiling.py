@@ -71,3 +71,38 @@ def test_change_probability_turns_with_the_image(model):
         a = model.change_probability(pair, model.tower.pyramid(pair))
         b = model.change_probability(turned, model.tower.pyramid(turned))
     assert torch.allclose(torch.rot90(a, 1, (1, 2)), b, atol=1e-5)
+
+
+def test_pixel_maps_over_quarter_turns_turn_with_the_image(model):
+    """A pixel answer's class maps and instance cores, averaged over four quarter turns, of a turned image are the
+    turned maps (each turn is brought back before averaging); one view alone is not."""
+    x = to_tensor(np.random.default_rng(4).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    turned = torch.rot90(x, 1, (2, 3))
+    with torch.no_grad():
+        (a, ca), (b, cb) = (model.pixel_maps(v, model.tower.pyramid(v), 4, cores=True) for v in (x, turned))
+        one, one_turned = (model.pixel_maps(v, model.tower.pyramid(v))[0] for v in (x, turned))
+    assert a.shape == (1, len(model.cfg.dense_classes), 24, 32) and ca.shape == (1, 1, 24, 32)
+    assert torch.allclose(torch.rot90(a, 1, (2, 3)), b, atol=1e-5)
+    assert torch.allclose(torch.rot90(ca, 1, (2, 3)), cb, atol=1e-5)
+    assert not torch.allclose(torch.rot90(one, 1, (2, 3)), one_turned, atol=1e-3)
+
+
+def test_a_tiled_area_averages_turns_only_up_to_the_tile_limit(model, monkeypatch):
+    import rsapp.model.vision_model as vm
+
+    rgb = np.random.default_rng(5).integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+    once, turned = (model.encode_tiled([rgb], 512, views=v).dense for v in (1, 4))
+    assert not torch.allclose(once.float(), turned.float(), atol=1e-3)
+    monkeypatch.setattr(vm, "TURNED_TILES_MAX", 3)  # 2 × 2 tiles: over the limit, read once
+    assert torch.equal(model.encode_tiled([rgb], 512, views=4).dense, once)
+
+
+def test_each_class_is_drawn_above_its_own_threshold():
+    from rsapp.model.inference import winning_class
+
+    dense = np.array([[[0.40, 0.40, 0.10]], [[0.45, 0.60, 0.20]]], np.float32)  # (K=2, 1, 3)
+    # pixel 0: only class 1 passes its 0.3 (class 2's 0.45 is under 0.5); pixel 1: both pass, the higher wins
+    per_class = VisionConfig(dense_classes=("a", "b"), dense_thresholds={"a": 0.3}).thresholds()
+    assert per_class.shape == (2, 1, 1) and np.allclose(per_class.ravel(), [0.3, 0.5])
+    assert winning_class(dense, per_class).tolist() == [[1, 2, 0]]
+    assert winning_class(dense, np.full((2, 1, 1), 0.5)).tolist() == [[0, 2, 0]]
