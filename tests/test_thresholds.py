@@ -20,8 +20,10 @@ def test_the_threshold_is_the_best_on_average_over_the_sets_labelling_the_class(
     grid = np.array(GRID)
     peak = lambda at: 1 - np.abs(grid - at)  # noqa: E731
     ious = {("a", "road"): peak(0.3), ("b", "road"): peak(0.4), ("a", "water"): np.full(len(GRID), 0.8),
-            ("a", "building"): peak(0.25), ("b", "building"): peak(0.25) - 0.5}
+            ("b", "water"): np.full(len(GRID), 0.6), ("a", "building"): peak(0.25), ("b", "building"): peak(0.25) - 0.5,
+            ("a", "car"): peak(0.2)}
     chosen = choose(ious)
     assert chosen["road"] == 0.4  # a flat top from 0.3 to 0.4 between the two sets' peaks: the end nearer 0.5
     assert chosen["water"] == 0.5  # all tied: the usual threshold
     assert chosen["building"] == 0.25
+    assert "car" not in chosen  # one set labels it: its peak is that collection's, the class keeps 0.5

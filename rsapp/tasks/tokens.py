@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from rsapp.errors import RsappError
+from rsapp.tasks.vocabulary import AREA_CLASSES, dense_class_of, selection_of
 
 
 @dataclass(frozen=True)
@@ -102,5 +103,7 @@ def infer_token(question: str, n_images: int) -> str:
         return "[REF]"
     for token, cue in _CUES:
         if cue.search(question):
+            if token == "[VG]" and dense_class_of(question) in AREA_CLASSES and selection_of(question) == "all":
+                return "[SEG]"
             return token
     return "[VQA]"

@@ -46,6 +46,11 @@ _DENSE_WORDS = {
 _DENSE_RE = [(name, re.compile(rf"\b(?:{words})\b", re.I)) for name, words in _DENSE_WORDS.items()]
 
 
+# Classes that cover areas rather than stand as things: asked to show all of them ("show me the streets"), the answer
+# is their mask, not a box per fragment; one of them picked ("the largest field") is still a box.
+AREA_CLASSES = ("road", "vegetation", "bare land")
+
+
 def dense_class_of(text: str) -> str | None:
     """The dense class a question names ('segment the houses' → building), None when it names none."""
     hits = [(m.start(), name) for name, rx in _DENSE_RE if (m := rx.search(text or ""))]

@@ -29,6 +29,10 @@ def test_change_tokens_take_two_images():
     ("what kind of scene is this?", 1, "[CLS]"),
     ("find the largest pond", 1, "[VG]"),
     ("where is the stadium?", 1, "[VG]"),
+    ("show me the streets", 1, "[SEG]"),  # an area class, all of it: its mask, not a box per fragment
+    ("where are the trees?", 1, "[SEG]"),
+    ("find the largest field", 1, "[VG]"),  # one of them picked: a box
+    ("where are the cars?", 1, "[VG]"),
     ("what is at [10, 10, 40, 50]?", 1, "[REF]"),
     ("what changed?", 2, "[CCD]"),
     ("map the new buildings", 2, "[SEG]"),
