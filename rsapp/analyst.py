@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import threading
 import time
 from pathlib import Path
@@ -71,7 +72,7 @@ class Analyst:
         return self._runtime is not None or (self.weights / "config.json").exists()
 
     def ask(self, scenes: list[Scene], prompt: str, aoi: shapely.Geometry | None = None, gsd: float | None = None,
-            task: str | None = None, detail: bool = False, window=None) -> Answer:
+            task: str | None = None, detail: bool = False, window=None, turns: bool = True) -> Answer:
         """Route the prompt, cut the chip(s) the AOI asks for, run the model, decode its text into geometry.
 
         detail=True shows the model the AOI at native resolution, up to DETAIL_MAX_PX, through the GeoLLaVA-8K
@@ -96,7 +97,7 @@ class Analyst:
         t_chip = time.perf_counter()
         rt = self.runtime
         chip_gsd, source, s = self._scale(chips[0], gsd)
-        req = self._request(r, question, s, ref_box, chips[0].size)
+        req = replace(self._request(r, question, s, ref_box, chips[0].size), turns=turns)
         gen = rt.generate([c.rgb for c in chips], req)
         if source == "predicted":  # SSE-U read the chip
             chip_gsd = 10 ** gen.s_mu

@@ -109,7 +109,7 @@ def run_tile(job: Job) -> TileResult:
     where = shapely.to_wkb(pixels_to_map(t.col, t.row, t.col + t.width, t.row + t.height), hex=True)
     try:
         answer = analyst.ask([scene], job.prompt, aoi=shapely.from_wkt(job.aoi_wkt) if job.aoi_wkt else None,
-                             window=Window(t.col, t.row, t.width, t.height))
+                             window=Window(t.col, t.row, t.width, t.height), turns=False)
     except RsappError as e:  # a tile of no data, or outside the AOI: recorded, not fatal
         return TileResult(t.key, t.path, "", crs_wkt, where, note=str(e))
     core = pixels_to_map(*t.core)

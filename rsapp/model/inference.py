@@ -41,6 +41,7 @@ class Request:
     # map of two dates is empty, so the sentence never contradicts the map
     select: str = "all"  # [VG]: which instances (all, largest, smallest, leftmost, rightmost, topmost, …)
     box_px: tuple[float, float, float, float] | None = None  # [REF]: the box asked about, chip pixels
+    turns: bool = True  # a pixel answer averages quarter turns (False: one view, as a whole-scene batch's tiles)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Runtime:
         cores = req.dense_class in self.config.vision.instance_classes and (
             req.output in ("count", "boxes") or (req.output == "mask" and len(images) == 1))
         # a pixel answer of one image averages its maps over quarter turns; text answers read one view
-        views = self.config.vision.dense_tta if len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
+        views = self.config.vision.dense_tta if req.turns and len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
         if max(images[0].shape[:2]) > self.image_size:  # native resolution, in tiles
             enc = self.model.vision.encode_tiled(images, self.image_size, cores=cores, views=views)
         else:

@@ -243,9 +243,9 @@ class VisionModel(nn.Module):
             prob = prob + torch.rot90(turned, -k, (1, 2))
         return prob / self.cfg.change_tta
 
-    def turned(self, x: torch.Tensor, levels: list[torch.Tensor], turns: int):
-        """(k, the pyramid of x turned k quarter turns) for k < turns; `levels` is x's own (k = 0)."""
-        for k in range(turns):
+    def turned(self, x: torch.Tensor, levels: list[torch.Tensor], turns: int, step: int = 1):
+        """(k, the pyramid of x turned k quarter turns) for k < turns, every step-th; `levels` is x's own (k = 0)."""
+        for k in range(0, turns, step):
             yield k, levels if k == 0 else self.tower.pyramid(torch.rot90(x, k, (2, 3)))
 
     def pixel_maps(self, x: torch.Tensor, levels: list[torch.Tensor], views: int = 1, cores: bool = False,
@@ -259,12 +259,16 @@ class VisionModel(nn.Module):
                 logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
             return torch.sigmoid(logits)
 
+        # a tile that is not square takes its half turns only: a quarter turn would change its shape, and a new
+        # shape makes the frozen tower specialise again (seconds, the first time each)
+        step = 1 if x.shape[-1] == x.shape[-2] else 2
         dense = core = 0.0
-        for k, lv in self.turned(x, levels, views):
+        for k, lv in self.turned(x, levels, views, step):
             dense = dense + prob(self.dense_head(lv), k)
             if cores:
                 core = core + prob(self.instance_head([v[:1] for v in lv]), k)
-        return dense / views, (core / views if cores else None)
+        n = len(range(0, views, step))
+        return dense / n, (core / n if cores else None)
 
     @torch.no_grad()
     @widened_once
