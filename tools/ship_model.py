@@ -1,7 +1,8 @@
 """Assemble a release folder from the training runs (release tooling, not part of the app package): the stage-B
 checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
 (rsapp.train.scale), the change head (rsapp.train.change), the scene head (rsapp.train.scene) and the instance
-head (rsapp.train.instances, which also gives the release its instance classes).
+head (rsapp.train.instances, which also gives the release its instance classes). The stage-B folder may be a
+release: its heads are replaced by the fitted ones given.
 
     PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc2 \
         --instances runs/v2i --out weights/rsapp-v2
@@ -43,6 +44,9 @@ def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | Non
     if instances is not None:
         fitted = json.loads((instances / "run.json").read_text())["config"]
         cfg.vision.instance_classes = tuple(fitted["instance_classes"])
+    if scene is not None:  # the labels the fitted scene head names besides the scene classes
+        fitted = json.loads((scene / "run.json").read_text())["config"]
+        cfg.vision.cover_scenes = tuple(fitted.get("cover_scenes", ()))
     model = RsappVLM(cfg)
     model.load_bases()
     model.load_trained(state)

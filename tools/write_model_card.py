@@ -67,8 +67,9 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp train language --run configs/runs/v2_stage_b2.json --out runs/v2b2",
               "python -m rsapp train change --run configs/runs/v2_change.json --out runs/v2c",
               "python -m rsapp train scene --run configs/runs/v2_scene2.json --out runs/v2sc2",
+              "python -m rsapp train scene --run configs/runs/v2_scene3.json --out runs/v2sc3",
               "python -m rsapp train instances --run configs/runs/v2_instances.json --out runs/v2i",
-              "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc2 "
+              "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc3 "
               "--instances runs/v2i --out weights/rsapp-v2",
               "PYTHONPATH=. python tools/choose_thresholds.py weights/rsapp-v2 --views 4", "```", ""]
     path = folder / "MODEL_CARD.md"

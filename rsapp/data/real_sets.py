@@ -22,7 +22,7 @@ from rasterio.features import rasterize
 from scipy import ndimage
 
 from rsapp.geo.bands import Stretch
-from rsapp.tasks.vocabulary import DENSE_CLASSES, SCENE_CLASSES
+from rsapp.tasks.vocabulary import COVER_SCENES, DENSE_CLASSES, SCENE_CLASSES
 
 IGNORE = 255  # target value where the labels do not say
 NONE_OF_KNOWN = 254  # dense target: none of the classes this set labels (its known classes are 0 there)
@@ -42,6 +42,8 @@ SPLITS = {
     "beijing": "pair B held out, pair A trains",
     "landsat-nanjing": "trains (sparse labels); the Taizhou pair in sample_data is held out",
     "vegas-buildings": "evaluation only (the bundled sample)",
+    "dubai-cover": "land-cover scenes ([CLS] 'bare land', 'water'): 256 px crops of the Dubai tiles that one class "
+                   "covers to 80 %, split with their tiles",
 }
 
 
@@ -66,7 +68,7 @@ class Raster:
     known: tuple[str, ...] = ()  # dense classes whose presence / absence the labels say everywhere they are set
     after: np.ndarray | None = None  # second date
     change: np.ndarray | None = None  # (H, W) uint8 1 changed, 0 not, IGNORE unlabelled
-    scene: str | None = None  # scene class (SCENE_CLASSES)
+    scene: str | None = None  # scene class (SCENE_CLASSES; COVER_SCENES for cover_scenes' crops)
     captions: list[str] = field(default_factory=list)
     qa: list[tuple[str, str]] = field(default_factory=list)
     instances: np.ndarray | None = None  # (H, W) int32: 1.. one id per labelled instance of instance_class, 0 none
@@ -318,3 +320,26 @@ def load_all() -> tuple[Raster, ...]:
 
 def split(held_out: bool) -> list[Raster]:
     return [r for r in load_all() if r.held_out == held_out]
+
+
+# A crop is a land-cover scene when one class covers at least this share of it (a desert, open water).
+COVER_SCENE_SHARE = 0.8
+
+
+def cover_scenes(rasters: list[Raster], size: int = 256, stride: int = 128) -> list[Raster]:
+    """The land-cover scenes of labelled rasters: every `size` px crop (on a `stride` grid) that one class of
+    COVER_SCENES covers to COVER_SCENE_SHARE, as a scene of that name (set "<set>-cover", same split)."""
+    out = []
+    for r in rasters:
+        names = [n for n in COVER_SCENES if n in r.known] if r.dense is not None else []
+        if not names:
+            continue
+        h, w = r.rgb.shape[:2]
+        for y in range(0, h - size + 1, stride):
+            for x in range(0, w - size + 1, stride):
+                crop = r.dense[y:y + size, x:x + size]
+                for name in names:
+                    if (crop == DENSE_INDEX[name]).mean() >= COVER_SCENE_SHARE:
+                        out.append(Raster(f"{r.set}-cover", f"{r.name}@{y},{x}", r.rgb[y:y + size, x:x + size],
+                                          r.gsd_m, r.held_out, scene=name))
+    return out

@@ -1,6 +1,6 @@
 """`evaluate --real`: scores on the held-out part of every real set (rsapp.data.real_sets.SPLITS).
 
-Per set: scene top-1 (UC Merced), IoU per dense class (land cover, buildings, roads, ships), change F1 (LEVIR-CD,
+Per set: scene top-1 (UC Merced; the land-cover scenes of the Dubai tiles, set dubai-cover), IoU per dense class (land cover, buildings, roads, ships), change F1 (LEVIR-CD,
 Beijing, Taizhou), the relative count error and the F1 of instance boxes at IoU 0.5 (sets labelling instances),
 and the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
 Images are read at their native resolution, in tiles when larger than the model's chip (VisionModel.encode_tiled),
@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from rsapp.data.real_sets import IGNORE, Raster, split
+from rsapp.data.real_sets import IGNORE, Raster, cover_scenes, split
 from rsapp.evaluate.metrics import F1Accumulator, boxes_of, matched_boxes
 from rsapp.evaluate.thresholds import overlaps
 
@@ -44,7 +44,8 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
                   text_n: int = 0) -> dict:
     """Scores per held-out set. text_n > 0 also asks the language model (predictor.text) [CLS], [CAP] and [VQA]
     on up to text_n scenes per set (spread over the classes), through its own answer."""
-    held = [r for r in split(held_out=True) if sets is None or r.set in sets]
+    held = split(held_out=True)
+    held = [r for r in held + cover_scenes(held) if sets is None or r.set in sets]
     inter, union = defaultdict(float), defaultdict(float)
     f1s: dict[str, F1Accumulator] = defaultdict(F1Accumulator)
     hits, counts = defaultdict(int), defaultdict(int)
@@ -137,17 +138,12 @@ class VisionPredictor:
 
     def _encode(self, images: list[np.ndarray]):
         """The images' encoding; the same images asked again (a raster's classes, then its instances) reuse it."""
-        from rsapp.model.vision_model import to_tensor
-
         if self._last is not None and len(self._last[0]) == len(images) and all(
                 a is b for a, b in zip(self._last[0], images)):
             return self._last[1]
         # with the instance cores (a raster's instances reuse this encoding), one image's maps over quarter turns
         views = self.model.cfg.dense_tta if len(images) == 1 else 1
-        if max(images[0].shape[:2]) > TILE:
-            enc = self.model.encode_tiled(images, TILE, cores=True, views=views)
-        else:
-            enc = self.model.encode([to_tensor(im) for im in images], cores=True, views=views)
+        enc = self.model.read(images, TILE, cores=True, views=views)
         self._last = (list(images), enc)
         return enc
 
@@ -163,7 +159,7 @@ class VisionPredictor:
 
     def scene(self, rgb):
         out = self._encode([rgb])
-        return self.model.cfg.scene_classes[int(out.scene[0].argmax())]
+        return self.model.cfg.scene_name(out)
 
     def log10_gsd(self, rgb):
         return float(self._encode([rgb]).s_mu[0])
@@ -192,8 +188,8 @@ class RuntimePredictor(VisionPredictor):
     def text(self, images: list[np.ndarray], token: str, question: str) -> str:
         from rsapp.model.inference import Request
         from rsapp.tasks.tokens import TASKS
-        from rsapp.tasks.vocabulary import CHANGE_SENTENCES, SCENE_CLASSES
+        from rsapp.tasks.vocabulary import CHANGE_SENTENCES, SCENE_LABELS
 
         req = Request(token, question, TASKS[token].expert, "text",
-                      labels={"[CLS]": SCENE_CLASSES, "[CCD]": CHANGE_SENTENCES}.get(token, ()))
+                      labels={"[CLS]": SCENE_LABELS, "[CCD]": CHANGE_SENTENCES}.get(token, ()))
         return self.runtime.generate(images, req).text

@@ -20,7 +20,7 @@ import torch
 from rsapp.model.counting import mask_instances
 from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
-from rsapp.model.vision_model import VisionOutput, instance_count, to_tensor, upsample
+from rsapp.model.vision_model import VisionOutput, instance_count, upsample
 
 MAX_NEW_TOKENS = 48
 # Requests answered from the pixel heads alone (no language model)
@@ -100,10 +100,7 @@ class Runtime:
             req.output in ("count", "boxes") or (req.output == "mask" and len(images) == 1))
         # a pixel answer of one image averages its maps over quarter turns; text answers read one view
         views = self.config.vision.dense_tta if req.turns and len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
-        if max(images[0].shape[:2]) > self.image_size:  # native resolution, in tiles
-            enc = self.model.vision.encode_tiled(images, self.image_size, cores=cores, views=views)
-        else:
-            enc = self.model.vision.encode([to_tensor(im) for im in images], cores=cores, views=views)
+        enc = self.model.vision.read(images, self.image_size, cores=cores, views=views)  # native tiles above the chip
         t1 = time.perf_counter()
         # SSE-U read the chip (or a tiled area's global view): its log10 GSD, brought to the chip's own pixels
         mu = enc.area_log10_gsd(max(images[0].shape[:2]), self.image_size)
@@ -223,10 +220,17 @@ class Runtime:
 
     def choose_label(self, enc: VisionOutput, req: Request, s: float) -> str:
         """Every label scored as the LM's log-likelihood of writing it (and ending the turn), plus the scene head's
-        log-probability for a scene label (a product of the two experts); one batched pass over the labels."""
+        log-probability for a scene label (a product of the two experts); one batched pass over the labels.
+        A land-cover word (cfg.cover_scenes) is the answer when the scene head names it (VisionConfig.cover_scene):
+        the language model never learned to write those."""
+        vision = self.config.vision
+        cover = vision.cover_scene(None if enc.labels is None else enc.labels[0])
+        if cover in req.labels:
+            return cover
+        labels = [lb for lb in req.labels if lb not in vision.cover_scenes]
         model = self.model
         last, cache, gate_s, visual = self.prefill(enc, req, s)
-        seqs = [self.tokenizer.encode(label + IM_END).ids for label in req.labels]
+        seqs = [self.tokenizer.encode(label + IM_END).ids for label in labels]
         width = max(len(q) for q in seqs)
         ids = torch.tensor([q + [self.end_id] * (width - len(q)) for q in seqs])
         n = len(seqs)
@@ -237,10 +241,10 @@ class Runtime:
         picked = logp.gather(2, ids[..., None])[..., 0]
         lengths = torch.tensor([len(q) for q in seqs])
         score = (picked * (torch.arange(width)[None] < lengths[:, None])).sum(1)
-        scenes = list(self.config.vision.scene_classes)
+        scenes = list(vision.scene_classes)
         head = enc.scene[0].log()
-        score = score + torch.tensor([float(head[scenes.index(lb)]) if lb in scenes else 0.0 for lb in req.labels])
-        return req.labels[int(score.argmax())]
+        score = score + torch.tensor([float(head[scenes.index(lb)]) if lb in scenes else 0.0 for lb in labels])
+        return labels[int(score.argmax())]
 
 
 def winning_class(dense: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -44,6 +44,11 @@ def widened_once(method):
     return wrapper
 
 
+# A land-cover word answers [CLS] only when the scene head gives it more than this probability, more than all other
+# labels together.
+COVER_MIN_PROB = 0.5
+
+
 @dataclass
 class VisionConfig:
     token_dim: int = 256
@@ -60,6 +65,28 @@ class VisionConfig:
     # by tools/choose_thresholds.py; 0.5 for a class without one)
     dense_tta: int = 1
     dense_thresholds: dict = field(default_factory=dict)
+    # land-cover labels the scene head names besides scene_classes (a scene mostly of that cover); the tag the
+    # language model reads holds the scene classes only
+    cover_scenes: tuple[str, ...] = ()
+
+    @property
+    def scene_labels(self) -> tuple[str, ...]:
+        """Every label the scene head names, in the order of its logits (VisionOutput.labels)."""
+        return self.scene_classes + self.cover_scenes
+
+    def cover_scene(self, labels: torch.Tensor | None) -> str | None:
+        """The land-cover word naming a scene whose label probabilities are `labels` (S + C,), or None: the head
+        must rank it first with more than COVER_MIN_PROB (a sandy beach is also mostly bare ground)."""
+        if labels is None or not self.cover_scenes:
+            return None
+        best = int(labels.argmax())
+        name = self.scene_labels[best]
+        return name if name in self.cover_scenes and float(labels[best]) > COVER_MIN_PROB else None
+
+    def scene_name(self, out: "VisionOutput") -> str:
+        """The scene head's own label: a land-cover word (cover_scene), else the likeliest scene class."""
+        return self.cover_scene(None if out.labels is None else out.labels[0]) or \
+            self.scene_classes[int(out.scene[0].argmax())]
 
     def threshold(self, name: str) -> float:
         return float(self.dense_thresholds.get(name, 0.5))
@@ -74,7 +101,7 @@ class VisionConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "VisionConfig":
         d = dict(d)
-        for k in ("dense_classes", "scene_classes", "instance_classes"):
+        for k in ("dense_classes", "scene_classes", "instance_classes", "cover_scenes"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -85,7 +112,7 @@ class VisionOutput:
     tokens: VisualTokens  # of the first date (the second date's are in tokens_after)
     dense: torch.Tensor  # (B, K, H, W) class probabilities at chip resolution, or at stride 4 for a tiled
     # area (upsample() brings either to the chip)
-    scene: torch.Tensor  # (B, S) scene-class probabilities
+    scene: torch.Tensor  # (B, S) scene-class probabilities (cfg.scene_classes: what the tag carries)
     s_mu: torch.Tensor  # (B,) SSE-U mean of log10 GSD
     s_logvar: torch.Tensor  # (B,)
     change: torch.Tensor | None = None  # (B, H, W) change probability, two dates only (stride 4 when tiled)
@@ -94,6 +121,8 @@ class VisionOutput:
     cores: torch.Tensor | None = None  # (B, C, H, W) instance-core probabilities of cfg.instance_classes, first
     # date, at the resolution of `dense`; None when the model has no instance head
     core_classes: tuple[str, ...] = ()  # the classes of `cores`, in order
+    labels: torch.Tensor | None = None  # (B, S + C) probabilities of every label the scene head names
+    # (cfg.scene_labels: the scene classes and the cover scenes together)
 
     def core(self, name: str | None) -> np.ndarray | None:
         """The instance-core map (h, w) of a dense class, or None when there is none for it."""
@@ -226,7 +255,7 @@ class VisionModel(nn.Module):
         self.change_head = ChangeHead()
         if cfg.instance_classes:
             self.instance_head = InstanceHead(len(cfg.instance_classes))
-        self.scene_head = SceneHead(self.tower.pooled_dim, len(cfg.scene_classes))
+        self.scene_head = SceneHead(self.tower.pooled_dim, len(cfg.scene_labels))
         self.sse_u = SSEU(self.tower.pooled_dim, prior=cfg.s_prior)
 
     def freeze_backbone_stats(self) -> None:
@@ -288,8 +317,10 @@ class VisionModel(nn.Module):
         cores = cores and bool(self.cfg.instance_classes)
         dense, core = self.pixel_maps(x, levels, views, cores, size)
         mu, logvar = self.sse_u(pooled[:1], x[:1])
+        logits = self.scene_head(pooled[:1])
         out = VisionOutput(tokens=budget(grid[:1]), dense=dense[:1],
-                           scene=self.scene_head(pooled[:1]).softmax(-1), s_mu=mu, s_logvar=logvar)
+                           scene=logits[:, :len(self.cfg.scene_classes)].softmax(-1), s_mu=mu, s_logvar=logvar,
+                           labels=logits.softmax(-1))
         if cores:
             out.cores, out.core_classes = core, self.cfg.instance_classes
         if len(images) == 2:
@@ -299,6 +330,14 @@ class VisionModel(nn.Module):
             out.dense_after = dense[1:]
             out.tokens_after = budget(grid[1:])
         return out
+
+    @torch.no_grad()
+    def read(self, images: list[np.ndarray], chip: int, cores: bool = False, views: int = 1) -> VisionOutput:
+        """One image or a pair ((H, W, 3) uint8) as the answers read them: in one pass up to `chip` px, in native
+        tiles above it (encode_tiled)."""
+        if max(images[0].shape[:2]) > chip:
+            return self.encode_tiled(images, chip, cores=cores, views=views)
+        return self.encode([to_tensor(im) for im in images], cores=cores, views=views)
 
     @torch.no_grad()
     @widened_once

@@ -9,13 +9,17 @@ import re
 # Classes the dense head paints, pixel by pixel (multi-label: a pixel can be none of them).
 DENSE_CLASSES = ("building", "road", "water", "vegetation", "bare land", "car", "ship")
 
-# [CLS] labels: UC Merced's 21 scene classes (README documents the list, and why land-cover words are not yet in it).
+# [CLS] labels: UC Merced's 21 scene classes, then the land-cover words (README documents the set).
 SCENE_CLASSES = (
     "agricultural", "airplane", "baseball diamond", "beach", "buildings", "chaparral", "dense residential",
     "forest", "freeway", "golf course", "harbor", "intersection", "medium residential", "mobile home park",
     "overpass", "parking lot", "river", "runway", "sparse residential", "storage tanks", "tennis court",
 )
-
+# Land-cover words [CLS] also answers with: a scene mostly of one dense class (rsapp.data.real_sets.cover_scenes
+# labels them from the land-cover sets' pixels). Words with no labelled real scene here (grassland, industrial
+# area, ...) are not in it. The language model's tag carries the 21 scene classes only.
+COVER_SCENES = ("bare land", "water")
+SCENE_LABELS = SCENE_CLASSES + COVER_SCENES
 
 
 def change_caption(n: int, built: bool | None) -> str:

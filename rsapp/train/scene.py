@@ -8,6 +8,11 @@ resampled to 256 px (a wider view at 2–3× coarser GSD); flipped at random, an
 sensor's colours (colour cast, contrast, saturation, haze: another collection's look). The tower is frozen, so its
 pooled features are computed once and the linear head is fitted on them (dropout, label smoothing, AdamW).
 
+The head also names land-cover scenes (COVER_SCENES: a desert is "bare land", open water "water"): crops of the
+land-cover sets' train tiles that one class covers to 80 % (rsapp.data.real_sets.cover_scenes), up to
+cover_per_class of each, seen through the same views. Those labels sit after the 21 scene classes; the tag the
+language model reads keeps the 21.
+
 The tower stays as it was, so the language model's tokens do not move; its tag token carries the scene
 probabilities, which now hold at coarser scales. tools/ship_model.py grafts the head into the release.
 
@@ -26,21 +31,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file
 from tqdm import tqdm
 
 from rsapp.data.real_chips import jitter, square_resize
-from rsapp.data.real_sets import split
+from rsapp.data.real_sets import cover_scenes, split
 from rsapp.model.vision_model import VisionConfig, VisionModel, to_tensor
-from rsapp.tasks.vocabulary import SCENE_CLASSES
-from rsapp.train import read_run, save_vision_run, start_run
+from rsapp.tasks.vocabulary import COVER_SCENES
+from rsapp.train import read_run, save_vision_run, start_run, vision_state
 
 MOSAIC_PX = 256
 
 
 @dataclass
 class SceneRun:
-    vision: str  # folder of the stage-A (or SSE-U) checkpoint whose tower the head reads
+    vision: str  # folder of the stage-A (or SSE-U) checkpoint, or a release, whose tower the head reads
     epochs: int = 60
     batch: int = 128
     lr: float = 1e-3
@@ -50,6 +54,7 @@ class SceneRun:
     seed: int = 0
     scenes_per_class: int | None = None  # the first n train scenes of each class (None: all)
     photometric: float = 0.0  # share of the views seen through another sensor's colours (cast, contrast, haze)
+    cover_per_class: int = 0  # land-cover scenes (COVER_SCENES) of each label drawn from the train tiles (0: none)
 
 
 def downsampled(rgb: np.ndarray, factor: float) -> np.ndarray:
@@ -87,9 +92,18 @@ def views(rgb: np.ndarray, same_class: list[np.ndarray], rng, photometric: float
 
 def train_scene(run: SceneRun, out: Path) -> Path:
     rng = start_run(out, run.seed)
-    model = VisionModel(VisionConfig())
-    model.load_state_dict(load_file(str(Path(run.vision) / "vision.safetensors")), strict=True)
+    model = VisionModel(VisionConfig(cover_scenes=COVER_SCENES if run.cover_per_class else ()))
+    state = vision_state(run.vision)
+    old = {k: state.pop(k) for k in ("scene_head.fc.weight", "scene_head.fc.bias")}
+    missing, _ = model.load_state_dict({k: v for k, v in state.items() if not k.startswith("instance_head.")},
+                                       strict=False)
+    assert set(missing) == set(old), missing  # everything but the scene head comes from the checkpoint
+    fc = model.scene_head.fc
+    with torch.no_grad():  # the checkpoint's rows for its labels; a new label's row starts as initialised
+        rows = min(len(old["scene_head.fc.weight"]), fc.out_features)
+        fc.weight[:rows], fc.bias[:rows] = old["scene_head.fc.weight"][:rows], old["scene_head.fc.bias"][:rows]
     model.eval()
+    labels = model.cfg.scene_labels
     fast = copy.deepcopy(model.tower.backbone)  # features only: the saved tower stays the checkpoint's
     fast.freeze_for_inference()
     rasters_of: dict[str, list] = {}
@@ -97,15 +111,22 @@ def train_scene(run: SceneRun, out: Path) -> Path:
         if r.scene is not None:
             rasters_of.setdefault(r.scene, []).append(r)
     scenes = [r for rs in rasters_of.values() for r in rs[:run.scenes_per_class]]
+    if run.cover_per_class:
+        covers = cover_scenes(split(held_out=False))
+        for name in COVER_SCENES:
+            crops = [r for r in covers if r.scene == name]
+            picked = [crops[int(i)] for i in rng.choice(len(crops), min(run.cover_per_class, len(crops)), False)]
+            rasters_of[name] = picked
+            scenes += picked
     images_of = {name: [r.rgb for r in rs] for name, rs in rasters_of.items()}
     t0 = time.time()
-    feats, labels = [], []
+    feats, targets = [], []
     with torch.no_grad():
         for r in tqdm(scenes, desc="scene views", mininterval=30):
             for v in views(r.rgb, images_of[r.scene], rng, run.photometric):
                 feats.append(model.tower.pooled(fast.pyramid(to_tensor(v)))[0])
-                labels.append(SCENE_CLASSES.index(r.scene))
-    x, y = torch.stack(feats), torch.tensor(labels)
+                targets.append(labels.index(r.scene))
+    x, y = torch.stack(feats), torch.tensor(targets)
     head = model.scene_head.fc.train()
     opt = torch.optim.AdamW(head.parameters(), lr=run.lr, weight_decay=run.weight_decay)
     for epoch in range(run.epochs):

@@ -137,3 +137,20 @@ def test_instance_boxes_are_matched_one_to_one():
     assert matched_boxes([(0, 0, 10, 10), (1, 0, 11, 10)], truth) == 1  # two answers for one house: one match
     assert matched_boxes([(21, 0, 31, 10), (0, 1, 10, 11)], truth) == 2
     assert matched_boxes([(0, 0, 30, 10)], truth) == 0  # a row of both houses is neither
+
+
+def test_a_crop_mostly_of_one_cover_is_a_land_cover_scene_of_its_split():
+    from rsapp.data.real_sets import DENSE_INDEX, IGNORE, Raster, cover_scenes
+
+    dense = np.full((512, 512), DENSE_INDEX["building"], np.uint8)
+    dense[:, :256] = DENSE_INDEX["bare land"]  # the left half is desert
+    dense[:40, :256] = IGNORE  # unlabelled pixels count against the share (216 / 256 of the crop stays bare)
+    dense[256:, 256:] = DENSE_INDEX["water"]
+    r = Raster("landcover", "tile", np.zeros((512, 512, 3), np.uint8), 1.0, True, dense,
+               ("building", "bare land", "water"))
+    crops = {(c.name, c.scene) for c in cover_scenes([r])}
+    assert crops == {("tile@0,0", "bare land"), ("tile@128,0", "bare land"), ("tile@256,0", "bare land"),
+                     ("tile@256,256", "water")}
+    assert all(c.held_out and c.set == "landcover-cover" and c.rgb.shape == (256, 256, 3) for c in cover_scenes([r]))
+    r.known = ("building",)  # a set that does not label bare land or water names no cover scene
+    assert cover_scenes([r]) == []

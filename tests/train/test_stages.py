@@ -14,6 +14,7 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     import torch
 
     from rsapp.model.vision_model import VisionConfig, VisionModel
+    from rsapp.tasks.vocabulary import COVER_SCENES, SCENE_CLASSES
     from rsapp.model.vlm import RsappVLM
     from rsapp.train.change import ChangeRun, train_change
     from rsapp.train.instances import InstanceRun, train_instances
@@ -25,7 +26,7 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     a = train_vision(VisionRun(steps=2, dense_per_step=1, scene_per_step=1, change_per_step=1), tmp_path / "a")
     VisionModel(VisionConfig()).load_state_dict(load_file(str(a / "vision.safetensors")), strict=True)
     c = train_change(ChangeRun(vision=str(a), steps=2, pairs_per_step=2), tmp_path / "c")
-    s = train_scene(SceneRun(vision=str(c), epochs=1, scenes_per_class=1), tmp_path / "s")
+    s = train_scene(SceneRun(vision=str(c), epochs=1, scenes_per_class=1, cover_per_class=2), tmp_path / "s")
     i = train_instances(InstanceRun(vision=str(a), steps=2, chips_per_step=2), tmp_path / "i")
     b = train_language(LanguageRun(vision=str(a), steps=1, batch=1), tmp_path / "b")
     model = RsappVLM.load(b)
@@ -37,6 +38,8 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     assert model.vision.cfg.instance_classes == () and not hasattr(model.vision, "instance_head")
     release = RsappVLM.load(ship(b, tmp_path / "release", change=c, scene=s, instances=i))
     assert release.cfg.vision.instance_classes == ("building",)
+    assert release.cfg.vision.cover_scenes == COVER_SCENES  # the scene head names the land-cover words too
+    assert release.vision.scene_head.fc.out_features == len(SCENE_CLASSES) + len(COVER_SCENES)
     for name, run in (("change_head", c), ("scene_head", s), ("instance_head", i)):
         head = load_file(str(run / "vision.safetensors"))
         grafted = getattr(release.vision, name).state_dict()
@@ -46,6 +49,12 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     assert all(torch.equal(tower[k], model.vision.tower.state_dict()[k]) for k in tower)
     with pytest.raises(SystemExit, match="another tower"):
         ship(b, tmp_path / "wrong", change=_other_tower(tmp_path, a))
+    # a head refitted on a release's own tower (its base backbone tensors come from the installed wheel)
+    again = train_scene(SceneRun(vision=str(tmp_path / "release"), epochs=1, scenes_per_class=1, cover_per_class=2),
+                        tmp_path / "s2")
+    refit = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release2", scene=again))
+    assert refit.cfg.vision.cover_scenes == COVER_SCENES
+    assert all(torch.equal(refit.vision.tower.state_dict()[k], tower[k]) for k in tower)
 
 
 def _other_tower(tmp_path, a):
