@@ -19,7 +19,7 @@ from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.tokens import Route, route
-from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, SCENE_LABELS, counted_class,
+from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, counted_class,
                                     dense_class_of, selection_of)
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
@@ -174,7 +174,8 @@ class Analyst:
             return Request(r.token, question, r.expert, "count", dense_class=counted, log10_gsd=log10_gsd)
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
-                       labels={"[CLS]": SCENE_LABELS, "[CCD]": CHANGE_SENTENCES}.get(r.token, ()),
+                       labels={"[CLS]": self.runtime.config.vision.scene_labels,  # the model's own label set
+                               "[CCD]": CHANGE_SENTENCES}.get(r.token, ()),
                        empty_label=NO_CHANGE if r.token == "[CCD]" else None, select=selection_of(question))
 
     def _decode(self, answer: Answer, r: Route, question: str, chips: list[Chip], gen) -> None:

@@ -188,8 +188,8 @@ class RuntimePredictor(VisionPredictor):
     def text(self, images: list[np.ndarray], token: str, question: str) -> str:
         from rsapp.model.inference import Request
         from rsapp.tasks.tokens import TASKS
-        from rsapp.tasks.vocabulary import CHANGE_SENTENCES, SCENE_LABELS
+        from rsapp.tasks.vocabulary import CHANGE_SENTENCES
 
-        req = Request(token, question, TASKS[token].expert, "text",
-                      labels={"[CLS]": SCENE_LABELS, "[CCD]": CHANGE_SENTENCES}.get(token, ()))
+        labels = {"[CLS]": self.runtime.config.vision.scene_labels, "[CCD]": CHANGE_SENTENCES}.get(token, ())
+        req = Request(token, question, TASKS[token].expert, "text", labels=labels)
         return self.runtime.generate(images, req).text
