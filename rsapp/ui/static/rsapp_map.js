@@ -116,6 +116,21 @@
 
     if (opts.swipePane) setupSwipe(map, opts.swipePane);
 
+    // At a fractional zoom Chromium leaves a hairline of the map's background between two rows of tiles
+    // (Leaflet issue #3575; leaflet.css's plus-lighter blending does not close it here): each scene tile is drawn
+    // 1 px wider and taller than its cell, over the seam, and blended normally (added, the overlap would glow).
+    function widen(tile, size) {
+      tile.style.width = (size.x + 1) + 'px';
+      tile.style.height = (size.y + 1) + 'px';
+      tile.style.mixBlendMode = 'normal';
+    }
+    map.eachLayer(function (layer) {
+      if (!(layer instanceof L.TileLayer) || layer.options.className !== 'rsapp-scene') return;
+      layer.on('tileloadstart', function (e) { widen(e.tile, layer.getTileSize()); });
+      var container = layer.getContainer();  // the tiles asked for before this ran
+      if (container) container.querySelectorAll('img.leaflet-tile').forEach(function (t) { widen(t, layer.getTileSize()); });
+    });
+
     // Once the scene's first view has drawn, the app may load its model (not before: it would slow the imagery).
     var told = false;
     map.eachLayer(function (layer) {
