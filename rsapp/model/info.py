@@ -54,5 +54,6 @@ def describe(model: RsappVLM) -> dict:
         "params_trained_shipped": trained,
         "dense_classes": list(cfg.vision.dense_classes),
         "scene_classes": list(cfg.vision.scene_classes),
+        "cls_labels": list(cfg.vision.scene_labels),  # what [CLS] answers with: the classes, then land-cover words
         "instance_classes": list(cfg.vision.instance_classes),
     }

@@ -53,6 +53,7 @@ def test_model_info_names_the_pretrained_parts():
     assert info["lm"]["params"] >= 100_000_000 and "SmolLM2" in info["lm"]["pretrained"]
     assert info["experts"] == 3 and set(info["cs_hlora"]["tiers"]) == {"object", "structure", "semantic"}
     assert info["quant"] == "int8"
+    assert info["cls_labels"][-2:] == ["bare land", "water"] and len(info["cls_labels"]) == 23  # the README's set
     # issue #20: what the project ships, quantized, at most a 3.5th of its fp32 bytes; the whole model far less
     assert 0 < info["shipped_bytes_quantized"] * 3.5 <= info["shipped_bytes_fp32"]
     assert 0 < info["bytes_quantized"] * 3.5 <= info["bytes_fp32"]
