@@ -1,8 +1,9 @@
 """`evaluate --real`: scores on the held-out part of every real set (rsapp.data.real_sets.SPLITS).
 
-Per set: scene top-1 (UC Merced; the land-cover scenes of the Dubai tiles, set dubai-cover), IoU per dense class (land cover, buildings, roads, ships), change F1 (LEVIR-CD,
-Beijing, Taizhou), the relative count error and the F1 of instance boxes at IoU 0.5 (sets labelling instances),
-and the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
+Per set: scene top-1 (UC Merced; the land-cover scenes of the Dubai tiles, set dubai-cover), IoU per dense class
+(land cover, buildings, roads, ships), change F1 (LEVIR-CD, Beijing, Taizhou), the relative count error and the F1 of
+instance boxes at IoU 0.5 (sets labelling instances), and the abs log10 error of the GSD predicted from pixels where
+the set's GSD is known.
 Images are read at their native resolution, in tiles when larger than the model's chip (VisionModel.encode_tiled),
 as the app reads pixel answers.
 """

@@ -224,7 +224,7 @@ class Runtime:
         A land-cover word (cfg.cover_scenes) is the answer when the scene head names it (VisionConfig.cover_scene):
         the language model never learned to write those."""
         vision = self.config.vision
-        cover = vision.cover_scene(None if enc.labels is None else enc.labels[0])
+        cover = vision.cover_scene(enc.labels[0])
         if cover in req.labels:
             return cover
         labels = [lb for lb in req.labels if lb not in vision.cover_scenes]

@@ -85,8 +85,7 @@ class VisionConfig:
 
     def scene_name(self, out: "VisionOutput") -> str:
         """The scene head's own label: a land-cover word (cover_scene), else the likeliest scene class."""
-        return self.cover_scene(None if out.labels is None else out.labels[0]) or \
-            self.scene_classes[int(out.scene[0].argmax())]
+        return self.cover_scene(out.labels[0]) or self.scene_classes[int(out.scene[0].argmax())]
 
     def threshold(self, name: str) -> float:
         return float(self.dense_thresholds.get(name, 0.5))
@@ -122,7 +121,7 @@ class VisionOutput:
     # date, at the resolution of `dense`; None when the model has no instance head
     core_classes: tuple[str, ...] = ()  # the classes of `cores`, in order
     labels: torch.Tensor | None = None  # (B, S + C) probabilities of every label the scene head names
-    # (cfg.scene_labels: the scene classes and the cover scenes together)
+    # (cfg.scene_labels: the scene classes and the cover scenes together); encode always sets it
 
     def core(self, name: str | None) -> np.ndarray | None:
         """The instance-core map (h, w) of a dense class, or None when there is none for it."""

@@ -26,19 +26,16 @@ def read_run(cls, path: str | Path):
 
 
 def vision_state(folder: str | Path) -> dict[str, torch.Tensor]:
-    """The visual half's tensors (float32) of a vision run (vision.safetensors) or of a release folder (the
-    vision.* tensors of its model.safetensors over the pretrained backbone's, which a release does not repeat),
-    to fit a head on that tower."""
+    """The visual half's tensors of a vision run (vision.safetensors) or of a release folder (its vision half as
+    RsappVLM.load assembles it, over the pretrained backbone), to fit a head on that tower."""
     from safetensors.torch import load_file
 
-    from rsapp.model.pretrained import vision_state_dict
+    from rsapp.model.vlm import RsappVLM
 
     folder = Path(folder)
     if (folder / "vision.safetensors").exists():
         return load_file(str(folder / "vision.safetensors"))
-    state = load_file(str(folder / "model.safetensors"))
-    base = {f"tower.backbone.{k}": v for k, v in vision_state_dict().items()}
-    return base | {k[len("vision."):]: v.float() for k, v in state.items() if k.startswith("vision.")}
+    return RsappVLM.load(folder).vision.state_dict()
 
 
 def start_run(out: Path, seed: int) -> np.random.Generator:
