@@ -71,7 +71,10 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp train instances --run configs/runs/v2_instances.json --out runs/v2i",
               "PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc3 "
               "--instances runs/v2i --out weights/rsapp-v2",
-              "PYTHONPATH=. python tools/choose_thresholds.py weights/rsapp-v2 --views 4", "```", ""]
+              "PYTHONPATH=. python tools/choose_thresholds.py weights/rsapp-v2 --views 4",
+              "python -m rsapp train change --run configs/runs/v2_change2.json --out runs/v2c2  # on the release's tower",
+              "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --change runs/v2c2 --out runs/rsapp-v2c2",
+              "cp runs/rsapp-v2c2/model.safetensors weights/rsapp-v2/", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

@@ -1,8 +1,9 @@
 """Training chips cut from the real sets: random windows resampled to the chip across GSDs (each set's native
 GSD × 1–8, never finer), flips and quarter turns, colour jitter; and change pairs built from single-date real
-imagery (issue #21): buildings removed from one date by inpainting them from their surroundings, with
-date-to-date differences that are not change (illumination, colour cast, haze, blur, a few pixels of
-misregistration). The change mask is exact by construction."""
+imagery (issue #21): buildings removed from one date by inpainting them from their surroundings or pasted onto
+its free ground from elsewhere in the raster, with date-to-date differences that are not change (illumination,
+colour cast, haze, blur, a few pixels of misregistration, and roads, vegetation, bare land or water that changed).
+The change mask is exact by construction."""
 
 from __future__ import annotations
 
@@ -142,10 +143,61 @@ def remove_buildings(rgb: np.ndarray, buildings: np.ndarray, rng) -> tuple[np.nd
     return inpaint(rgb, region, rng), change, region
 
 
-def synthetic_change(r: Raster, rng, chip: int):
+def paste_buildings(rgb: np.ndarray, labels: np.ndarray, donor_rgb: np.ndarray, donor_labels: np.ndarray, rng,
+                    at_most: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Copy up to at_most building instances of a donor chip (same raster and scale) onto ground of `rgb` that its
+    labels say holds no building: (the image with them, their mask). Each lands where it covers only labelled
+    pixels of other classes, at least 3 px from any building; an instance that finds no such place is skipped."""
+    building = DENSE_INDEX["building"]
+    comps, n = ndimage.label(donor_labels == building)
+    free = (labels != building) & (labels != IGNORE)
+    free &= ~ndimage.binary_dilation(labels == building, iterations=3)
+    out, pasted = rgb.copy(), np.zeros(labels.shape, bool)
+    h, w = labels.shape
+    boxes = ndimage.find_objects(comps)
+    for i in rng.permutation(np.arange(1, n + 1))[:at_most]:
+        sl = boxes[i - 1]
+        shape = comps[sl] == i
+        ph, pw = shape.shape
+        if ph >= h // 2 or pw >= w // 2 or shape.sum() < 16:
+            continue
+        for _ in range(10):
+            y, x = int(rng.integers(0, h - ph)), int(rng.integers(0, w - pw))
+            spot = (slice(y, y + ph), slice(x, x + pw))
+            if free[spot][shape].all():
+                out[spot][shape] = donor_rgb[sl][shape]
+                pasted[spot] |= shape
+                free[spot] &= ~ndimage.binary_dilation(shape, iterations=3)
+                break
+    return out, pasted
+
+
+DISTRACTORS = ("road", "vegetation", "bare land", "water")  # classes whose changes are not building change
+
+
+def distract(rgb: np.ndarray, labels: np.ndarray, keep: np.ndarray, rng) -> np.ndarray:
+    """A change that is not a building's, on one date: some regions of a labelled non-building class (roads,
+    vegetation, bare land, water) inpainted away or recoloured as a season or a construction site would; pixels
+    in `keep` (buildings and the made change) are untouched."""
+    present = [DENSE_INDEX[c] for c in DISTRACTORS if (labels == DENSE_INDEX[c]).sum() > 0.02 * labels.size]
+    if not present:
+        return rgb
+    comps, n = ndimage.label(labels == present[int(rng.integers(len(present)))])
+    region = np.isin(comps, [i for i in range(1, n + 1) if rng.random() < 0.5] or [int(rng.integers(1, n + 1))])
+    region &= ~ndimage.binary_dilation(keep, iterations=3)
+    if rng.random() < 0.5:
+        return inpaint(rgb, region, rng)
+    x = rgb.astype(np.float32)
+    x[region] = x[region] * rng.uniform(0.75, 1.25, 3) + rng.uniform(-25, 25)
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def synthetic_change(r: Raster, rng, chip: int, paste: float = 0.0, distractor: float = 0.0):
     """A change pair from a single-date raster with building labels, some buildings existing on one date only:
     (before, after, change target, GSD or None, built: True when they are new, False when demolished), or None
-    when the raster shows no buildings here."""
+    when the raster shows no buildings here. With probability `paste` the date without them also gains buildings
+    copied from elsewhere in the raster (change too); with probability `distractor` one date also changes roads,
+    vegetation, bare land or water where the raster labels them (not change: the target stays 0 there)."""
     building = DENSE_INDEX["building"]
     for _ in range(8):
         win, factor, side = window(r, rng, chip, max_factor=4.0)
@@ -157,8 +209,23 @@ def synthetic_change(r: Raster, rng, chip: int):
     rgb = _place(square_resize(r.rgb[win], side, False), chip, 0)
     rgb, labels = _augment([rgb, labels], rng)
     without, change, region = remove_buildings(rgb, labels == building, rng)
+    if paste and rng.random() < paste:
+        span, (h, w) = win[0].stop - win[0].start, r.rgb.shape[:2]  # another window at the same scale
+        y, x = int(rng.integers(0, h - span + 1)), int(rng.integers(0, w - span + 1))
+        donor_win = (slice(y, y + span), slice(x, x + span))
+        donor = _augment([square_resize(r.rgb[donor_win], side, False),
+                          square_resize(r.dense[donor_win], side, True)], rng)
+        without, pasted = paste_buildings(without, labels, *donor, rng)
+        change |= pasted
+        region |= pasted
     built = bool(rng.random() < 0.7)
     before, after = (without, rgb) if built else (rgb, without)
+    if distractor and rng.random() < distractor:
+        keep = region | (labels == building)
+        if rng.random() < 0.5:
+            before = distract(before, labels, keep, rng)
+        else:
+            after = distract(after, labels, keep, rng)
     target = change.astype(np.uint8)
     target[region & ~change] = IGNORE  # the inpainted rim is neither clearly changed nor clearly not
     return nuisance(before, rng), nuisance(after, rng), target, None if r.gsd_m is None else r.gsd_m * factor, built

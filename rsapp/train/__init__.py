@@ -30,12 +30,28 @@ def vision_state(folder: str | Path) -> dict[str, torch.Tensor]:
     RsappVLM.load assembles it, over the pretrained backbone), to fit a head on that tower."""
     from safetensors.torch import load_file
 
+    folder = Path(folder)
+    if (folder / "vision.safetensors").exists():
+        return load_file(str(folder / "vision.safetensors"))
+    return vision_model(folder).state_dict()
+
+
+def vision_model(folder: str | Path, fresh: tuple[str, ...] = ()):
+    """The visual half of a vision run (the default config with the run's tensors, except those of the `fresh`
+    heads, whose architecture may have changed since the run; a head the run lacks keeps its fresh start too) or
+    of a release folder (as RsappVLM.load assembles it), to fit a head on its tower."""
+    from safetensors.torch import load_file
+
+    from rsapp.model.vision_model import VisionConfig, VisionModel
     from rsapp.model.vlm import RsappVLM
 
     folder = Path(folder)
     if (folder / "vision.safetensors").exists():
-        return load_file(str(folder / "vision.safetensors"))
-    return RsappVLM.load(folder).vision.state_dict()
+        model = VisionModel(VisionConfig())
+        state = load_file(str(folder / "vision.safetensors"))
+        model.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] not in fresh}, strict=False)
+        return model
+    return RsappVLM.load(folder).vision
 
 
 def start_run(out: Path, seed: int) -> np.random.Generator:

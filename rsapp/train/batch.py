@@ -79,12 +79,14 @@ def add_scenes(batch: Batch, rasters: list, n: int, chip: int, scene_classes: tu
         batch.scenes.append(rgb), batch.scene_labels.append(scene_classes.index(r.scene)), batch.gsd_m.append(gsd)
 
 
-def add_change(batch: Batch, pairs: list, buildings: list, n: int, made_share: float, chip: int, rng) -> None:
+def add_change(batch: Batch, pairs: list, buildings: list, n: int, made_share: float, chip: int, rng,
+               paste: float = 0.0, distractor: float = 0.0) -> None:
     """n change pairs: real ones (set-balanced), and with probability made_share ones made from single-date
-    building labels (instances inpainted away on one date; the mask exact by construction)."""
+    building labels (instances inpainted away on one date, or pasted with probability `paste`; changes that are
+    not building change with probability `distractor`; the mask exact by construction: synthetic_change)."""
     while len(batch.before) < n:
         if rng.random() < made_share:
-            made = synthetic_change(pick(buildings, rng), rng, chip)
+            made = synthetic_change(pick(buildings, rng), rng, chip, paste, distractor)
         else:
             made = change_chip(pick(pairs, rng), rng, chip)
         if made is not None:

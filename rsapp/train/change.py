@@ -1,10 +1,11 @@
 """The change head on the frozen stage-A tower: real pairs (set-balanced) and pairs made from single-date
-building labels (rsapp.data.real_chips.synthetic_change), BCE + Dice over labelled pixels.
+building labels (rsapp.data.real_chips.synthetic_change: buildings inpainted away, pasted from elsewhere in the
+raster, and other classes changed where nothing counts as change), BCE + Dice over labelled pixels.
 
 The tower stays as stage A left it, so the language model trained on its tokens (stage B) and SSE-U fitted on
 its pooled features stay valid; tools/ship_model.py grafts the trained head into the release.
 
-    python -m rsapp train change --run configs/runs/v2_change.json --out runs/v2c
+    python -m rsapp train change --run configs/runs/v2_change2.json --out runs/v2c2   # on the release's tower
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from rsapp.data.real_sets import split
 from rsapp.model.heads import ChangeHead
-from rsapp.model.vision_model import VisionConfig, VisionModel
-from rsapp.train import fit_head, read_run, start_run
+from rsapp.train import fit_head, read_run, start_run, vision_model
 from rsapp.train.losses import change_loss
 from rsapp.train.batch import Batch, add_change
 
 
 @dataclass
 class ChangeRun:
-    vision: str  # folder of the stage-A (or SSE-U) checkpoint whose tower the head reads
+    vision: str  # run (stage A or SSE-U) or release folder whose tower the head reads
     steps: int = 1500
     pairs_per_step: int = 8
     chip: int = 256
     synthetic_change_share: float = 0.5
+    paste_share: float = 0.0  # made pairs that also gain buildings copied from elsewhere in their raster
+    distractor_share: float = 0.0  # made pairs whose roads, vegetation, bare land or water change too (not change)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
@@ -37,16 +38,15 @@ class ChangeRun:
 
 def train_change(run: ChangeRun, out: Path) -> Path:
     rng = start_run(out, run.seed)
-    model = VisionModel(VisionConfig())
-    state = load_file(str(Path(run.vision) / "vision.safetensors"))
-    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("change_head.")}, strict=False)
-    model.change_head = ChangeHead()  # a fresh head: its architecture may differ from the checkpoint's
+    model = vision_model(run.vision, fresh=("change_head",))
+    model.change_head = ChangeHead()
     pairs = [r for r in split(held_out=False) if r.change is not None]
     buildings = [r for r in split(held_out=False) if r.dense is not None and "building" in r.known]
 
     def loss_of_step() -> torch.Tensor:
         batch = Batch()
-        add_change(batch, pairs, buildings, run.pairs_per_step, run.synthetic_change_share, run.chip, rng)
+        add_change(batch, pairs, buildings, run.pairs_per_step, run.synthetic_change_share, run.chip, rng,
+                   run.paste_share, run.distractor_share)
         part = batch.parts()
         with torch.no_grad():
             levels = model.tower.pyramid(batch.pixels())

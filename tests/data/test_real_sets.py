@@ -48,6 +48,37 @@ def test_made_change_pairs_are_exact_by_construction(rasters):
     assert all(set(np.unique(m[2])) <= {0, 1, IGNORE} and (m[2] == 1).any() for m in made)
 
 
+def test_pasted_buildings_land_only_on_free_ground_and_are_the_change(rasters):
+    from rsapp.data.real_chips import paste_buildings
+    from rsapp.data.real_sets import DENSE_INDEX, IGNORE
+
+    rng = np.random.default_rng(1)
+    source = next(r for r in rasters if r.set == "spacenet-atlanta" and not r.held_out)
+    rgb, labels = source.rgb[:256, :256], source.dense[:256, :256]
+    donor_rgb, donor_labels = source.rgb[256:512, 256:512], source.dense[256:512, 256:512]
+    out, pasted = paste_buildings(rgb, labels, donor_rgb, donor_labels, rng)
+    assert pasted.any()
+    assert not (pasted & ((labels == DENSE_INDEX["building"]) | (labels == IGNORE))).any()
+    assert np.array_equal(out[~pasted], rgb[~pasted])  # only the pasted pixels change
+    assert np.abs(out[pasted].astype(int) - rgb[pasted].astype(int)).mean() > 5
+
+
+def test_a_distractor_changes_other_classes_and_never_the_kept_pixels(rasters):
+    from rsapp.data.real_chips import DISTRACTORS, distract
+    from rsapp.data.real_sets import DENSE_INDEX
+
+    rng = np.random.default_rng(2)
+    source = next(r for r in rasters if r.set == "dubai" and not r.held_out)
+    rgb, labels = source.rgb[:512, :512], source.dense[:512, :512]
+    keep = labels == DENSE_INDEX["building"]
+    others = np.isin(labels, [DENSE_INDEX[c] for c in DISTRACTORS])
+    for _ in range(4):
+        out = distract(rgb, labels, keep, rng)
+        moved = (out != rgb).any(-1)
+        assert moved.any() and not (moved & keep).any()
+        assert (moved <= others).all()
+
+
 def test_the_analyst_warns_beyond_the_coarsest_gsd_each_class_trained_at(rasters):
     """TRAINED_MAX_GSD_M is what stage A saw: each train raster resampled up to MAX_FACTOR × its GSD (Dubai's,
     the one set without a GSD, taken at the upper end of its documented ~0.5–1 m)."""

@@ -55,7 +55,12 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     refit = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release2", scene=again))
     assert refit.cfg.vision.cover_scenes == COVER_SCENES
     assert all(torch.equal(refit.vision.tower.state_dict()[k], tower[k]) for k in tower)
-
+    # a change head fitted on the release's own tower, on made pairs that also paste buildings and change other
+    # classes, grafts into it
+    c2 = train_change(ChangeRun(vision=str(tmp_path / "release"), steps=1, pairs_per_step=2, paste_share=1.0,
+                                distractor_share=1.0), tmp_path / "c2")
+    again = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release3", change=c2))
+    assert all(torch.equal(again.vision.tower.state_dict()[k], tower[k]) for k in tower)
 
 def _other_tower(tmp_path, a):
     """A copy of run `a` whose tower differs in one tensor."""
