@@ -74,7 +74,11 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "PYTHONPATH=. python tools/choose_thresholds.py weights/rsapp-v2 --views 4",
               "python -m rsapp train change --run configs/runs/v2_change2.json --out runs/v2c2  # on the release's tower",
               "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --change runs/v2c2 --out runs/rsapp-v2c2",
-              "cp runs/rsapp-v2c2/model.safetensors weights/rsapp-v2/", "```", ""]
+              "cp runs/rsapp-v2c2/model.safetensors weights/rsapp-v2/",
+              "python -m rsapp train scene --run configs/runs/v2_scene4.json --out runs/v2sc4  # on the release's tower",
+              "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --scene runs/v2sc4 --out runs/rsapp-v2sc4",
+              "PYTHONPATH=. python tools/choose_scene_weight.py runs/rsapp-v2sc4",
+              "cp runs/rsapp-v2sc4/model.safetensors runs/rsapp-v2sc4/config.json weights/rsapp-v2/", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

@@ -219,14 +219,21 @@ class Runtime:
         return out
 
     def choose_label(self, enc: VisionOutput, req: Request, s: float) -> str:
-        """Every label scored as the LM's log-likelihood of writing it (and ending the turn), plus the scene head's
-        log-probability for a scene label (a product of the two experts); one batched pass over the labels.
+        """The label with the best label_scores: the LM's log-likelihood plus cfg.scene_head_weight times the scene
+        head's log-probability (a product of the two experts, the head's raised to that power).
         A land-cover word (cfg.cover_scenes) is the answer when the scene head names it (VisionConfig.cover_scene):
         the language model never learned to write those."""
         vision = self.config.vision
         cover = vision.cover_scene(enc.labels[0])
         if cover in req.labels:
             return cover
+        labels, written, head = self.label_scores(enc, req, s)
+        return labels[int((written + vision.scene_head_weight * head).argmax())]
+
+    def label_scores(self, enc: VisionOutput, req: Request, s: float) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """(req's labels but the land-cover words, the LM's log-likelihood of writing each and ending the turn, the
+        scene head's log-probability of each scene label, 0 for another label); one batched pass over the labels."""
+        vision = self.config.vision
         labels = [lb for lb in req.labels if lb not in vision.cover_scenes]
         model = self.model
         last, cache, gate_s, visual = self.prefill(enc, req, s)
@@ -240,11 +247,10 @@ class Runtime:
                           model.lm.logits(hidden[:, :-1]).log_softmax(-1)], 1)  # (n, width, vocab)
         picked = logp.gather(2, ids[..., None])[..., 0]
         lengths = torch.tensor([len(q) for q in seqs])
-        score = (picked * (torch.arange(width)[None] < lengths[:, None])).sum(1)
+        written = (picked * (torch.arange(width)[None] < lengths[:, None])).sum(1)
         scenes = list(vision.scene_classes)
         head = enc.scene[0].log()
-        score = score + torch.tensor([float(head[scenes.index(lb)]) if lb in scenes else 0.0 for lb in labels])
-        return labels[int(score.argmax())]
+        return labels, written, torch.tensor([float(head[scenes.index(lb)]) if lb in scenes else 0.0 for lb in labels])
 
 
 def winning_class(dense: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

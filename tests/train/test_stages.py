@@ -50,8 +50,11 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     with pytest.raises(SystemExit, match="another tower"):
         ship(b, tmp_path / "wrong", change=_other_tower(tmp_path, a))
     # a head refitted on a release's own tower (its base backbone tensors come from the installed wheel)
-    again = train_scene(SceneRun(vision=str(tmp_path / "release"), epochs=1, scenes_per_class=1, cover_per_class=2),
-                        tmp_path / "s2")
+    again = train_scene(SceneRun(vision=str(tmp_path / "release"), epochs=1, scenes_per_class=1, cover_per_class=2,
+                                 zoom_in=True), tmp_path / "s2")
+    import json
+
+    assert json.loads((again / "run.json").read_text())["views"] == 5 * (21 + 2 * 2)  # each scene also seen finer
     refit = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release2", scene=again))
     assert refit.cfg.vision.cover_scenes == COVER_SCENES
     assert all(torch.equal(refit.vision.tower.state_dict()[k], tower[k]) for k in tower)
