@@ -15,13 +15,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from rsapp.data.real_sets import split
 from rsapp.model.inference import Request, Runtime
 from rsapp.model.vlm import CONFIG_FILE
 from rsapp.tasks.tokens import TASKS
+from rsapp.train.scene import downsampled, upsampled
 
 GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
 TIE = 0.005
@@ -30,12 +30,10 @@ CHIP = 512  # the analyst resamples a larger image into its chip
 
 
 def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """The scene `factor` times its size, as the analyst's chip shows it (finer: at most CHIP px)."""
     if factor == 1.0:
         return rgb
-    h, w = rgb.shape[:2]
-    f = min(factor, CHIP / max(h, w))
-    kind = Image.BICUBIC if f > 1 else Image.BOX
-    return np.asarray(Image.fromarray(rgb).resize((round(w * f), round(h * f)), kind))
+    return upsampled(rgb, factor, CHIP) if factor > 1 else downsampled(rgb, 1 / factor)
 
 
 def main() -> None:
