@@ -8,8 +8,10 @@ pair of sample_data/ are held out entirely (the scenes every newcomer sees first
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +44,8 @@ SPLITS = {
     "beijing": "pair B held out, pair A trains",
     "landsat-nanjing": "trains (sparse labels); the Taizhou pair in sample_data is held out",
     "vegas-buildings": "evaluation only (the bundled sample)",
+    "neon-trees": "OSBS_029 held out (61 crowns); YELL, SOAP, SJER and BLAN train (BLAN's 4 boxes are DeepForest's "
+                  "predictions, not hand labels)",
     "dubai-cover": "land-cover scenes ([CLS] 'bare land', 'water'): 256 px crops of the Dubai tiles that one class "
                    "covers to 80 %, split with their tiles",
 }
@@ -233,6 +237,44 @@ def load_ships(root: Path) -> list[Raster]:
     return out
 
 
+def crown_ids(boxes: list[tuple[float, float, float, float]], shape: tuple[int, int]) -> np.ndarray:
+    """Tree-crown boxes (x0, y0, x1, y1) as instance ids 1..n (int32): the ellipse each box holds, larger crowns
+    first so a small crown overlapping a large one keeps its own pixels."""
+    ids = np.zeros(shape, np.int32)
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    order = sorted(range(len(boxes)), key=lambda i: -(boxes[i][2] - boxes[i][0]) * (boxes[i][3] - boxes[i][1]))
+    for i in order:
+        x0, y0, x1, y1 = boxes[i]
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
+        ids[((cols + 0.5 - cx) / rx) ** 2 + ((rows + 0.5 - cy) / ry) ** 2 <= 1.0] = i + 1
+    return ids
+
+
+def _voc_boxes(path: Path) -> list[tuple[float, ...]]:
+    return [tuple(float(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax"))
+            for o in ET.parse(path).getroot().iter("object")]
+
+
+def _csv_boxes(path: Path) -> list[tuple[float, ...]]:
+    with open(path, newline="") as f:  # by column name: the SJER file orders them xmin, xmax, ymin, ymax
+        return [tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")) for row in csv.DictReader(f)]
+
+
+def load_neon_trees(root: Path) -> list[Raster]:
+    """NEON airborne 0.1 m crops with tree-crown boxes: instances of vegetation (trees), no per-pixel classes (the
+    ground between crowns is unlabelled: grass is vegetation too)."""
+    folder = root / "boxes" / "neon-trees"
+    out = []
+    for image in sorted(p for p in folder.iterdir() if p.suffix in (".tif", ".png", ".jpg")):
+        xml = image.with_suffix(".xml")
+        boxes = _voc_boxes(xml) if xml.exists() else [b for c in sorted(folder.glob(f"{image.stem}_*.csv"))
+                                                      for b in _csv_boxes(c)]
+        rgb = _rgb(image)
+        out.append(Raster("neon-trees", image.stem, rgb, 0.1, image.stem == "OSBS_029",
+                          instances=crown_ids(boxes, rgb.shape[:2]), instance_class="vegetation"))
+    return out
+
+
 def touching_split(mask: np.ndarray, erode: int = 2) -> np.ndarray:
     """Instance ids of a footprint mask whose neighbouring footprints may touch: the regions left after eroding
     by `erode` px (a contact thinner than 2 × erode parts), grown back over the mask (int32, 0 none)."""
@@ -307,7 +349,8 @@ def load_samples() -> list[Raster]:
     return out
 
 
-LOADERS = (load_ucmerced, load_dubai, load_isprs, load_spacenet, load_deepglobe, load_ships, load_xbd, load_change)
+LOADERS = (load_ucmerced, load_dubai, load_isprs, load_spacenet, load_deepglobe, load_ships, load_xbd, load_change,
+           load_neon_trees)
 
 
 @lru_cache(maxsize=1)

@@ -28,6 +28,7 @@ COUNT_WORDS = {"building": ("buildings", "houses", "structures"), "car": ("cars"
 NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
                                            "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"
                                            .split())}
+TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
 MIN_INSTANCE_PX = 30  # label regions smaller than this on the chip are not counted
 
 
@@ -43,6 +44,18 @@ class TextSample:
 def digits(answer: str) -> str:
     """'eight' → '8' (RSIVQA spells counts in words; answers here use digits)."""
     return str(NUMBER_WORDS[answer]) if answer in NUMBER_WORDS else answer
+
+
+def count_of(answer: str) -> int | None:
+    """The number a count answer says ('8', 'eight', 'forty-four'), or None when it says none."""
+    words = answer.strip().lower().replace(" ", "-").split("-")
+    if len(words) == 1 and words[0].isdigit():
+        return int(words[0])
+    if len(words) == 1 and words[0] in NUMBER_WORDS:
+        return NUMBER_WORDS[words[0]]
+    if words[0] in TENS and (len(words) == 1 or (len(words) == 2 and NUMBER_WORDS.get(words[1], 10) < 10)):
+        return TENS[words[0]] + (NUMBER_WORDS[words[1]] if len(words) == 2 else 0)
+    return None
 
 
 def scene_sample(r: Raster, rng, chip: int) -> TextSample:

@@ -2,8 +2,9 @@
 
 Per set: scene top-1 (UC Merced; the land-cover scenes of the Dubai tiles, set dubai-cover), IoU per dense class
 (land cover, buildings, roads, ships), change F1 (LEVIR-CD, Beijing, Taizhou), the relative count error and the F1 of
-instance boxes at IoU 0.5 (sets labelling instances), and the abs log10 error of the GSD predicted from pixels where
-the set's GSD is known.
+instance boxes at IoU 0.5 (sets labelling instances), the relative error of counts asked in words (RSIVQA's "how many
+cars in the picture?" on UC Merced, answered from the instances as the analyst answers a counting question), and
+the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
 Images are read at their native resolution, in tiles when larger than the model's chip (VisionModel.encode_tiled),
 as the app reads pixel answers.
 """
@@ -11,6 +12,7 @@ as the app reads pixel answers.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from typing import Protocol
 
@@ -22,6 +24,10 @@ from rsapp.evaluate.metrics import F1Accumulator, boxes_of, matched_boxes
 from rsapp.evaluate.thresholds import overlaps
 
 TILE = 512
+# Classes a counting question is scored on (those the analyst counts as instances), and question words that count
+# only some of them.
+INSTANCE_COUNTED = ("building", "car", "ship")
+QUALIFIED = re.compile(r"\b(red|yellow|white|black|blue|green|grey|gray|small|large|big)\b", re.IGNORECASE)
 
 
 class Predictor(Protocol):
@@ -52,6 +58,7 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
     hits, counts = defaultdict(int), defaultdict(int)
     gsd_err, gsd_whole_err = defaultdict(list), defaultdict(list)
     box_hits = defaultdict(lambda: np.zeros(4))  # boxes matched, predicted, true; |predicted − true count|
+    asked = defaultdict(lambda: np.zeros(2))  # per (set, class) of counting questions: Σ |counted − said|, Σ said
     for r in tqdm(held, desc="real held-out", disable=not progress, mininterval=10):
         if r.scene is not None:
             counts[r.set] += 1
@@ -66,6 +73,8 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
             truth = boxes_of(r.instances)
             found = [box for box, _, _ in predictor.instances(r.rgb, r.instance_class, r.gsd_m)]
             box_hits[r.set] += (matched_boxes(found, truth), len(found), len(truth), abs(len(found) - len(truth)))
+        for name, n in counting_questions(r):
+            asked[(r.set, name)] += (abs(len(predictor.instances(r.rgb, name, r.gsd_m)) - n), n)
         if r.change is not None:
             prob = predictor.change(r.rgb, r.after)
             f1s[r.set].add(prob > 0.5, r.change == 1, r.change != IGNORE)
@@ -87,6 +96,8 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
     for s, (matched, predicted, true, miscount) in box_hits.items():
         out[s]["count_rel_err"] = round(miscount / max(true, 1), 4)  # Σ |counted − true| / Σ true over images
         out[s]["box_f1"] = round(2 * matched / max(predicted + true, 1), 4)  # boxes matched at IoU ≥ 0.5
+    for (s, name), (miss, said) in asked.items():
+        out[s].setdefault("vqa_count_rel_err", {})[name] = round(miss / max(said, 1), 4)
     for s, errs in gsd_err.items():
         out[s]["gsd_abs_log10_err"] = round(float(np.mean(errs)), 4)
         out[s]["gsd_whole_abs_log10_err"] = round(float(np.mean(gsd_whole_err[s])), 4)
@@ -94,6 +105,21 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
         for name, scores in text_scores(predictor, [r for r in held if r.scene is not None], text_n, progress).items():
             out[name].update(scores)
     return dict(out)
+
+
+def counting_questions(r: Raster) -> list[tuple[str, int]]:
+    """(class, number) of a raster's counting questions about a class the model counts as instances (buildings,
+    cars, ships and their words), where the answer is a number and the question counts every one of them (not
+    "how many red cars")."""
+    from rsapp.data.real_text import count_of
+    from rsapp.tasks.vocabulary import counted_class
+
+    out = []
+    for q, a in r.qa:
+        name, n = counted_class(q), count_of(a)
+        if name in INSTANCE_COUNTED and n is not None and not QUALIFIED.search(q):
+            out.append((name, n))
+    return out
 
 
 def text_scores(predictor, scenes: list[Raster], n: int, progress: bool) -> dict[str, dict]:

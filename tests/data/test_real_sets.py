@@ -115,6 +115,36 @@ def test_sets_with_footprints_or_boxes_carry_their_instances(rasters):
     assert ships.instance_class == "ship" and len(np.unique(ships.instances)) - 1 == 12
     pre, post = (next(r for r in rasters if r.name == f"hurricane-harvey_00000007_{d}_disaster") for d in ("pre", "post"))
     assert abs(len(np.unique(pre.instances)) - len(np.unique(post.instances))) <= 2
+    trees = {r.name: r for r in rasters if r.set == "neon-trees"}  # every crown box of the NEON crops, as a tree
+    assert {n: len(np.unique(r.instances)) - 1 for n, r in trees.items()} == {
+        "OSBS_029": 61, "SOAP_061": 37, "2019_YELL_2_541000_4977000_image_crop": 279,
+        "2018_SJER_3_252000_4107000_image_477": 7, "2019_BLAN_3_751000_4330000_image_crop": 4}
+    assert [n for n, r in trees.items() if r.held_out] == ["OSBS_029"]
+    assert all(r.instance_class == "vegetation" and r.dense is None and r.gsd_m == 0.1 for r in trees.values())
+
+
+def test_a_crown_box_becomes_the_ellipse_it_holds_and_a_small_crown_keeps_its_pixels():
+    from rsapp.data.real_sets import crown_ids
+    from rsapp.evaluate.metrics import boxes_of
+
+    ids = crown_ids([(10, 10, 30, 20), (0, 0, 40, 40)], (50, 50))  # the small crown lies on the large one
+    assert boxes_of(ids)[0] == (10.0, 10.0, 30.0, 20.0)
+    assert ids[15, 20] == 1 and ids[2, 2] == 0 and ids[20, 38] == 2  # box corners are not crown
+    assert abs((ids == 1).sum() - np.pi * 10 * 5) < 8
+
+
+def test_counting_questions_read_numbers_in_words_and_skip_those_counting_some():
+    from rsapp.data.real_sets import Raster
+    from rsapp.data.real_text import count_of
+    from rsapp.evaluate.real import counting_questions
+
+    assert [count_of(a) for a in ("8", "eight", "twenty", "forty-four", "sixty one", "yes", "many")] == [
+        8, 8, 20, 44, 61, None, None]
+    r = Raster("ucmerced", "harbor61", np.zeros((8, 8, 3), np.uint8), 0.3, True, qa=[
+        ("How many boats in the picture?", "forty-four"), ("How many red cars in the picture?", "two"),
+        ("How many mobile homes in the picture?", "eight"), ("How many trees in the picture?", "three"),
+        ("Is there a river?", "no"), ("How many cars in the picture?", "many")])
+    assert counting_questions(r) == [("ship", 44), ("building", 8)]
 
 
 class _Boxes:
@@ -159,6 +189,13 @@ def test_evaluate_real_scores_counts_instance_boxes_and_gsd(rasters):
     assert perfect["gsd_abs_log10_err"] == empty["gsd_abs_log10_err"] == crop_err
     assert perfect["gsd_whole_abs_log10_err"] == 0
     assert empty["gsd_whole_abs_log10_err"] == round(1 - math.log10(vegas.gsd_m), 4)
+    # a counting question asked in words is scored against the instances counted
+    vegas.qa = [("how many houses are there?", "twenty-six"), ("how many red cars are there?", "three")]
+    try:
+        asked = evaluate_real(_Boxes(True, vegas), sets=("vegas-buildings",), progress=False)["vegas-buildings"]
+    finally:
+        vegas.qa = []
+    assert asked["vqa_count_rel_err"] == {"building": 0}
 
 
 def test_instance_boxes_are_matched_one_to_one():
