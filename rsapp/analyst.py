@@ -211,17 +211,29 @@ class Analyst:
 # Sentinel-2 (10 m). tests/data/test_real_sets.py recomputes these from the train splits.
 TRAINED_MAX_GSD_M = {"building": 8.0, "road": 8.0, "water": 8.0, "vegetation": 8.0, "bare land": 8.0, "car": 0.72,
                      "ship": 80.0}
+# The finest: each set's own GSD (training never upsamples; Dubai's taken at the finer end of its ~0.5–1 m). A
+# 0.3 m harbour's boats are 30 × finer than any ship the model saw, and it finds none of them.
+TRAINED_MIN_GSD_M = {"building": 0.05, "road": 0.05, "water": 0.5, "vegetation": 0.05, "bare land": 0.5, "car": 0.05,
+                     "ship": 10.0}
+# An answer warns beyond this factor of the trained range (coarser, finer).
+BEYOND_COARSER, BEYOND_FINER = 1.5, 2.0
 
 
 def beyond_training(classes: list[str], gsd_m: float) -> str | None:
-    """A warning when a pixel answer is about classes the model never saw as coarse as gsd_m (by more than 1.5 ×):
-    at 30 m its land-cover masks mark forest as water. None when it is within what it was trained on."""
-    coarse = [c for c in classes if c in TRAINED_MAX_GSD_M and gsd_m > 1.5 * TRAINED_MAX_GSD_M[c]]
-    if not coarse:
-        return None
-    trained = max(TRAINED_MAX_GSD_M[c] for c in coarse)
-    return (f"the model learned {', '.join(coarse)} on imagery of at most ~{trained:g} m a pixel; at "
-            f"{gsd_m:.3g} m this answer is unreliable")
+    """A warning when a pixel answer is about classes the model never saw as coarse as gsd_m (by more than
+    BEYOND_COARSER: at 30 m its land-cover masks mark forest as water) or as fine (by more than BEYOND_FINER: at
+    0.3 m it finds no boats). None when it is within what it was trained on."""
+    coarse = [c for c in classes if c in TRAINED_MAX_GSD_M and gsd_m > BEYOND_COARSER * TRAINED_MAX_GSD_M[c]]
+    if coarse:
+        trained = max(TRAINED_MAX_GSD_M[c] for c in coarse)
+        return (f"the model learned {', '.join(coarse)} on imagery of at most ~{trained:g} m a pixel; at "
+                f"{gsd_m:.3g} m this answer is unreliable")
+    fine = [c for c in classes if c in TRAINED_MIN_GSD_M and gsd_m * BEYOND_FINER < TRAINED_MIN_GSD_M[c]]
+    if fine:
+        trained = min(TRAINED_MIN_GSD_M[c] for c in fine)
+        return (f"the model learned {', '.join(fine)} on imagery of at least ~{trained:g} m a pixel; at "
+                f"{gsd_m:.3g} m this answer is unreliable")
+    return None
 
 
 def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, float]]:

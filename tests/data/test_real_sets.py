@@ -1,5 +1,7 @@
 """The real sets: every one has a held-out part that never trains; made change pairs are exact by construction."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -79,19 +81,25 @@ def test_a_distractor_changes_other_classes_and_never_the_kept_pixels(rasters):
         assert (moved <= others).all()
 
 
-def test_the_analyst_warns_beyond_the_coarsest_gsd_each_class_trained_at(rasters):
-    """TRAINED_MAX_GSD_M is what stage A saw: each train raster resampled up to MAX_FACTOR × its GSD (Dubai's,
-    the one set without a GSD, taken at the upper end of its documented ~0.5–1 m)."""
-    from rsapp.analyst import TRAINED_MAX_GSD_M
+def test_the_analyst_warns_beyond_the_gsd_range_each_class_trained_at(rasters):
+    """TRAINED_MAX_GSD_M / TRAINED_MIN_GSD_M are what stage A saw: each train raster resampled from its own GSD up
+    to MAX_FACTOR × it (Dubai's, the one set without a GSD, taken at its documented ~0.5–1 m)."""
+    from rsapp.analyst import TRAINED_MAX_GSD_M, TRAINED_MIN_GSD_M, beyond_training
     from rsapp.data.real_chips import MAX_FACTOR
 
     train = [r for r in rasters if not r.held_out and r.dense is not None]
     assert {r.set for r in train if r.gsd_m is None} == {"dubai"}
     coarsest: dict[str, float] = {}
+    finest: dict[str, float] = {}
     for r in train:
         for name in r.known:
             coarsest[name] = max(coarsest.get(name, 0.0), (r.gsd_m or 1.0) * MAX_FACTOR)
+            finest[name] = min(finest.get(name, math.inf), r.gsd_m or 0.5)
     assert coarsest == pytest.approx(TRAINED_MAX_GSD_M)
+    assert finest == pytest.approx(TRAINED_MIN_GSD_M)
+    assert "at least ~10 m" in beyond_training(["ship"], 0.3)  # a harbour at 0.3 m: boats never seen that fine
+    assert beyond_training(["water", "building"], 0.3) is None and beyond_training(["ship"], 10.0) is None
+    assert "at most ~8 m" in beyond_training(["water"], 30.0)
 
 
 def test_touching_footprints_are_split_into_instances():

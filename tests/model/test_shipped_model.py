@@ -180,6 +180,21 @@ def test_a_land_cover_mask_at_30_m_says_it_is_beyond_training(analyst):
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_boats_counted_at_0_3_m_say_the_model_never_saw_ships_that_fine(analyst):
+    """A held-out UC Merced harbour (0.3 m): the model learned ships from Sentinel-2 at 10 m and counts none of its
+    dozens of boats (RSIVQA: 44); the answer says so instead of looking sure. Its houses get no such warning."""
+    from rsapp.geo import Scene
+
+    images = REAL / "scenes" / "ucmerced" / "images"
+    with Scene(images / "harbor" / "harbor61.jpg") as scene:
+        boats = analyst.ask([scene], "[VQA] how many boats are there?")
+    assert boats.gsd_m < 1 and any("ship" in w and "at least ~10 m" in w for w in boats.warnings), boats.warnings
+    with Scene(images / "mediumresidential" / "mediumresidential63.jpg") as scene:
+        houses = analyst.ask([scene], "[VQA] how many houses are there?")
+    assert int(houses.text) > 0 and not any("unreliable" in w for w in houses.warnings), houses.warnings
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
 def test_held_out_land_cover_is_drawn_from_turned_maps_at_the_thresholds_chosen_on_train(runtime, monkeypatch):
     """Dubai's held-out tiles (~1 m, never trained): a pixel answer averaged over four quarter turns and cut at the
     per-class thresholds chosen on the train splits reaches building / road / water IoU it did not reach with one
