@@ -24,6 +24,7 @@ from rasterio.features import rasterize
 from scipy import ndimage
 
 from rsapp.geo.bands import Stretch
+from rsapp.geo.scene import display_ready
 from rsapp.tasks.vocabulary import COVER_SCENES, DENSE_CLASSES, SCENE_CLASSES
 
 IGNORE = 255  # target value where the labels do not say
@@ -84,11 +85,13 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def _stretched(path: Path, bands=(1, 2, 3)) -> tuple[np.ndarray, object, object]:
-    """A raster's bands stretched as the app stretches scenes (0 = no data): (H, W, 3) uint8, transform, crs."""
+    """A raster's bands stretched as the app stretches scenes (0 = no data; an 8-bit true-colour file shown as it
+    is): (H, W, 3) uint8, transform, crs."""
     with rasterio.open(path) as src:
         idx = [b for b in bands if b <= src.count] or [1]
         data = np.ma.masked_equal(src.read(idx), 0)
-        rgb, _ = Stretch.from_sample(data).apply(data)
+        stretch = Stretch.identity_uint8(len(idx)) if display_ready(src) else Stretch.from_sample(data)
+        rgb, _ = stretch.apply(data)
         if rgb.shape[2] == 1:
             rgb = np.repeat(rgb, 3, axis=2)
         return rgb, src.transform, src.crs

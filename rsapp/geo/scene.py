@@ -16,6 +16,15 @@ from rsapp.geo.raster import WGS84, RasterInfo, describe, is_georeferenced, open
 STATS_MAX_SIDE_PX = 1024
 
 
+def display_ready(ds) -> bool:
+    """8-bit true-colour photos (PNG/JPEG, RGB-tagged TIFFs; an open rasterio dataset) are shown as they are, not
+    re-stretched."""
+    if ds.dtypes[0] != "uint8":
+        return False
+    ci = list(ds.colorinterp)
+    return ds.driver in ("PNG", "JPEG") or (ColorInterp.red in ci and ColorInterp.blue in ci)
+
+
 class Scene:
     """An open raster. Use as a context manager or call close(); reads are always windowed or decimated."""
 
@@ -66,16 +75,10 @@ class Scene:
     def _compute_stretch(self) -> Stretch:
         h, w = self.decimated_shape(STATS_MAX_SIDE_PX)
         sample = read_masked(self.ds, list(self.rgb_bands), out_shape=(3, h, w))
-        if self._is_display_ready_uint8():
+        if display_ready(self.ds):
             return Stretch.identity_uint8(3)
         return Stretch.from_sample(sample)
 
-    def _is_display_ready_uint8(self) -> bool:
-        """8-bit true-colour photos (PNG/JPEG, RGB-tagged TIFFs) are shown as they are, not re-stretched."""
-        if self.ds.dtypes[0] != "uint8":
-            return False
-        ci = list(self.ds.colorinterp)
-        return self.ds.driver in ("PNG", "JPEG") or (ColorInterp.red in ci and ColorInterp.blue in ci)
 
     def overview_rgb(self, max_side_px: int) -> tuple[np.ndarray, np.ndarray]:
         """The whole scene, decimated to max_side_px, as ((h, w, 3) uint8, (h, w) valid)."""

@@ -131,6 +131,22 @@ def test_sets_with_footprints_or_boxes_carry_their_instances(rasters):
     assert all(r.instance_class == "vegetation" and r.dense is None and r.gsd_m == 0.1 for r in trees.values())
 
 
+def test_the_bundled_samples_are_scored_on_the_pixels_the_app_reads(rasters):
+    """An 8-bit RGB GeoTIFF is shown as it is by the app (no percentile stretch), and scored as it is too; a 16-bit
+    panchromatic one is stretched by both alike."""
+    from rsapp.geo import Scene
+    from tests.conftest import ROOT
+
+    vegas = next(r for r in rasters if r.set == "vegas-buildings")
+    with Scene(ROOT / "sample_data" / "vegas_buildings_0.3m.tif") as scene:
+        app = scene.overview_rgb(max(scene.width, scene.height))[0]
+    assert app.shape == vegas.rgb.shape and np.abs(app.astype(int) - vegas.rgb.astype(int)).mean() < 0.01
+    atlanta = next(r for r in rasters if r.set == "spacenet-atlanta" and not r.held_out)
+    with Scene(REAL / "buildings" / "spacenet-atlanta-pan" / "sample_geotiff.tif", bands=(1, 1, 1)) as scene:
+        app = scene.overview_rgb(max(scene.width, scene.height))[0][:, :atlanta.rgb.shape[1]]
+    assert np.abs(app.astype(int) - atlanta.rgb.astype(int)).mean() < 2
+
+
 def test_a_crown_box_becomes_the_ellipse_it_holds_and_a_small_crown_keeps_its_pixels():
     from rsapp.data.real_sets import crown_ids
     from rsapp.evaluate.metrics import boxes_of
