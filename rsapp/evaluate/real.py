@@ -24,8 +24,8 @@ from rsapp.evaluate.metrics import F1Accumulator, boxes_of, matched_boxes
 from rsapp.evaluate.thresholds import overlaps
 
 TILE = 512
-# Classes a counting question is scored on (those the analyst counts as instances), and question words that count
-# only some of them.
+# Classes whose counting questions are scored (things counted one by one; RSIVQA's few questions about trees, roads
+# and pools are left out), and question words that count only some of them.
 INSTANCE_COUNTED = ("building", "car", "ship")
 QUALIFIED = re.compile(r"\b(red|yellow|white|black|blue|green|grey|gray|small|large|big)\b", re.IGNORECASE)
 
