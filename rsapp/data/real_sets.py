@@ -244,12 +244,14 @@ def crown_ids(boxes: list[tuple[float, float, float, float]], shape: tuple[int, 
     """Tree-crown boxes (x0, y0, x1, y1) as instance ids 1..n (int32): the ellipse each box holds, larger crowns
     first so a small crown overlapping a large one keeps its own pixels."""
     ids = np.zeros(shape, np.int32)
-    rows, cols = np.ogrid[:shape[0], :shape[1]]
     order = sorted(range(len(boxes)), key=lambda i: -(boxes[i][2] - boxes[i][0]) * (boxes[i][3] - boxes[i][1]))
     for i in order:
         x0, y0, x1, y1 = boxes[i]
         cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
-        ids[((cols + 0.5 - cx) / rx) ** 2 + ((rows + 0.5 - cy) / ry) ** 2 <= 1.0] = i + 1
+        r0, c0 = max(int(cy - ry), 0), max(int(cx - rx), 0)  # the pixels of the box only
+        rows, cols = np.ogrid[r0:min(int(cy + ry) + 1, shape[0]), c0:min(int(cx + rx) + 1, shape[1])]
+        inside = ((cols + 0.5 - cx) / rx) ** 2 + ((rows + 0.5 - cy) / ry) ** 2 <= 1.0
+        ids[r0:r0 + inside.shape[0], c0:c0 + inside.shape[1]][inside] = i + 1
     return ids
 
 

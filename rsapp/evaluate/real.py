@@ -73,8 +73,11 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
             truth = boxes_of(r.instances)
             found = [box for box, _, _ in predictor.instances(r.rgb, r.instance_class, r.gsd_m)]
             box_hits[r.set] += (matched_boxes(found, truth), len(found), len(truth), abs(len(found) - len(truth)))
+        counted: dict[str, int] = {}  # each class's instances found once, however many questions count them
         for name, n in counting_questions(r):
-            asked[(r.set, name)] += (abs(len(predictor.instances(r.rgb, name, r.gsd_m)) - n), n)
+            if name not in counted:
+                counted[name] = len(predictor.instances(r.rgb, name, r.gsd_m))
+            asked[(r.set, name)] += (abs(counted[name] - n), n)
         if r.change is not None:
             prob = predictor.change(r.rgb, r.after)
             f1s[r.set].add(prob > 0.5, r.change == 1, r.change != IGNORE)
