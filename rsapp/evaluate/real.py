@@ -20,8 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from rsapp.data.real_sets import IGNORE, Raster, cover_scenes, split
+from rsapp.data.real_text import count_of
 from rsapp.evaluate.metrics import F1Accumulator, boxes_of, matched_boxes
 from rsapp.evaluate.thresholds import overlaps
+from rsapp.tasks.vocabulary import counted_class
 
 TILE = 512
 # Classes whose counting questions are scored (things counted one by one; RSIVQA's few questions about trees, roads
@@ -114,9 +116,6 @@ def counting_questions(r: Raster) -> list[tuple[str, int]]:
     """(class, number) of a raster's counting questions about a class the model counts as instances (buildings,
     cars, ships and their words), where the answer is a number and the question counts every one of them (not
     "how many red cars")."""
-    from rsapp.data.real_text import count_of
-    from rsapp.tasks.vocabulary import counted_class
-
     out = []
     for q, a in r.qa:
         name, n = counted_class(q), count_of(a)

@@ -73,12 +73,10 @@ class Scene:
         return max(1, round(self.height * scale)), max(1, round(self.width * scale))
 
     def _compute_stretch(self) -> Stretch:
-        h, w = self.decimated_shape(STATS_MAX_SIDE_PX)
-        sample = read_masked(self.ds, list(self.rgb_bands), out_shape=(3, h, w))
-        if display_ready(self.ds):
+        if display_ready(self.ds):  # shown as it is: no sample to read
             return Stretch.identity_uint8(3)
-        return Stretch.from_sample(sample)
-
+        h, w = self.decimated_shape(STATS_MAX_SIDE_PX)
+        return Stretch.from_sample(read_masked(self.ds, list(self.rgb_bands), out_shape=(3, h, w)))
 
     def overview_rgb(self, max_side_px: int) -> tuple[np.ndarray, np.ndarray]:
         """The whole scene, decimated to max_side_px, as ((h, w, 3) uint8, (h, w) valid)."""
