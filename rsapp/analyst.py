@@ -14,7 +14,7 @@ import shapely
 from rsapp.answer import Answer
 from rsapp.errors import RsappError
 from rsapp.geo import Chip, Scene, make_chip, make_pair
-from rsapp.geo.chips import make_detail_chip, native_side
+from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
@@ -91,14 +91,15 @@ class Analyst:
         if window is not None and len(scenes) != 1:
             raise RsappError("a pixel window is asked of one image")
         chips, question, ref_box = self._chips(scenes, r, aoi, size, detail, window)
-        if not np.logical_and.reduce([c.valid for c in chips]).any():
+        valid = np.logical_and.reduce([c.valid for c in chips])
+        if not valid.any():
             raise RsappError("the area asked about has no valid pixels (all no-data"
                              f"{' on at least one date' if len(chips) == 2 else ''})")
         t_chip = time.perf_counter()
         rt = self.runtime
         chip_gsd, source, s = self._scale(chips[0], gsd)
         req = replace(self._request(r, question, s, ref_box, chips[0].size), turns=turns)
-        gen = rt.generate([c.rgb for c in chips], req)
+        gen = rt.generate([c.rgb for c in chips], req, picture=picture_box(valid))
         if source == "predicted":  # SSE-U read the chip
             chip_gsd = 10 ** gen.s_mu
         answer = Answer(

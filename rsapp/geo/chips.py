@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.features import geometry_mask
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -144,6 +144,22 @@ def native_side(scene, aoi: shapely.Geometry | None = None, window: Window | Non
     return int(max(window.width, window.height))
 
 
+def picture_box(valid: np.ndarray, min_side_px: int = 64) -> tuple[int, int, int, int] | None:
+    """(row0, row1, col0, col1): the part of a chip that is picture, the bounding box of its valid pixels (a
+    non-square area's square chip, the scene's edge, a nodata collar and the outside of an AOI leave a black frame
+    around it), grown about its centre to at least min_side_px a side within the chip; None when that is the
+    whole chip, or when nothing is valid."""
+    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+    if not len(rows):
+        return None
+    box = []
+    for lo, hi, length in ((rows[0], rows[-1] + 1, valid.shape[0]), (cols[0], cols[-1] + 1, valid.shape[1])):
+        side = max(hi - lo, min(min_side_px, length))
+        lo = min(max(lo - (side - (hi - lo)) // 2, 0), length - side)
+        box += [int(lo), int(lo + side)]
+    return None if box == [0, valid.shape[0], 0, valid.shape[1]] else tuple(box)
+
+
 def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: int = 8192,
                      window: Window | None = None) -> Chip:
     """The AOI (or scene, or given window) at native resolution for the UHR path: pixels are read lazily, tile
@@ -160,6 +176,9 @@ def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: in
     cols = np.arange(side) + square.col_off
     rows = np.arange(side) + square.row_off
     valid &= ((cols >= 0) & (cols < scene.width))[None, :] & ((rows >= 0) & (rows < scene.height))[:, None]
+    if any(MaskFlags.all_valid not in flags for flags in scene.ds.mask_flag_enums):  # nodata, or a mask band
+        inside = valid.all()
+        valid &= scene.ds.dataset_mask(window=square, boundless=not inside) > 0
     if aoi_scene is not None:
         valid &= geometry_mask([aoi_scene], out_shape=(side, side), transform=transform, invert=True,
                                all_touched=True)

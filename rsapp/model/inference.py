@@ -10,6 +10,7 @@ scene head's probability: both scores summed).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -93,14 +94,19 @@ class Runtime:
 
     # --- the request ----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, images: list[np.ndarray], req: Request) -> Generation:
+    def generate(self, images: list[np.ndarray], req: Request, picture: tuple[int, int, int, int] | None = None
+                 ) -> Generation:
+        """The answer to req about one chip or a pair. picture (row0, row1, col0, col1): the part of the chip that is
+        picture (rsapp.geo.chips.picture_box); pixel answers read their maps from it alone, not the frame."""
         t0 = time.perf_counter()
         # the instance head runs only for a request that counts a class it knows (a count, boxes, a class's mask)
         cores = req.dense_class in self.config.vision.instance_classes and (
             req.output in ("count", "boxes") or (req.output == "mask" and len(images) == 1))
         # a pixel answer of one image averages its maps over quarter turns; text answers read one view
         views = self.config.vision.dense_tta if req.turns and len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
-        enc = self.model.vision.read(images, self.image_size, cores=cores, views=views)  # native tiles above the chip
+        pixels = req.output in PIXEL_OUTPUTS or len(images) == 2  # a change question draws its change map too
+        enc = self.model.vision.read(images, self.image_size, cores=cores, views=views,  # native tiles above the chip
+                                     picture=picture if pixels else None)
         t1 = time.perf_counter()
         # SSE-U read the chip (or a tiled area's global view): its log10 GSD, brought to the chip's own pixels
         mu = enc.area_log10_gsd(max(images[0].shape[:2]), self.image_size)
@@ -112,11 +118,13 @@ class Runtime:
         if req.output == "mask":
             gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2])
             if len(images) == 1 and enc.core(req.dense_class) is not None:
-                gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0]))}
+                gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
+                                                                  picture))}
         elif req.output == "boxes":
-            gen.boxes_px, gen.box_scores = self.boxes(enc, req.dense_class, req.select, s, images[0].shape[0])
+            gen.boxes_px, gen.box_scores = self.boxes(enc, req.dense_class, req.select, s, images[0].shape[0],
+                                                      picture)
         elif req.output == "count":
-            n = len(self.instances(enc, req.dense_class, s, images[0].shape[0]))
+            n = len(self.instances(enc, req.dense_class, s, images[0].shape[0], picture))
             gen.text = str(n)
         elif req.output == "region":
             gen.text = self.describe_region(enc, req.box_px)
@@ -160,19 +168,28 @@ class Runtime:
             labels = labels[rows[:, None], cols[None, :]]
         return labels, ["others"] + classes
 
-    def instances(self, enc: VisionOutput, name: str | None, log10_gsd: float, chip_px: int) -> list:
+    def instances(self, enc: VisionOutput, name: str | None, log10_gsd: float, chip_px: int,
+                  picture: tuple[int, int, int, int] | None = None) -> list:
         """Instances of a dense class (rsapp.model.counting.mask_instances): its mask split by its instance cores
-        when the model has them for the class, else connected regions of its mask."""
+        when the model has them for the class, else connected regions of its mask; found in the picture's part of
+        the maps (a building at the picture's edge ends there, as in an image read without a frame)."""
         classes = list(self.config.vision.dense_classes)
         if name not in classes:
             return []
-        prob = enc.dense[0, classes.index(name)].numpy()
-        return mask_instances(prob, self.config.vision.threshold(name), 10 ** log10_gsd, chip_px, enc.core(name))
+        prob, core = enc.dense[0, classes.index(name)].numpy(), enc.core(name)
+        per_px = prob.shape[0] / chip_px  # map cells per chip pixel: 1, or 1/4 for a tiled area
+        r0, r1, c0, c1 = picture or (0, chip_px, 0, chip_px)
+        cells = np.s_[int(r0 * per_px):math.ceil(r1 * per_px), int(c0 * per_px):math.ceil(c1 * per_px)]
+        prob, core = prob[cells], None if core is None else core[cells]
+        dx, dy = cells[1].start / per_px, cells[0].start / per_px
+        return [((x0 + dx, y0 + dy, x1 + dx, y1 + dy), area, score) for (x0, y0, x1, y1), area, score in
+                mask_instances(prob, self.config.vision.threshold(name), 10 ** log10_gsd, prob.shape[0] / per_px,
+                               core)]
 
-    def boxes(self, enc: VisionOutput, name: str | None, select: str, log10_gsd: float, chip_px: int
-              ) -> tuple[list, list]:
+    def boxes(self, enc: VisionOutput, name: str | None, select: str, log10_gsd: float, chip_px: int,
+              picture: tuple[int, int, int, int] | None = None) -> tuple[list, list]:
         """[VG]: the instances of the named class, then the selection the phrase asks for (largest, …)."""
-        picked = select_instances(self.instances(enc, name, log10_gsd, chip_px), select)
+        picked = select_instances(self.instances(enc, name, log10_gsd, chip_px, picture), select)
         return [b for b, _, _ in picked], [round(sc, 3) for _, _, sc in picked]
 
     def describe_region(self, enc: VisionOutput, box) -> str:

@@ -335,16 +335,49 @@ class VisionModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def read(self, images: list[np.ndarray], chip: int, cores: bool = False, views: int = 1) -> VisionOutput:
+    def read(self, images: list[np.ndarray], chip: int, cores: bool = False, views: int = 1,
+             picture: tuple[int, int, int, int] | None = None) -> VisionOutput:
         """One image or a pair ((H, W, 3) uint8) as the answers read them: in one pass up to `chip` px, in native
-        tiles above it (encode_tiled)."""
-        if max(images[0].shape[:2]) > chip:
-            return self.encode_tiled(images, chip, cores=cores, views=views)
-        return self.encode([to_tensor(im) for im in images], cores=cores, views=views)
+        tiles above it (encode_tiled). picture (row0, row1, col0, col1): the part of the images that is picture,
+        the rest being the black frame of a square chip (beyond the scene's edge, outside the AOI, nodata); the
+        pixel maps are then read from the picture alone, zero on the frame, as the heads were trained and scored
+        (scene, tokens and SSE-U still read the whole chip)."""
+        h, w = images[0].shape[:2]
+        if picture is not None and tuple(picture) == (0, h, 0, w):
+            picture = None
+        if max(h, w) > chip:
+            return self.encode_tiled(images, chip, cores=cores, views=views, picture=picture)
+        enc = self.encode([to_tensor(im) for im in images], cores=cores, views=views)
+        if picture is not None:
+            self._maps_of_picture(enc, images, picture, cores, views)
+        return enc
+
+    def _maps_of_picture(self, enc: VisionOutput, images: list[np.ndarray], picture, cores: bool, views: int):
+        """Replace enc's chip-resolution pixel maps by those of the picture alone, zero on the frame."""
+        r0, r1, c0, c1 = picture
+        x = torch.cat([to_tensor(np.ascontiguousarray(im[r0:r1, c0:c1])) for im in images])
+        levels = self.tower.pyramid(x)
+        dense, core = self.pixel_maps(x, levels, views, cores and enc.cores is not None, x.shape[-2:])
+
+        def framed(part: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros_like(like)
+            out[..., r0:r1, c0:c1] = part
+            return out
+
+        enc.dense = framed(dense[:1], enc.dense)
+        if core is not None:
+            enc.cores = framed(core, enc.cores)
+        if len(images) == 2:
+            enc.dense_after = framed(dense[1:], enc.dense_after)
+            if enc.change is not None:
+                change = F.interpolate(self.change_probability(x, levels)[:, None], size=x.shape[-2:],
+                                       mode="bilinear", align_corners=False)[:, 0]
+                enc.change = framed(change, enc.change)
 
     @torch.no_grad()
     @widened_once
-    def encode_tiled(self, images: list, chip: int, cores: bool = False, views: int = 1) -> VisionOutput:
+    def encode_tiled(self, images: list, chip: int, cores: bool = False, views: int = 1,
+                     picture: tuple[int, int, int, int] | None = None) -> VisionOutput:
         """An area larger than the chip (one image, or two dates on one grid; (H, W, 3) uint8 arrays, or square
         readers sliced by window, up to 8192 px) at native resolution. Scene, GSD and the tag come from the global
         view (the area resampled to `chip`); the area is read in overlapping tiles of about the chip (tile_grid);
@@ -352,7 +385,9 @@ class VisionModel(nn.Module):
         averaged where tiles overlap, at stride 4, and so are the first date's instance cores with cores=True;
         views > 1 averages each tile's class maps and cores over that many quarter turns when the area takes at
         most TURNED_TILES_MAX tiles (a larger area is read once: the turns would take its time ×views).
-        Memory stays bounded by one tile pair, the tokens and the quarter-resolution maps."""
+        Memory stays bounded by one tile pair, the tokens and the quarter-resolution maps. With picture (row0,
+        row1, col0, col1) the tiles cover that part only (its start brought down to the heads' stride), and the
+        maps are zero elsewhere."""
         h, w = images[0].shape[:2]
         if h != w:  # the global view is of the square the area sits in (top-left), as a chip is letterboxed
             squares = [np.pad(im, ((0, max(h, w) - h), (0, max(h, w) - w), (0, 0))) for im in images]
@@ -368,7 +403,11 @@ class VisionModel(nn.Module):
         core_sums = np.zeros((n_cores, h4, w4), np.float16) if n_cores else None
         seen = np.zeros((h4, w4), np.uint8)
         tokens, positions = [], []
-        row_spans, col_spans = tile_grid(h, w, chip)
+        r0, r1, c0, c1 = (0, h, 0, w) if picture is None else picture
+        r0, c0 = r0 // 4 * 4, c0 // 4 * 4
+        row_spans, col_spans = tile_grid(r1 - r0, c1 - c0, chip)
+        row_spans = [(a + r0, b + r0) for a, b in row_spans]
+        col_spans = [(a + c0, b + c0) for a, b in col_spans]
         if len(row_spans) * len(col_spans) > TURNED_TILES_MAX:
             views = 1
         for y, y1 in row_spans:
@@ -399,7 +438,7 @@ class VisionModel(nn.Module):
         enc.tokens = VisualTokens(kept[None], kept_pos[None], sum(t.shape[0] for t in tokens))
         for total in (*dense, change, core_sums):  # sums → means, in place
             if total is not None:
-                np.divide(total, seen, out=total, casting="unsafe")
+                np.divide(total, np.maximum(seen, 1), out=total, casting="unsafe")  # 0 where no tile read
         enc.dense = torch.from_numpy(dense[0])[None]
         if core_sums is not None:
             enc.cores, enc.core_classes = torch.from_numpy(core_sums)[None], self.cfg.instance_classes

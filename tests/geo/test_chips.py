@@ -121,3 +121,16 @@ def test_unreferenced_pair_needs_equal_sizes(tmp_path, png_file):
 def test_bad_aoi_geojson(aoi, match):
     with pytest.raises(RsappError, match=match):
         parse_aoi(aoi)
+
+
+def test_the_picture_of_a_chip_is_the_box_of_its_valid_pixels():
+    from rsapp.geo.chips import picture_box
+
+    valid = np.zeros((650, 650), bool)
+    valid[:, 75:575] = True  # a 650 × 500 image in its square chip
+    assert picture_box(valid) == (0, 650, 75, 575)
+    assert picture_box(np.ones((256, 256), bool)) is None  # all picture: no frame
+    assert picture_box(np.zeros((256, 256), bool)) is None
+    sliver = np.zeros((512, 512), bool)
+    sliver[10:12, 500:511] = True  # grown to 64 px a side, inside the chip
+    assert picture_box(sliver) == (0, 64, 448, 512)

@@ -119,3 +119,33 @@ def test_each_class_is_drawn_above_its_own_threshold():
     assert per_class.shape == (2, 1, 1) and np.allclose(per_class.ravel(), [0.3, 0.5])
     assert winning_class(dense, per_class).tolist() == [[1, 2, 0]]
     assert winning_class(dense, np.full((2, 1, 1), 0.5)).tolist() == [[0, 2, 0]]
+
+
+def test_a_framed_chip_reads_its_maps_from_the_picture_alone(model):
+    """A non-square area's square chip (or a nodata collar, or the scene's edge) frames the picture in black: its
+    pixel maps, instance cores and change map are the picture's own, read without the frame, and zero on it."""
+    rng = np.random.default_rng(7)
+    pictures = [rng.integers(0, 255, (96, 64, 3), dtype=np.uint8) for _ in range(2)]
+    chips = [np.zeros((96, 96, 3), np.uint8) for _ in range(2)]
+    for chip, picture in zip(chips, pictures):
+        chip[:, 16:80] = picture
+    framed = model.read(chips, 512, cores=True, views=4, picture=(0, 96, 16, 80))
+    alone = model.encode([to_tensor(p) for p in pictures], cores=True, views=4)
+    for name in ("dense", "cores", "dense_after", "change"):
+        got, want = getattr(framed, name), getattr(alone, name)
+        assert got.shape[-2:] == (96, 96), name
+        assert torch.allclose(got[..., 16:80], want, atol=1e-5), name
+        assert not got[..., :16].any() and not got[..., 80:].any(), name
+    black = model.read(chips, 512, cores=True, views=4)  # the frame read as picture: other maps
+    assert not torch.allclose(black.dense[..., 16:80], alone.dense, atol=1e-3)
+
+
+def test_a_framed_area_is_tiled_over_its_picture_only(model):
+    rgb = np.zeros((1024, 1024, 3), np.uint8)
+    rgb[:, 256:768] = np.random.default_rng(8).integers(0, 255, (1024, 512, 3), dtype=np.uint8)
+    framed = model.read([rgb], 512, cores=True, picture=(0, 1024, 256, 768))
+    alone = model.encode_tiled([np.ascontiguousarray(rgb[:, 256:768])], 512, cores=True)
+    assert framed.dense.shape[-2:] == (256, 256)
+    assert torch.allclose(framed.dense[..., 64:192].float(), alone.dense.float(), atol=2e-3)
+    assert torch.allclose(framed.cores[..., 64:192].float(), alone.cores.float(), atol=2e-3)
+    assert not framed.dense[..., :64].any() and not framed.dense[..., 192:].any()
