@@ -99,7 +99,8 @@ class Analyst:
         rt = self.runtime
         chip_gsd, source, s = self._scale(chips[0], gsd)
         req = replace(self._request(r, question, s, ref_box, chips[0].size), turns=turns)
-        gen = rt.generate([c.rgb for c in chips], req, picture=picture_box(valid))
+        picture = chips[0].picture if len(chips) == 1 else picture_box(valid)  # a pair: where both dates are
+        gen = rt.generate([c.rgb for c in chips], req, picture=picture)
         if source == "predicted":  # SSE-U read the chip
             chip_gsd = 10 ** gen.s_mu
         answer = Answer(

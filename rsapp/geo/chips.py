@@ -33,6 +33,9 @@ class Chip:
     window_px: Window  # the square of scene pixels the chip covers
     gsd_m: float | None  # ground size of one chip pixel at the chip centre, after resampling
     source: str  # scene file name
+    # the part of the chip that is imagery, (row0, row1, col0, col1) (picture_box); None: all of it. Pixel answers
+    # read their maps from it alone, not from the black frame around it
+    picture: tuple[int, int, int, int] | None = None
 
     @property
     def size(self) -> int:
@@ -113,6 +116,22 @@ def area_window(scene, aoi_scene: shapely.Geometry | None, window: Window | None
     return aoi_window(scene, aoi_scene) if aoi_scene is not None else Window(0, 0, scene.width, scene.height)
 
 
+def picture_box(valid: np.ndarray, min_side_px: int = 64) -> tuple[int, int, int, int] | None:
+    """(row0, row1, col0, col1): the part of a chip that is picture, the bounding box of its valid pixels (a
+    non-square area's square chip, the scene's edge, a nodata collar and the outside of an AOI leave a black frame
+    around it), grown about its centre to at least min_side_px a side within the chip; None when that is the
+    whole chip, or when nothing is valid."""
+    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+    if not len(rows):
+        return None
+    box = []
+    for lo, hi, length in ((rows[0], rows[-1] + 1, valid.shape[0]), (cols[0], cols[-1] + 1, valid.shape[1])):
+        side = max(hi - lo, min(min_side_px, length))
+        lo = min(max(lo - (side - (hi - lo)) // 2, 0), length - side)
+        box += [int(lo), int(lo + side)]
+    return None if box == [0, valid.shape[0], 0, valid.shape[1]] else tuple(box)
+
+
 def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256, context: float = 1.0,
               mask_outside_aoi: bool = True, window: Window | None = None) -> Chip:
     """Chip of the AOI (EPSG:4326 GeoJSON geometry, or pixel space for unreferenced images), or of the whole scene,
@@ -135,29 +154,14 @@ def make_chip(scene, aoi: shapely.Geometry | None = None, size: int = 256, conte
         valid &= geometry_mask([aoi_scene], out_shape=(size, size), transform=transform, invert=True, all_touched=True)
         rgb[~valid] = 0
     return Chip(rgb=rgb, valid=valid, transform=transform, crs=scene.crs, window_px=square,
-                gsd_m=ground_gsd_m(scene.crs, transform, size / 2, size / 2), source=scene.name)
+                gsd_m=ground_gsd_m(scene.crs, transform, size / 2, size / 2), source=scene.name,
+                picture=picture_box(valid))  # outside the AOI is blanked: no imagery
 
 
 def native_side(scene, aoi: shapely.Geometry | None = None, window: Window | None = None) -> int:
     """The longer side, in the scene's pixels, of the window asked about (area_window)."""
     window = area_window(scene, aoi_to_scene(aoi, scene) if aoi is not None else None, window)
     return int(max(window.width, window.height))
-
-
-def picture_box(valid: np.ndarray, min_side_px: int = 64) -> tuple[int, int, int, int] | None:
-    """(row0, row1, col0, col1): the part of a chip that is picture, the bounding box of its valid pixels (a
-    non-square area's square chip, the scene's edge, a nodata collar and the outside of an AOI leave a black frame
-    around it), grown about its centre to at least min_side_px a side within the chip; None when that is the
-    whole chip, or when nothing is valid."""
-    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
-    if not len(rows):
-        return None
-    box = []
-    for lo, hi, length in ((rows[0], rows[-1] + 1, valid.shape[0]), (cols[0], cols[-1] + 1, valid.shape[1])):
-        side = max(hi - lo, min(min_side_px, length))
-        lo = min(max(lo - (side - (hi - lo)) // 2, 0), length - side)
-        box += [int(lo), int(lo + side)]
-    return None if box == [0, valid.shape[0], 0, valid.shape[1]] else tuple(box)
 
 
 def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: int = 8192,
@@ -179,11 +183,12 @@ def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: in
     if any(MaskFlags.all_valid not in flags for flags in scene.ds.mask_flag_enums):  # nodata, or a mask band
         inside = valid.all()
         valid &= scene.ds.dataset_mask(window=square, boundless=not inside) > 0
+    picture = picture_box(valid)  # the imagery around an AOI is read too (its context), never blanked
     if aoi_scene is not None:
         valid &= geometry_mask([aoi_scene], out_shape=(side, side), transform=transform, invert=True,
                                all_touched=True)
     return Chip(rgb=WindowRGB(scene, square), valid=valid, transform=transform, crs=scene.crs, window_px=square,
-                gsd_m=ground_gsd_m(scene.crs, transform, side / 2, side / 2), source=scene.name)
+                gsd_m=ground_gsd_m(scene.crs, transform, side / 2, side / 2), source=scene.name, picture=picture)
 
 
 def make_pair(scene_a, scene_b, aoi: shapely.Geometry | None = None, size: int = 256) -> tuple[Chip, Chip]:
@@ -214,5 +219,5 @@ def make_pair(scene_a, scene_b, aoi: shapely.Geometry | None = None, size: int =
     valid &= chip_a.valid
     rgb[~valid] = 0
     chip_b = Chip(rgb=rgb, valid=valid, transform=chip_a.transform, crs=chip_a.crs, window_px=chip_a.window_px,
-                  gsd_m=chip_a.gsd_m, source=scene_b.name)
+                  gsd_m=chip_a.gsd_m, source=scene_b.name, picture=picture_box(valid))
     return chip_a, chip_b

@@ -134,3 +134,21 @@ def test_the_picture_of_a_chip_is_the_box_of_its_valid_pixels():
     sliver = np.zeros((512, 512), bool)
     sliver[10:12, 500:511] = True  # grown to 64 px a side, inside the chip
     assert picture_box(sliver) == (0, 64, 448, 512)
+
+
+def test_a_chip_knows_its_picture_and_an_aoi_keeps_the_imagery_around_it(utm_tif):
+    """The square chip of a 400 × 300 scene frames it: its picture is the scene's rows. A native chip of an AOI
+    inside the scene is all imagery (the surroundings are context for the model), though only the AOI is valid; a
+    resampled chip blanks the surroundings, so its picture is the AOI's box."""
+    from rsapp.geo.chips import make_detail_chip
+
+    with Scene(utm_tif) as s:
+        assert make_detail_chip(s).picture == (50, 350, 0, 400)
+        assert make_chip(s, size=100).picture == (12, 88, 0, 100)
+        aoi = aoi_for_pixels(100, 130, 300, 170)  # 200 × 40 px
+        native = make_detail_chip(s, aoi)
+        resampled = make_chip(s, aoi, size=100)
+    assert native.picture is None and 0 < native.valid.mean() < 0.5
+    rows, cols = np.nonzero(resampled.valid)
+    top, bottom, left, right = resampled.picture
+    assert top <= rows.min() and bottom > rows.max() and right - left == 100 and bottom - top == 64  # grown
