@@ -19,7 +19,7 @@ from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.tokens import Route, route
-from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, counted_class,
+from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, counted_class, covered_class,
                                     dense_class_of, selection_of)
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
@@ -126,8 +126,8 @@ class Analyst:
         An area larger than the model's input is resampled to it, except for pixel answers up to
         AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
         side = native_side(scenes[0], aoi, window)
-        pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (
-            r.token == "[VQA]" and counted_class(r.question) is not None)
+        pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (r.token == "[VQA]" and (
+            counted_class(r.question) is not None or covered_class(r.question) is not None))
         native = r.token != "[REF]" and side > size and (detail or (pixels and side <= AUTO_NATIVE_PX))
         if native and side > DETAIL_MAX_PX:
             raise RsappError(f"the area is {side} px across, more than the {DETAIL_MAX_PX} px detail limit: "
@@ -174,6 +174,9 @@ class Analyst:
         counted = counted_class(question) if r.token == "[VQA]" else None
         if counted is not None:  # counting is read off the pixel head's instances, as [VG] is
             return Request(r.token, question, r.expert, "count", dense_class=counted, log10_gsd=log10_gsd)
+        covered = covered_class(question) if r.token == "[VQA]" else None
+        if covered is not None:  # a class's share of the area is read off its mask, which the answer draws too
+            return Request(r.token, question, r.expert, "mask", dense_class=covered, log10_gsd=log10_gsd)
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
                        labels={"[CLS]": self.runtime.config.vision.scene_labels,  # the model's own label set
@@ -204,6 +207,8 @@ class Analyst:
                 answer.counts = dict(gen.counts)
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
+            elif r.token == "[VQA]":  # how much of the area a class covers
+                answer.text = answer.raw_text = share_of_area(mask, answer.mask_labels[1], valid, answer.chip_gsd_m)
             else:  # [CCD]: the sentence, and its change map beside it
                 answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})"
 
@@ -250,6 +255,13 @@ def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, floa
         if c[2] - c[0] >= 1 and c[3] - c[1] >= 1:
             out.append(tuple(float(v) for v in c))
     return out
+
+
+def share_of_area(mask: np.ndarray, label: str, valid: np.ndarray, gsd_m: float | None) -> str:
+    """'12.3 % of the area is water (0.031 km²)': the answer to how much of the area a class covers."""
+    px = int((mask > 0).sum())
+    area = f" ({px * gsd_m**2 / 1e6:.3g} km²)" if gsd_m and px else ""
+    return f"{100 * px / max(int(valid.sum()), 1):.1f} % of the area is {label}{area}"
 
 
 def mask_summary(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: float | None, change: bool,

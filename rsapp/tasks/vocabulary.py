@@ -80,9 +80,20 @@ def selection_of(phrase: str) -> str:
     return "all"
 
 
-_COUNT_RE = re.compile(r"\b(how many|count|number of|how much)\b", re.I)
+_COUNT_RE = re.compile(r"\b(how many|count|number of)\b", re.I)
+# "how much of the image is water?", "what percentage is covered by trees?": the share of the area a class covers
+_COVER_RE = re.compile(r"\b(how much|percentage|percent|share|fraction|proportion|portion|what part|what area)\b|%",
+                       re.I)
 
 
 def counted_class(question: str) -> str | None:
     """The dense class a counting question asks about ('how many houses are there?' → building), else None."""
     return dense_class_of(question) if _COUNT_RE.search(question or "") else None
+
+
+def covered_class(question: str) -> str | None:
+    """The dense class whose share of the area a question asks about ('how much of the image is water?' → water,
+    'what percentage is covered by trees?' → vegetation), else None; a counting question is not one."""
+    if _COUNT_RE.search(question or "") or not _COVER_RE.search(question or ""):
+        return None
+    return dense_class_of(question)

@@ -155,6 +155,19 @@ def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
     assert seg.counts == {"building": int(count.text)} and f"building: {count.text} found, " in seg.text
 
 
+def test_how_much_of_the_area_a_class_covers_is_read_off_its_mask(analyst):
+    """The language model never learned cover questions (it answered "4 buildings were built"): the share is the
+    class mask's, the one [SEG] draws, and the answer draws it too."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        share = analyst.ask([scene], "[VQA] how much of the area is covered by buildings?")
+        seg = analyst.ask([scene], "[SEG] segment the buildings")
+    percent = seg.text.split(", ")[1].split(" %")[0]  # "building: 22 found, 39.6 % of the area, ..."
+    assert share.text.startswith(f"{percent} % of the area is building"), (share.text, seg.text)
+    assert 30 < float(percent) < 50 and np.array_equal(share.mask, seg.mask)
+
+
 def test_a_nodata_collar_does_not_change_a_pixel_answer(analyst, tmp_path):
     """The same pixels inside a collar of no-data (as a reprojected scene has): the answer reads the picture, not
     the black around it, so it finds and counts the same buildings."""

@@ -64,3 +64,18 @@ def test_a_prompt_over_the_limit_is_refused_before_the_model():
     with pytest.raises(RsappError, match="characters"):
         route("[VQA] " + "not" * MAX_PROMPT_CHARS)
     assert route("[VQA] " + "a" * (MAX_PROMPT_CHARS - 10)).token == "[VQA]"
+
+
+@pytest.mark.parametrize("question,counted,covered", [
+    ("how many houses are there?", "building", None),
+    ("count the ships", "ship", None),
+    ("how much of the image is water?", None, "water"),
+    ("what percentage is covered by trees?", None, "vegetation"),
+    ("what share of the area do the streets take?", None, "road"),
+    ("what covers most of this image?", None, None),  # the main land cover: the language model's question
+    ("is there water here?", None, None),
+])
+def test_counting_and_cover_questions_name_their_class(question, counted, covered):
+    from rsapp.tasks.vocabulary import counted_class, covered_class
+
+    assert counted_class(question) == counted and covered_class(question) == covered
