@@ -19,8 +19,8 @@ from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.tokens import Route, route
-from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, counted_class, covered_class,
-                                    dense_class_of, selection_of)
+from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, asks_gsd, counted_class,
+                                    covered_class, dense_class_of, selection_of)
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -111,7 +111,7 @@ class Analyst:
             tokens_kept=gen.tokens_kept, quant=rt.quant, aoi_box_px=ref_box)
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
-        self._decode(answer, r, question, chips, gen)
+        self._decode(answer, r, req, chips, gen)
         if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.chip_gsd_m:
             classes = [req.dense_class] if req.dense_class else [c for c in answer.mask_labels if c != "others"]
             if (warning := beyond_training(classes, answer.chip_gsd_m)) is not None:
@@ -177,16 +177,18 @@ class Analyst:
         covered = covered_class(question) if r.token == "[VQA]" else None
         if covered is not None:  # a class's share of the area is read off its mask, which the answer draws too
             return Request(r.token, question, r.expert, "mask", dense_class=covered, log10_gsd=log10_gsd)
+        if r.token == "[VQA]" and asks_gsd(question):  # the GSD the answer reports anyway (no language model)
+            return Request(r.token, question, r.expert, "gsd", log10_gsd=log10_gsd)
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
                        labels={"[CLS]": self.runtime.config.vision.scene_labels,  # the model's own label set
                                "[CCD]": CHANGE_SENTENCES}.get(r.token, ()),
                        empty_label=NO_CHANGE if r.token == "[CCD]" else None, select=selection_of(question))
 
-    def _decode(self, answer: Answer, r: Route, question: str, chips: list[Chip], gen) -> None:
+    def _decode(self, answer: Answer, r: Route, req, chips: list[Chip], gen) -> None:
         """The runtime's boxes / mask on the chip grid; their text in the DESIGN.md codecs; problems become
         warnings, never exceptions."""
-        size = chips[0].size
+        size, question = chips[0].size, req.question
         valid = np.logical_and.reduce([c.valid for c in chips])
         if r.token == "[VG]":
             answer.boxes_px = clip_boxes(gen.boxes_px, valid)
@@ -197,6 +199,8 @@ class Analyst:
                 answer.warnings.append("the phrase names no class the model knows "
                                        f"({', '.join(DENSE_CLASSES)})")
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
+        elif req.output == "gsd":
+            answer.text = answer.raw_text = gsd_sentence(answer)
         elif gen.mask is not None:
             mask = gen.mask
             mask[~valid] = 0
@@ -207,7 +211,7 @@ class Analyst:
                 answer.counts = dict(gen.counts)
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
-            elif r.token == "[VQA]":  # how much of the area a class covers
+            elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers
                 answer.text = answer.raw_text = share_of_area(mask, answer.mask_labels[1], valid, answer.chip_gsd_m)
             else:  # [CCD]: the sentence, and its change map beside it
                 answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})"
@@ -255,6 +259,14 @@ def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, floa
         if c[2] - c[0] >= 1 and c[3] - c[1] >= 1:
             out.append(tuple(float(v) for v in c))
     return out
+
+
+def gsd_sentence(answer: Answer) -> str:
+    """'0.27 m a pixel (from the file's georeference)': the image's GSD, and where it came from."""
+    if answer.gsd_source == "predicted":
+        return (f"about {answer.gsd_m:.2g} m a pixel (estimated from the pixels, within ×/÷ "
+                f"{10 ** answer.gsd_sigma_log10:.2g})")
+    return f"{answer.gsd_m:.3g} m a pixel ({'as given' if answer.gsd_source == 'user' else 'from the file'})"
 
 
 def share_of_area(mask: np.ndarray, label: str, valid: np.ndarray, gsd_m: float | None) -> str:

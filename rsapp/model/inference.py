@@ -33,8 +33,8 @@ class Request:
     token: str  # task token, e.g. "[VQA]"
     question: str
     expert: int  # G-MoE expert the router chose
-    output: str  # "text", "mask", "boxes" (the task's codec), "count" (instances of dense_class) or "region"
-    # ([REF]: say what is in box_px)
+    output: str  # "text", "mask", "boxes" (the task's codec), "count" (instances of dense_class), "region"
+    # ([REF]: say what is in box_px) or "gsd" (SSE-U alone: what is the image's GSD)
     dense_class: str | None = None  # the class the question names, if any
     log10_gsd: float | None = None  # None: SSE-U's prediction gates CS-HLoRA
     labels: tuple[str, ...] = ()  # answer with one of these ([CLS] labels, [CCD] sentences; empty: free text)
@@ -126,6 +126,8 @@ class Runtime:
         elif req.output == "count":
             n = len(self.instances(enc, req.dense_class, s, images[0].shape[0], picture))
             gen.text = str(n)
+        elif req.output == "gsd":  # the analyst writes it from the GSD it reports (metadata, given, or SSE-U's)
+            pass
         elif req.output == "region":
             gen.text = self.describe_region(enc, req.box_px)
         else:

@@ -97,3 +97,14 @@ def covered_class(question: str) -> str | None:
     if _COUNT_RE.search(question or "") or not _COVER_RE.search(question or ""):
         return None
     return dense_class_of(question)
+
+
+# A question about the image's ground sample distance: the answer is the GSD the analyst reports anyway (the file's,
+# the user's, or SSE-U's), which the language model never learned to say.
+_GSD_RE = re.compile(r"\b(resolution|gsd|ground samp(le|ling) distance|pixel (size|spacing)|(metres?|meters?|m) "
+                     r"(per|a|each) pixel|how (big|large|wide) is (a|one|each) pixel)\b", re.I)
+
+
+def asks_gsd(question: str) -> bool:
+    """'what is the resolution of this image?', 'how many metres per pixel?'"""
+    return bool(_GSD_RE.search(question or ""))

@@ -168,6 +168,24 @@ def test_how_much_of_the_area_a_class_covers_is_read_off_its_mask(analyst):
     assert 30 < float(percent) < 50 and np.array_equal(share.mask, seg.mask)
 
 
+def test_a_question_about_the_resolution_is_answered_with_the_gsd(analyst, tmp_path):
+    """The language model never learned it (it answered "many buildings were built"): the file's GSD when it has a
+    georeference, SSE-U's estimate from the pixels, with its uncertainty, when it has none."""
+    from PIL import Image
+
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        stored = analyst.ask([scene], "[VQA] what is the resolution of this image?")
+        pixels = scene.ds.read()
+    assert stored.text == "0.27 m a pixel (from the file)", stored.text
+    Image.fromarray(np.moveaxis(pixels, 0, -1)).save(tmp_path / "vegas.png")  # no georeference
+    with Scene(tmp_path / "vegas.png") as scene:
+        guessed = analyst.ask([scene], "what is the resolution of this image?")
+    assert guessed.text.startswith("about ") and "estimated from the pixels" in guessed.text, guessed.text
+    assert abs(np.log10(guessed.gsd_m / 0.27)) < 0.3 and f"{guessed.gsd_m:.2g} m a pixel" in guessed.text
+
+
 def test_a_nodata_collar_does_not_change_a_pixel_answer(analyst, tmp_path):
     """The same pixels inside a collar of no-data (as a reprojected scene has): the answer reads the picture, not
     the black around it, so it finds and counts the same buildings."""

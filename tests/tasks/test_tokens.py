@@ -79,3 +79,13 @@ def test_counting_and_cover_questions_name_their_class(question, counted, covere
     from rsapp.tasks.vocabulary import counted_class, covered_class
 
     assert counted_class(question) == counted and covered_class(question) == covered
+
+
+@pytest.mark.parametrize("question,asks", [
+    ("what is the resolution of this image?", True), ("what's the GSD?", True), ("how many metres per pixel?", True),
+    ("what is the pixel size?", True), ("how many houses are there?", False), ("is this a high street?", False),
+])
+def test_a_question_about_the_gsd_is_recognised(question, asks):
+    from rsapp.tasks.vocabulary import asks_gsd
+
+    assert asks_gsd(question) is asks
