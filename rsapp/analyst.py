@@ -262,7 +262,8 @@ def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, floa
 
 
 def gsd_sentence(answer: Answer) -> str:
-    """'0.27 m a pixel (from the file's georeference)': the image's GSD, and where it came from."""
+    """'0.27 m a pixel (from the file)': the image's GSD, and where it came from (the file's georeference, the
+    user, or SSE-U's estimate from the pixels with its uncertainty)."""
     if answer.gsd_source == "predicted":
         return (f"about {answer.gsd_m:.2g} m a pixel (estimated from the pixels, within ×/÷ "
                 f"{10 ** answer.gsd_sigma_log10:.2g})")

@@ -339,7 +339,7 @@ class VisionModel(nn.Module):
              picture: tuple[int, int, int, int] | None = None) -> VisionOutput:
         """One image or a pair ((H, W, 3) uint8) as the answers read them: in one pass up to `chip` px, in native
         tiles above it (encode_tiled). picture (row0, row1, col0, col1): the part of the images that is picture,
-        the rest being the black frame of a square chip (beyond the scene's edge, outside the AOI, nodata); the
+        the rest being the black frame of a square chip (beyond the scene's edge, nodata, a blanked AOI's outside); the
         pixel maps are then read from the picture alone, zero on the frame, as the heads were trained and scored
         (scene, tokens and SSE-U still read the whole chip)."""
         h, w = images[0].shape[:2]
