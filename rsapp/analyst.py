@@ -20,7 +20,7 @@ from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.tokens import Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, asks_gsd, counted_class,
-                                    covered_class, dense_class_of, selection_of)
+                                    covered_class, dense_class_of, selection_of, sized_class)
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -127,7 +127,7 @@ class Analyst:
         AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
         side = native_side(scenes[0], aoi, window)
         pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (r.token == "[VQA]" and (
-            counted_class(r.question) is not None or covered_class(r.question) is not None))
+            counted_class(r.question) or covered_class(r.question) or sized_class(r.question)))
         native = r.token != "[REF]" and side > size and (detail or (pixels and side <= AUTO_NATIVE_PX))
         if native and side > DETAIL_MAX_PX:
             raise RsappError(f"the area is {side} px across, more than the {DETAIL_MAX_PX} px detail limit: "
@@ -177,6 +177,11 @@ class Analyst:
         covered = covered_class(question) if r.token == "[VQA]" else None
         if covered is not None:  # a class's share of the area is read off its mask, which the answer draws too
             return Request(r.token, question, r.expert, "mask", dense_class=covered, log10_gsd=log10_gsd)
+        sized = sized_class(question) if r.token == "[VQA]" else None
+        if sized is not None:  # one instance's area: the largest unless the question picks another
+            select = selection_of(question)
+            return Request(r.token, question, r.expert, "boxes", dense_class=sized, log10_gsd=log10_gsd,
+                           select="largest" if select == "all" else select)
         if r.token == "[VQA]" and asks_gsd(question):  # the GSD the answer reports anyway (no language model)
             return Request(r.token, question, r.expert, "gsd", log10_gsd=log10_gsd)
         return Request(r.token, question, r.expert, task.output,
@@ -199,6 +204,12 @@ class Analyst:
                 answer.warnings.append("the phrase names no class the model knows "
                                        f"({', '.join(DENSE_CLASSES)})")
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
+        elif r.token == "[VQA]" and req.output == "boxes":  # how big one instance is, boxed on the map
+            answer.boxes_px = clip_boxes(gen.boxes_px[:1], valid)
+            answer.box_labels = [question] * len(answer.boxes_px)
+            answer.text = answer.raw_text = (
+                f"about {round_area(gen.box_areas_m2[0])} m² (the {req.select} {req.dense_class}, boxed on the map)"
+                if answer.boxes_px and answer.chip_gsd_m else f"no {req.dense_class} found")
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
         elif gen.mask is not None:
@@ -259,6 +270,11 @@ def clip_boxes(boxes, valid: np.ndarray) -> list[tuple[float, float, float, floa
         if c[2] - c[0] >= 1 and c[3] - c[1] >= 1:
             out.append(tuple(float(v) for v in c))
     return out
+
+
+def round_area(m2: float) -> str:
+    """An area in m² as a person writes it: '1,260', '37', '4.2'."""
+    return f"{float(f'{m2:.3g}'):,.0f}" if m2 >= 10 else f"{m2:.2g}"
 
 
 def gsd_sentence(answer: Answer) -> str:

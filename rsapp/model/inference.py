@@ -57,6 +57,7 @@ class Generation:
     mask_labels: list[str] = field(default_factory=lambda: ["others"])
     boxes_px: list[tuple[float, float, float, float]] = field(default_factory=list)
     box_scores: list[float] = field(default_factory=list)
+    box_areas_m2: list[float] = field(default_factory=list)  # each box's instance area on the ground
     counts: dict[str, int] = field(default_factory=dict)  # instances of a mask's class, where the model counts
     # them by its instance cores (the count a [VQA] "how many" gets)
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -121,8 +122,8 @@ class Runtime:
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}
         elif req.output == "boxes":
-            gen.boxes_px, gen.box_scores = self.boxes(enc, req.dense_class, req.select, s, images[0].shape[0],
-                                                      picture)
+            gen.boxes_px, gen.box_scores, gen.box_areas_m2 = self.boxes(enc, req.dense_class, req.select, s,
+                                                                        images[0].shape[0], picture)
         elif req.output == "count":
             n = len(self.instances(enc, req.dense_class, s, images[0].shape[0], picture))
             gen.text = str(n)
@@ -189,10 +190,13 @@ class Runtime:
                                core)]
 
     def boxes(self, enc: VisionOutput, name: str | None, select: str, log10_gsd: float, chip_px: int,
-              picture: tuple[int, int, int, int] | None = None) -> tuple[list, list]:
-        """[VG]: the instances of the named class, then the selection the phrase asks for (largest, …)."""
+              picture: tuple[int, int, int, int] | None = None) -> tuple[list, list, list]:
+        """[VG]: the instances of the named class, then the selection the phrase asks for (largest, …): their boxes,
+        scores and areas in m²."""
         picked = select_instances(self.instances(enc, name, log10_gsd, chip_px, picture), select)
-        return [b for b, _, _ in picked], [round(sc, 3) for _, _, sc in picked]
+        map_px_m2 = (10 ** log10_gsd * chip_px / enc.dense.shape[-2]) ** 2  # one cell of the maps, on the ground
+        return ([b for b, _, _ in picked], [round(sc, 3) for _, _, sc in picked],
+                [area * map_px_m2 for _, area, _ in picked])
 
     def describe_region(self, enc: VisionOutput, box) -> str:
         """[REF]: the dense class covering most of the box, with how much of it."""

@@ -108,3 +108,13 @@ _GSD_RE = re.compile(r"\b(resolution|gsd|ground samp(le|ling) distance|pixel (si
 def asks_gsd(question: str) -> bool:
     """'what is the resolution of this image?', 'how many metres per pixel?'"""
     return bool(_GSD_RE.search(question or ""))
+
+
+# "how big is the largest building?", "what is the area of the pond?": one instance's area on the ground
+_SIZE_RE = re.compile(r"\b(how (big|large)|(size|area) of)\b", re.I)
+
+
+def sized_class(question: str) -> str | None:
+    """The dense class whose instance's size a question asks about ('how big is the largest building?' → building),
+    else None."""
+    return dense_class_of(question) if _SIZE_RE.search(question or "") else None

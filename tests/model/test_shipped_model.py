@@ -186,6 +186,21 @@ def test_a_question_about_the_resolution_is_answered_with_the_gsd(analyst, tmp_p
     assert abs(np.log10(guessed.gsd_m / 0.27)) < 0.3 and f"{guessed.gsd_m:.2g} m a pixel" in guessed.text
 
 
+def test_how_big_an_instance_is_is_its_area_on_the_ground(analyst):
+    """'how big is the largest building?' (the language model answered "5 buildings"): the area of the instance
+    [VG] picks, boxed on the map; on the Las Vegas sample about the size of its largest labelled row-house block
+    (1,026 m²)."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        size = analyst.ask([scene], "[VQA] how big is the largest building?")
+        largest = analyst.ask([scene], "[VG] the largest building")
+    assert size.text.startswith("about ") and "m² (the largest building" in size.text, size.text
+    assert size.boxes_px == largest.boxes_px and len(size.boxes_px) == 1
+    area = float(size.text.split()[1].replace(",", ""))
+    assert 1026 / 2 < area < 1026 * 2, size.text
+
+
 def test_a_nodata_collar_does_not_change_a_pixel_answer(analyst, tmp_path):
     """The same pixels inside a collar of no-data (as a reprojected scene has): the answer reads the picture, not
     the black around it, so it finds and counts the same buildings."""

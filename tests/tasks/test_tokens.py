@@ -81,6 +81,17 @@ def test_counting_and_cover_questions_name_their_class(question, counted, covere
     assert counted_class(question) == counted and covered_class(question) == covered
 
 
+@pytest.mark.parametrize("question,sized", [
+    ("how big is the largest building?", "building"), ("what is the area of the smallest pond?", "water"),
+    ("how large is the field on the left?", "vegetation"), ("how big is this image?", None),
+    ("how many houses are there?", None),
+])
+def test_a_question_about_an_instances_size_names_its_class(question, sized):
+    from rsapp.tasks.vocabulary import sized_class
+
+    assert sized_class(question) == sized
+
+
 @pytest.mark.parametrize("question,asks", [
     ("what is the resolution of this image?", True), ("what's the GSD?", True), ("how many metres per pixel?", True),
     ("what is the pixel size?", True), ("how many houses are there?", False), ("is this a high street?", False),
