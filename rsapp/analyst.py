@@ -206,10 +206,10 @@ class Analyst:
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
         elif r.token == "[VQA]" and req.output == "boxes":  # how big one instance is, boxed on the map
             answer.boxes_px = clip_boxes(gen.boxes_px[:1], valid)
-            answer.box_labels = [question] * len(answer.boxes_px)
-            answer.text = answer.raw_text = (
-                f"about {round_area(gen.box_areas_m2[0])} m² (the {req.select} {req.dense_class}, boxed on the map)"
-                if answer.boxes_px and answer.chip_gsd_m else f"no {req.dense_class} found")
+            area = f"about {round_area(gen.box_areas_m2[0])} m²" if answer.boxes_px else ""
+            answer.box_labels = [f"{req.dense_class} ({area})"] * len(answer.boxes_px)  # the layer's box: the class
+            answer.text = answer.raw_text = (f"{area} (the {req.select} {req.dense_class}, boxed on the map)"
+                                             if answer.boxes_px else f"no {req.dense_class} found")
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
         elif gen.mask is not None:
