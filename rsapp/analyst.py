@@ -19,8 +19,11 @@ from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.tokens import Route, route
-from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, asks_gsd, counted_class,
-                                    covered_class, dense_class_of, selection_of, sized_class)
+from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
+                                    selection_of)
+
+# What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question)
+MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "gsd": "gsd"}
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -126,8 +129,9 @@ class Analyst:
         An area larger than the model's input is resampled to it, except for pixel answers up to
         AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
         side = native_side(scenes[0], aoi, window)
-        pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (r.token == "[VQA]" and (
-            counted_class(r.question) or covered_class(r.question) or sized_class(r.question)))
+        measured = measured_question(r.question) if r.token == "[VQA]" else None
+        pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (
+            measured is not None and measured[0] != "gsd")
         native = r.token != "[REF]" and side > size and (detail or (pixels and side <= AUTO_NATIVE_PX))
         if native and side > DETAIL_MAX_PX:
             raise RsappError(f"the area is {side} px across, more than the {DETAIL_MAX_PX} px detail limit: "
@@ -171,19 +175,12 @@ class Analyst:
                 boxes, _ = text_to_boxes(question, chip_px)
                 box = boxes[0] if boxes else None
             return Request(r.token, question, r.expert, "region", box_px=box)
-        counted = counted_class(question) if r.token == "[VQA]" else None
-        if counted is not None:  # counting is read off the pixel head's instances, as [VG] is
-            return Request(r.token, question, r.expert, "count", dense_class=counted, log10_gsd=log10_gsd)
-        covered = covered_class(question) if r.token == "[VQA]" else None
-        if covered is not None:  # a class's share of the area is read off its mask, which the answer draws too
-            return Request(r.token, question, r.expert, "mask", dense_class=covered, log10_gsd=log10_gsd)
-        sized = sized_class(question) if r.token == "[VQA]" else None
-        if sized is not None:  # one instance's area: the largest unless the question picks another
-            select = selection_of(question)
-            return Request(r.token, question, r.expert, "boxes", dense_class=sized, log10_gsd=log10_gsd,
-                           select="largest" if select == "all" else select)
-        if r.token == "[VQA]" and asks_gsd(question):  # the GSD the answer reports anyway (no language model)
-            return Request(r.token, question, r.expert, "gsd", log10_gsd=log10_gsd)
+        measured = measured_question(question) if r.token == "[VQA]" else None
+        if measured is not None:  # a count or a size of the instances, a class mask's share, the GSD reported
+            kind, name = measured
+            select = selection_of(question)  # a size is the largest instance's unless the question picks another
+            return Request(r.token, question, r.expert, MEASURED_OUTPUT[kind], dense_class=name, log10_gsd=log10_gsd,
+                           select="largest" if kind == "size" and select == "all" else select)
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
                        labels={"[CLS]": self.runtime.config.vision.scene_labels,  # the model's own label set

@@ -347,32 +347,33 @@ class VisionModel(nn.Module):
             picture = None
         if max(h, w) > chip:
             return self.encode_tiled(images, chip, cores=cores, views=views, picture=picture)
-        enc = self.encode([to_tensor(im) for im in images], cores=cores, views=views)
-        if picture is not None:
-            self._maps_of_picture(enc, images, picture, cores, views)
+        if picture is None:
+            return self.encode([to_tensor(im) for im in images], cores=cores, views=views)
+        # the whole chip once for the tokens, scene and SSE-U; its pixel maps come from the picture alone
+        enc = self.encode([to_tensor(im) for im in images], change=False)
+        self._maps_of_picture(enc, images, picture, cores, views)
         return enc
 
     def _maps_of_picture(self, enc: VisionOutput, images: list[np.ndarray], picture, cores: bool, views: int):
-        """Replace enc's chip-resolution pixel maps by those of the picture alone, zero on the frame."""
-        r0, r1, c0, c1 = picture
+        """Set enc's chip-resolution pixel maps (classes, cores, change) to those of the picture alone, zero on the
+        frame."""
+        (h, w), (r0, r1, c0, c1) = images[0].shape[:2], picture
         x = torch.cat([to_tensor(np.ascontiguousarray(im[r0:r1, c0:c1])) for im in images])
         levels = self.tower.pyramid(x)
-        dense, core = self.pixel_maps(x, levels, views, cores and enc.cores is not None, x.shape[-2:])
+        dense, core = self.pixel_maps(x, levels, views, cores and bool(self.cfg.instance_classes), x.shape[-2:])
 
-        def framed(part: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-            out = torch.zeros_like(like)
+        def framed(part: torch.Tensor) -> torch.Tensor:
+            out = part.new_zeros(part.shape[:-2] + (h, w))
             out[..., r0:r1, c0:c1] = part
             return out
 
-        enc.dense = framed(dense[:1], enc.dense)
+        enc.dense = framed(dense[:1])
         if core is not None:
-            enc.cores = framed(core, enc.cores)
+            enc.cores, enc.core_classes = framed(core), self.cfg.instance_classes
         if len(images) == 2:
-            enc.dense_after = framed(dense[1:], enc.dense_after)
-            if enc.change is not None:
-                change = F.interpolate(self.change_probability(x, levels)[:, None], size=x.shape[-2:],
-                                       mode="bilinear", align_corners=False)[:, 0]
-                enc.change = framed(change, enc.change)
+            enc.dense_after = framed(dense[1:])
+            enc.change = framed(F.interpolate(self.change_probability(x, levels)[:, None], size=x.shape[-2:],
+                                              mode="bilinear", align_corners=False)[:, 0])
 
     @torch.no_grad()
     @widened_once

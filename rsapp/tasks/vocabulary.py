@@ -118,3 +118,12 @@ def sized_class(question: str) -> str | None:
     """The dense class whose instance's size a question asks about ('how big is the largest building?' → building),
     else None."""
     return dense_class_of(question) if _SIZE_RE.search(question or "") else None
+
+
+def measured_question(question: str) -> tuple[str, str | None] | None:
+    """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
+    learned these: ("count", class), ("cover", class), ("size", class) or ("gsd", None); None otherwise."""
+    for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class)):
+        if (name := named(question)) is not None:
+            return kind, name
+    return ("gsd", None) if asks_gsd(question) else None
