@@ -18,12 +18,13 @@ from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
+from rsapp.tasks.mask_sentences import mask_summary, share_of_area, where_box_is, where_in_image
 from rsapp.tasks.tokens import Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
                                     selection_of)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question)
-MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "gsd": "gsd"}
+MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "gsd": "gsd"}
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -93,7 +94,8 @@ class Analyst:
         r = route(prompt, n_images=len(scenes), force=task)
         if window is not None and len(scenes) != 1:
             raise RsappError("a pixel window is asked of one image")
-        chips, question, ref_box = self._chips(scenes, r, aoi, size, detail, window)
+        measured = measured_question(r.question) if r.token == "[VQA]" else None  # (kind, class) from the heads
+        chips, question, ref_box = self._chips(scenes, r, measured, aoi, size, detail, window)
         valid = np.logical_and.reduce([c.valid for c in chips])
         if not valid.any():
             raise RsappError("the area asked about has no valid pixels (all no-data"
@@ -101,7 +103,7 @@ class Analyst:
         t_chip = time.perf_counter()
         rt = self.runtime
         chip_gsd, source, s = self._scale(chips[0], gsd)
-        req = replace(self._request(r, question, s, ref_box, chips[0].size), turns=turns)
+        req = replace(self._request(r, measured, question, s, ref_box, chips[0].size), turns=turns)
         picture = chips[0].picture if len(chips) == 1 else picture_box(valid)  # a pair: where both dates are
         gen = rt.generate([c.rgb for c in chips], req, picture=picture)
         if source == "predicted":  # SSE-U read the chip
@@ -114,7 +116,7 @@ class Analyst:
             tokens_kept=gen.tokens_kept, quant=rt.quant, aoi_box_px=ref_box)
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
-        self._decode(answer, r, req, chips, gen)
+        self._decode(answer, r, measured, req, chips, gen)
         if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.chip_gsd_m:
             classes = [req.dense_class] if req.dense_class else [c for c in answer.mask_labels if c != "others"]
             if (warning := beyond_training(classes, answer.chip_gsd_m)) is not None:
@@ -123,13 +125,13 @@ class Analyst:
         return answer
 
     # --- steps ----------------------------------------------------------------------------------------------
-    def _chips(self, scenes, r: Route, aoi, size, detail=False, window=None) -> tuple[list[Chip], str, tuple | None]:
+    def _chips(self, scenes, r: Route, measured, aoi, size, detail=False, window=None
+               ) -> tuple[list[Chip], str, tuple | None]:
         """The chip(s) the model sees, the question (a [REF] drawn box is written into it), and that box.
 
         An area larger than the model's input is resampled to it, except for pixel answers up to
         AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
         side = native_side(scenes[0], aoi, window)
-        measured = measured_question(r.question) if r.token == "[VQA]" else None
         pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (
             measured is not None and measured[0] != "gsd")
         native = r.token != "[REF]" and side > size and (detail or (pixels and side <= AUTO_NATIVE_PX))
@@ -164,7 +166,7 @@ class Analyst:
             return chip.gsd_m, "metadata", math.log10(chip.gsd_m)
         return None, "predicted", None
 
-    def _request(self, r: Route, question: str, log10_gsd: float | None, ref_box, chip_px: int):
+    def _request(self, r: Route, measured, question: str, log10_gsd: float | None, ref_box, chip_px: int):
         """What the runtime needs to know of the request, from the task registry and the vocabulary."""
         from rsapp.model.inference import Request
 
@@ -175,11 +177,11 @@ class Analyst:
                 boxes, _ = text_to_boxes(question, chip_px)
                 box = boxes[0] if boxes else None
             return Request(r.token, question, r.expert, "region", box_px=box)
-        measured = measured_question(question) if r.token == "[VQA]" else None
-        if measured is not None:  # a count or a size of the instances, a class mask's share, the GSD reported
+        if measured is not None:  # a count or a size of the instances, a class mask's share or place, the GSD
             kind, name = measured
             select = selection_of(question)  # a size is the largest instance's unless the question picks another
-            return Request(r.token, question, r.expert, MEASURED_OUTPUT[kind], dense_class=name, log10_gsd=log10_gsd,
+            output = "boxes" if kind == "where" and select != "all" else MEASURED_OUTPUT[kind]  # where one of them is
+            return Request(r.token, question, r.expert, output, dense_class=name, log10_gsd=log10_gsd,
                            select="largest" if kind == "size" and select == "all" else select)
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
@@ -187,7 +189,7 @@ class Analyst:
                                "[CCD]": CHANGE_SENTENCES}.get(r.token, ()),
                        empty_label=NO_CHANGE if r.token == "[CCD]" else None, select=selection_of(question))
 
-    def _decode(self, answer: Answer, r: Route, req, chips: list[Chip], gen) -> None:
+    def _decode(self, answer: Answer, r: Route, measured, req, chips: list[Chip], gen) -> None:
         """The runtime's boxes / mask on the chip grid; their text in the DESIGN.md codecs; problems become
         warnings, never exceptions."""
         size, question = chips[0].size, req.question
@@ -201,12 +203,19 @@ class Analyst:
                 answer.warnings.append("the phrase names no class the model knows "
                                        f"({', '.join(DENSE_CLASSES)})")
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
-        elif r.token == "[VQA]" and req.output == "boxes":  # how big one instance is, boxed on the map
+        elif r.token == "[VQA]" and req.output == "boxes":  # how big one instance is, or where, boxed on the map
             answer.boxes_px = clip_boxes(gen.boxes_px[:1], valid)
-            area = f"about {round_area(gen.box_areas_m2[0])} m²" if answer.boxes_px else ""
-            answer.box_labels = [f"{req.dense_class} ({area})"] * len(answer.boxes_px)  # the layer's box: the class
-            answer.text = answer.raw_text = (f"{area} (the {req.select} {req.dense_class}, boxed on the map)"
-                                             if answer.boxes_px else f"no {req.dense_class} found")
+            the = f"the {req.select} {req.dense_class}"
+            if not answer.boxes_px:
+                answer.text = f"no {req.dense_class} found"
+            elif measured[0] == "where":
+                answer.box_labels = [the]
+                answer.text = f"{the}: {where_box_is(answer.boxes_px[0], valid)} of the image (boxed on the map)"
+            else:
+                area = f"about {round_area(gen.box_areas_m2[0])} m²"
+                answer.box_labels = [f"{req.dense_class} ({area})"]  # the layer's box: the class and its area
+                answer.text = f"{area} ({the}, boxed on the map)"
+            answer.raw_text = answer.text
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
         elif gen.mask is not None:
@@ -219,8 +228,13 @@ class Analyst:
                 answer.counts = dict(gen.counts)
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
-            elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers
-                answer.text = answer.raw_text = share_of_area(mask, answer.mask_labels[1], valid, answer.chip_gsd_m)
+            elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers, or where
+                label = answer.mask_labels[1]
+                if measured[0] == "where":
+                    answer.text = where_in_image(mask, label, valid)
+                else:
+                    answer.text = share_of_area(mask, label, valid, answer.chip_gsd_m)
+                answer.raw_text = answer.text
             else:  # [CCD]: the sentence, and its change map beside it
                 answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})"
 
@@ -281,28 +295,3 @@ def gsd_sentence(answer: Answer) -> str:
         return (f"about {answer.gsd_m:.2g} m a pixel (estimated from the pixels, within ×/÷ "
                 f"{10 ** answer.gsd_sigma_log10:.2g})")
     return f"{answer.gsd_m:.3g} m a pixel ({'as given' if answer.gsd_source == 'user' else 'from the file'})"
-
-
-def share_of_area(mask: np.ndarray, label: str, valid: np.ndarray, gsd_m: float | None) -> str:
-    """'12.3 % of the area is water (0.031 km²)': the answer to how much of the area a class covers."""
-    px = int((mask > 0).sum())
-    area = f" ({px * gsd_m**2 / 1e6:.3g} km²)" if gsd_m and px else ""
-    return f"{100 * px / max(int(valid.sum()), 1):.1f} % of the area is {label}{area}"
-
-
-def mask_summary(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: float | None, change: bool,
-                 counts: dict[str, int] | None = None) -> str:
-    """'road: 12 % of the area, 0.31 km²' per label, for a person to read; 'building: 16 found, 27.7 % …' where the
-    model counted the label's instances."""
-    n_valid = max(int(valid.sum()), 1)
-    parts = []
-    for i, name in enumerate(labels[1:], start=1):
-        px = int((mask == i).sum())
-        if not px:
-            continue
-        area = f", {px * gsd_m**2 / 1e6:.3g} km²" if gsd_m else ""
-        found = f"{counts[name]} found, " if counts and name in counts else ""
-        parts.append(f"{'changed' if name == 'change' else name}: {found}{100 * px / n_valid:.1f} % of the area{area}")
-    if not parts:
-        return "no change found" if change else "nothing of that class found"
-    return ("changed — " if change and labels[1:] != ["change"] else "") + "; ".join(parts)

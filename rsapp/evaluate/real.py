@@ -199,12 +199,12 @@ class VisionPredictor:
 
     def instances(self, rgb, name, gsd_m):
         """Instances of a dense class as the runtime counts them, at the set's GSD (SSE-U's where unknown)."""
-        from rsapp.model.counting import mask_instances
+        from rsapp.model.counting import NETWORK_CLASSES, mask_instances
 
         enc = self._encode([rgb])
         gsd = gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(rgb.shape[:2]), TILE)
         prob = enc.dense[0, self.dense_classes.index(name)].numpy()
-        return mask_instances(prob, self.threshold(name), gsd, rgb.shape[0], enc.core(name))
+        return mask_instances(prob, self.threshold(name), gsd, rgb.shape[0], enc.core(name), NETWORK_CLASSES.get(name))
 
 
 class RuntimePredictor(VisionPredictor):

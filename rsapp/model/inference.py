@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsapp.model.counting import mask_instances
+from rsapp.model.counting import NETWORK_CLASSES, mask_instances
 from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
 from rsapp.model.vision_model import VisionOutput, instance_count, upsample
@@ -118,7 +118,7 @@ class Runtime:
         n_new = 0
         if req.output == "mask":
             gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2])
-            if len(images) == 1 and enc.core(req.dense_class) is not None:
+            if len(images) == 1 and (enc.core(req.dense_class) is not None or req.dense_class in NETWORK_CLASSES):
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}
         elif req.output == "boxes":
@@ -174,7 +174,8 @@ class Runtime:
     def instances(self, enc: VisionOutput, name: str | None, log10_gsd: float, chip_px: int,
                   picture: tuple[int, int, int, int] | None = None) -> list:
         """Instances of a dense class (rsapp.model.counting.mask_instances): its mask split by its instance cores
-        when the model has them for the class, else connected regions of its mask; found in the picture's part of
+        when the model has them for the class, a network class's pieces bridged over small gaps, else connected
+        regions of its mask; found in the picture's part of
         the maps (a building at the picture's edge ends there, as in an image read without a frame)."""
         classes = list(self.config.vision.dense_classes)
         if name not in classes:
@@ -187,7 +188,7 @@ class Runtime:
         dx, dy = cells[1].start / per_px, cells[0].start / per_px
         return [((x0 + dx, y0 + dy, x1 + dx, y1 + dy), area, score) for (x0, y0, x1, y1), area, score in
                 mask_instances(prob, self.config.vision.threshold(name), 10 ** log10_gsd, prob.shape[0] / per_px,
-                               core)]
+                               core, NETWORK_CLASSES.get(name))]
 
     def boxes(self, enc: VisionOutput, name: str | None, select: str, log10_gsd: float, chip_px: int,
               picture: tuple[int, int, int, int] | None = None) -> tuple[list, list, list]:

@@ -120,10 +120,20 @@ def sized_class(question: str) -> str | None:
     return dense_class_of(question) if _SIZE_RE.search(question or "") else None
 
 
+# "where are the trees?", "what is the location of the boats?": where in the image a class lies
+_WHERE_RE = re.compile(r"^\s*where\b|\b(where (is|are|do|does)|location of|located)\b", re.I)
+
+
+def located_class(question: str) -> str | None:
+    """The dense class a question asks the whereabouts of ('where are the trees?' → vegetation), else None."""
+    return dense_class_of(question) if _WHERE_RE.search(question or "") else None
+
+
 def measured_question(question: str) -> tuple[str, str | None] | None:
     """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
-    learned these: ("count", class), ("cover", class), ("size", class) or ("gsd", None); None otherwise."""
-    for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class)):
+    learned these: ("count" | "cover" | "size" | "where", class) or ("gsd", None); None otherwise."""
+    for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class),
+                        ("where", located_class)):
         if (name := named(question)) is not None:
             return kind, name
     return ("gsd", None) if asks_gsd(question) else None

@@ -3,7 +3,7 @@ with no core is nothing), and the core target the instance head learns."""
 
 import numpy as np
 
-from rsapp.model.counting import core_regions, mask_instances
+from rsapp.model.counting import NETWORK_CLASSES, core_regions, mask_instances
 from rsapp.train.instances import core_target
 
 
@@ -49,3 +49,17 @@ def test_a_core_outside_the_mask_seeds_nothing():
     core = np.zeros((20, 20), np.float32)
     core[5:10, 5:10] = 0.9
     assert not core_regions(mask, core).any()
+
+
+def test_a_road_broken_by_a_tree_is_one_road_and_a_driveway_stub_is_none():
+    """A network class is counted as pieces bridged over small gaps: the street cut by a tree's crown is one road,
+    a street 30 m away another, and a 3 × 6 m stub (a driveway) none. As mask regions they were three and a speck."""
+    prob = np.zeros((200, 200), np.float32)  # 1 m a pixel
+    prob[20:30, :] = 1
+    prob[20:30, 90:93] = 0  # a 3 m gap under a tree
+    prob[60:70, :] = 1  # another street, 30 m away
+    prob[120:126, 50:53] = 1  # a driveway's stub, 18 m²
+    assert len(mask_instances(prob, 0.5, 1.0, 200)) == 4
+    roads = mask_instances(prob, 0.5, 1.0, 200, network=NETWORK_CLASSES["road"])
+    assert [b for b, _, _ in roads] == [(0.0, 20.0, 200.0, 30.0), (0.0, 60.0, 200.0, 70.0)]
+    assert [area for _, area, _ in roads] == [1970, 2000]  # the pieces' own pixels, not the bridge

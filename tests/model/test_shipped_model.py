@@ -155,6 +155,34 @@ def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
     assert seg.counts == {"building": int(count.text)} and f"building: {count.text} found, " in seg.text
 
 
+def test_bundled_vegas_scene_roads_are_counted_as_streets_not_fragments(analyst):
+    """Its 3 labelled roads: counted as mask regions (trees and cars break the mask) they were 33."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        count = analyst.ask([scene], "[VQA] how many roads are there?")
+        seg = analyst.ask([scene], "[SEG] segment the roads")
+    assert count.text.isdigit() and 2 <= int(count.text) <= 5, count.text
+    assert seg.counts == {"road": int(count.text)} and f"road: {count.text} found, " in seg.text
+
+
+def test_where_the_buildings_are_is_where_the_labels_put_them(analyst):
+    """The language model answered 'dense residential' to where-questions; the mask's ninths say where, and on the
+    Las Vegas sample they are the ninths its 26 labelled buildings lie in (both sides of the boulevard)."""
+    from rsapp.geo import Scene, make_chip
+    from rsapp.tasks.mask_sentences import where_in_image
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        where = analyst.ask([scene], "[VQA] where are the buildings?")
+        largest = analyst.ask([scene], "[VQA] where is the largest building?")
+        size = analyst.ask([scene], "[VQA] how big is the largest building?")
+        valid, crs = make_chip(scene, None, where.chip_size).valid, scene.crs
+    truth = _chip_truth(where, SAMPLES / "vegas_buildings.geojson", crs, "building")
+    assert where.text == where_in_image(truth, "building", valid)
+    assert "left side" in where.text and "right side" in where.text and where.mask is not None
+    assert largest.boxes_px == size.boxes_px and largest.text.startswith("the largest building: the ")
+
+
 def test_how_much_of_the_area_a_class_covers_is_read_off_its_mask(analyst):
     """The language model never learned cover questions (it answered "4 buildings were built"): the share is the
     class mask's, the one [SEG] draws, and the answer draws it too."""

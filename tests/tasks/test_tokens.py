@@ -92,6 +92,17 @@ def test_a_question_about_an_instances_size_names_its_class(question, sized):
     assert sized_class(question) == sized
 
 
+@pytest.mark.parametrize("question,located", [
+    ("where are the trees?", "vegetation"), ("What is the location of the boats in this picture?", "ship"),
+    ("where is the largest building located?", "building"), ("where is this?", None),
+    ("how many roads are there?", None),
+])
+def test_a_question_about_where_a_class_lies_names_its_class(question, located):
+    from rsapp.tasks.vocabulary import located_class
+
+    assert located_class(question) == located
+
+
 @pytest.mark.parametrize("question,asks", [
     ("what is the resolution of this image?", True), ("what's the GSD?", True), ("how many metres per pixel?", True),
     ("what is the pixel size?", True), ("how many houses are there?", False), ("is this a high street?", False),

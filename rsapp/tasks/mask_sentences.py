@@ -1,0 +1,97 @@
+"""Sentences written from a class mask on the chip grid, for answers the language model never learned: what a
+[SEG] mask holds, how much of the area a class covers, and where in the image it lies.
+
+A mask is (H, W) label indices (0 = others); `valid` the chip's image pixels (the picture, inside the AOI).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mask_summary(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: float | None, change: bool,
+                 counts: dict[str, int] | None = None) -> str:
+    """'road: 12 % of the area, 0.31 km²' per label, for a person to read; 'building: 16 found, 27.7 % …' where the
+    model counted the label's instances."""
+    n_valid = max(int(valid.sum()), 1)
+    parts = []
+    for i, name in enumerate(labels[1:], start=1):
+        px = int((mask == i).sum())
+        if not px:
+            continue
+        area = f", {px * gsd_m**2 / 1e6:.3g} km²" if gsd_m else ""
+        found = f"{counts[name]} found, " if counts and name in counts else ""
+        parts.append(f"{'changed' if name == 'change' else name}: {found}{100 * px / n_valid:.1f} % of the area{area}")
+    if not parts:
+        return "no change found" if change else "nothing of that class found"
+    return ("changed — " if change and labels[1:] != ["change"] else "") + "; ".join(parts)
+
+
+def share_of_area(mask: np.ndarray, label: str, valid: np.ndarray, gsd_m: float | None) -> str:
+    """'12.3 % of the area is water (0.031 km²)': the answer to how much of the area a class covers."""
+    px = int((mask > 0).sum())
+    area = f" ({px * gsd_m**2 / 1e6:.3g} km²)" if gsd_m and px else ""
+    return f"{100 * px / max(int(valid.sum()), 1):.1f} % of the area is {label}{area}"
+
+
+# A ninth of the image holds a class when the class covers at least this share of it, and at least this fraction
+# of the share of the ninth it covers most (a few stray pixels elsewhere are not "where it is").
+NINTH_MIN_SHARE, NINTH_OF_MOST = 0.02, 0.3
+_ROWS, _COLS = ("top", "middle", "bottom"), ("left", "middle", "right")
+_WHOLE_ROW = ("across the top", "across the middle", "across the bottom")
+_WHOLE_COL = ("down the left side", "down the middle", "down the right side")
+
+
+def _ninth(r: int, c: int) -> str:
+    if (r, c) == (1, 1):
+        return "the centre"
+    if r == 1:
+        return f"the {_COLS[c]}"
+    return f"the {_ROWS[r]}" if c == 1 else f"the {_ROWS[r]} {_COLS[c]}"
+
+
+def _thirds(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column edges cutting the image's valid part in thirds each way."""
+    rows, cols = np.nonzero(valid)
+    return (np.linspace(rows.min(), rows.max() + 1, 4).round().astype(int),
+            np.linspace(cols.min(), cols.max() + 1, 4).round().astype(int))
+
+
+def where_in_image(mask: np.ndarray, label: str, valid: np.ndarray) -> str:
+    """'road: down the middle and across the top of the image (drawn on the map)': the ninths of the image (its
+    valid part, cut in thirds each way) the class lies in, whole rows and columns of ninths said as such."""
+    if not valid.any():
+        return f"no {label} found"
+    r_edges, c_edges = _thirds(valid)
+    share = np.zeros((3, 3))
+    for r in range(3):
+        for c in range(3):
+            cell = np.s_[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
+            share[r, c] = (mask[cell] > 0).sum() / max(int(valid[cell].sum()), 1)
+    if share.max() <= 0:
+        return f"no {label} found"
+    held = share >= max(NINTH_MIN_SHARE, NINTH_OF_MOST * share.max())
+    if not held.any():
+        return f"hardly any {label}: a few pixels, under {100 * NINTH_MIN_SHARE:.0f} % of any part of the image"
+    if held.all():
+        return f"{label}: all over the image (drawn on the map)"
+    parts, left = [], held.copy()
+    for c in range(3):
+        if held[:, c].all():
+            parts.append(_WHOLE_COL[c])
+            left[:, c] = False
+    for r in range(3):
+        if held[r].all():
+            parts.append(_WHOLE_ROW[r])
+            left[r] = False
+    parts += [_ninth(r, c) for r, c in zip(*np.nonzero(left))]
+    said = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"{label}: {said} of the image (drawn on the map)"
+
+
+def where_box_is(box: tuple[float, float, float, float], valid: np.ndarray) -> str:
+    """'the top left': the ninth of the image (as where_in_image cuts it) a box's centre lies in."""
+    r_edges, c_edges = _thirds(valid)
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return _ninth(int(np.clip(np.searchsorted(r_edges, y, side="right") - 1, 0, 2)),
+                  int(np.clip(np.searchsorted(c_edges, x, side="right") - 1, 0, 2)))

@@ -1,0 +1,47 @@
+"""Sentences written from a class mask: where in the image a class lies (ninths of its valid part) and where one
+boxed instance is."""
+
+import numpy as np
+
+from rsapp.tasks.mask_sentences import where_box_is, where_in_image
+
+
+def _valid(shape=(90, 90)) -> np.ndarray:
+    return np.ones(shape, bool)
+
+
+def test_a_band_down_the_middle_and_a_blob_in_a_corner_are_said_as_such():
+    mask = np.zeros((90, 90), np.uint8)
+    mask[:, 40:50] = 1  # a road down the middle
+    mask[5:20, 65:85] = 1  # a car park top right
+    assert where_in_image(mask, "road", _valid()) == "road: down the middle and the top right of the image (drawn on the map)"
+
+
+def test_whole_rows_every_ninth_a_trace_and_nothing_are_said_as_such():
+    across = np.zeros((90, 90), np.uint8)
+    across[70:80] = 1
+    assert where_in_image(across, "road", _valid()) == "road: across the bottom of the image (drawn on the map)"
+    assert where_in_image(np.ones((90, 90), np.uint8), "water", _valid()) == "water: all over the image (drawn on the map)"
+    trace = np.zeros((90, 90), np.uint8)
+    trace[10, 10] = 1  # 1 px of a 900 px ninth
+    assert where_in_image(trace, "ship", _valid()).startswith("hardly any ship")
+    assert where_in_image(np.zeros((90, 90), np.uint8), "ship", _valid()) == "no ship found"
+
+
+def test_a_few_stray_pixels_beside_the_bulk_are_not_where_it_is():
+    mask = np.zeros((90, 90), np.uint8)
+    mask[60:90, 0:30] = 1  # the bottom left ninth, full
+    mask[0:5, 60:90] = 1  # a sixth of the top right ninth: under 0.3 of the fullest ninth
+    assert where_in_image(mask, "building", _valid()) == "building: the bottom left of the image (drawn on the map)"
+
+
+def test_thirds_are_of_the_image_not_of_its_black_frame():
+    """A 60-row image in a 90-row chip (rows 15–75 valid): its top third is rows 15–35."""
+    valid = np.zeros((90, 90), bool)
+    valid[15:75] = True
+    mask = np.zeros((90, 90), np.uint8)
+    mask[16:30, 35:55] = 1
+    assert where_in_image(mask, "pond", valid) == "pond: the top of the image (drawn on the map)"
+    assert where_box_is((35, 16, 55, 30), valid) == "the top"
+    assert where_box_is((0, 60, 20, 74), valid) == "the bottom left"
+    assert where_box_is((35, 40, 55, 50), valid) == "the centre"
