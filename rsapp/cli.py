@@ -178,7 +178,7 @@ def cmd_corpus(args) -> int:
 # stage → (module, run class, trainer) under rsapp.train
 TRAINERS = {"vision": ("vision", "VisionRun", "train_vision"), "change": ("change", "ChangeRun", "train_change"),
             "scene": ("scene", "SceneRun", "train_scene"), "instances": ("instances", "InstanceRun", "train_instances"),
-            "language": ("language", "LanguageRun", "train_language")}
+            "dense": ("dense", "DenseRun", "train_dense"), "language": ("language", "LanguageRun", "train_language")}
 
 
 def cmd_train(args) -> int:
@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="vision: tower + heads (stage A); change: the change head on the frozen tower; "
                          "scene: the scene head on the frozen tower, with zoomed-out views; "
                          "instances: the building-core head on the frozen tower (counting, [VG]); "
+                         "dense: the land-cover head refitted on the frozen tower, with scenes ruling classes out; "
                          "language: projector + LM adapters (stage B)")
     tr.add_argument("--run", required=True, help="run settings, JSON")
     tr.add_argument("--out", required=True)

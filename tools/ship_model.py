@@ -1,7 +1,8 @@
 """Assemble a release folder from the training runs (release tooling, not part of the app package): the stage-B
 checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
-(rsapp.train.scale), the change head (rsapp.train.change), the scene head (rsapp.train.scene) and the instance
-head (rsapp.train.instances, which also gives the release its instance classes). The stage-B folder may be a
+(rsapp.train.scale), the change head (rsapp.train.change), the scene head (rsapp.train.scene), the instance
+head (rsapp.train.instances, which also gives the release its instance classes) and the dense head
+(rsapp.train.dense; choose its thresholds again with tools/choose_thresholds.py). The stage-B folder may be a
 release: its heads are replaced by the fitted ones given.
 
     PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc2 \
@@ -34,10 +35,11 @@ def graft(state: dict, fitted_folder: Path, head: str, source: Path) -> dict:
 
 
 def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None,
-         scene: Path | None = None, instances: Path | None = None) -> Path:
+         scene: Path | None = None, instances: Path | None = None, dense: Path | None = None) -> Path:
     state = load_file(str(stage_b / WEIGHTS_FILE))
     cfg = VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text()))
-    heads = (("sse_u", sse_u), ("change_head", change), ("scene_head", scene), ("instance_head", instances))
+    heads = (("sse_u", sse_u), ("change_head", change), ("scene_head", scene), ("instance_head", instances),
+             ("dense_head", dense))
     for head, folder in heads:
         if folder is not None:
             state = graft(state, folder, head, stage_b)
@@ -62,7 +64,8 @@ if __name__ == "__main__":
     p.add_argument("--change", help="a change-head run (python -m rsapp train change) on the same tower")
     p.add_argument("--scene", help="a scene-head run (python -m rsapp train scene) on the same tower")
     p.add_argument("--instances", help="an instance-head run (python -m rsapp train instances) on the same tower")
+    p.add_argument("--dense", help="a dense-head run (python -m rsapp train dense) on the same tower")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     print(ship(Path(a.stage_b), Path(a.out),
-               *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances))))
+               *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances, a.dense))))

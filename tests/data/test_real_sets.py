@@ -246,3 +246,21 @@ def test_a_crop_mostly_of_one_cover_is_a_land_cover_scene_of_its_split():
     assert all(c.held_out and c.set == "landcover-cover" and c.rgb.shape == (256, 256, 3) for c in cover_scenes([r]))
     r.known = ("building",)  # a set that does not label bare land or water names no cover scene
     assert cover_scenes([r]) == []
+
+
+def test_a_scene_whose_class_rules_classes_out_labels_them_absent_everywhere_and_nothing_else(rasters):
+    from rsapp.data.real_sets import SCENE_RULES_OUT, ruled_out_scenes
+    from rsapp.tasks.vocabulary import DENSE_CLASSES, SCENE_CLASSES
+    from rsapp.train.batch import dense_targets
+
+    assert set(SCENE_RULES_OUT) <= set(SCENE_CLASSES)
+    assert all(set(out) <= set(DENSE_CLASSES) for out in SCENE_RULES_OUT.values())
+    train = [r for r in rasters if not r.held_out]
+    scenes = ruled_out_scenes(train)
+    assert len(scenes) == sum(r.scene in SCENE_RULES_OUT and r.dense is None for r in train) > 0
+    assert all(not s.held_out for s in scenes)  # only the train split's scenes
+    forest = next(s for s in scenes if s.set == "ruled-out:forest")
+    target, weight = dense_targets(forest.dense, forest.known, len(DENSE_CLASSES))
+    assert not target.any()
+    for k, name in enumerate(DENSE_CLASSES):  # building, car and ship absent on every pixel; the rest unsaid
+        assert (weight[k] == 1).all() if name in ("building", "car", "ship") else not weight[k].any()

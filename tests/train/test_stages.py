@@ -17,6 +17,7 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     from rsapp.tasks.vocabulary import COVER_SCENES, SCENE_CLASSES
     from rsapp.model.vlm import RsappVLM
     from rsapp.train.change import ChangeRun, train_change
+    from rsapp.train.dense import DenseRun, train_dense
     from rsapp.train.instances import InstanceRun, train_instances
     from rsapp.train.language import LanguageRun, train_language
     from rsapp.train.scene import SceneRun, train_scene
@@ -64,6 +65,15 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
                                 distractor_share=1.0), tmp_path / "c2")
     again = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release3", change=c2))
     assert all(torch.equal(again.vision.tower.state_dict()[k], tower[k]) for k in tower)
+    # the dense head refitted on the release's tower (land-cover chips and scenes ruling classes out) grafts into it
+    d = train_dense(DenseRun(vision=str(tmp_path / "release"), steps=2, chips_per_step=1, ruled_out_per_step=1),
+                    tmp_path / "d")
+    dense = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release4", dense=d))
+    head = load_file(str(d / "vision.safetensors"))
+    grafted = dense.vision.dense_head.state_dict()
+    assert all(torch.equal(grafted[k], head[f"dense_head.{k}"].half().float()) for k in grafted)
+    assert not torch.equal(grafted["out.weight"], release.vision.dense_head.state_dict()["out.weight"])
+    assert all(torch.equal(dense.vision.tower.state_dict()[k], tower[k]) for k in tower)
 
 def _other_tower(tmp_path, a):
     """A copy of run `a` whose tower differs in one tensor."""
