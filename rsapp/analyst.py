@@ -223,9 +223,9 @@ class Analyst:
             mask[~valid] = 0
             answer.mask, answer.mask_labels, answer.is_change = mask, gen.mask_labels, len(chips) == 2
             grid = grid_from_mask(mask, self.runtime.config.seg_grid)
+            answer.counts = dict(gen.counts)  # every drawn mask's layer counts instances as the model does
             if r.token == "[SEG]":
                 answer.raw_text = mask_to_text(grid, answer.mask_labels)
-                answer.counts = dict(gen.counts)
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
             elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers, or where

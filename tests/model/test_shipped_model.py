@@ -180,6 +180,7 @@ def test_where_the_buildings_are_is_where_the_labels_put_them(analyst):
     truth = _chip_truth(where, SAMPLES / "vegas_buildings.geojson", crs, "building")
     assert where.text == where_in_image(truth, "building", valid)
     assert "left side" in where.text and "right side" in where.text and where.mask is not None
+    assert set(where.counts) == {"building"}  # its layer says the model's count (it said the mask's 28 polygons)
     assert largest.boxes_px == size.boxes_px and largest.text.startswith("the largest building: the ")
 
 
@@ -194,6 +195,7 @@ def test_how_much_of_the_area_a_class_covers_is_read_off_its_mask(analyst):
     percent = seg.text.split(", ")[1].split(" %")[0]  # "building: 22 found, 39.6 % of the area, ..."
     assert share.text.startswith(f"{percent} % of the area is building"), (share.text, seg.text)
     assert 30 < float(percent) < 50 and np.array_equal(share.mask, seg.mask)
+    assert share.counts == seg.counts  # its map layer counts the buildings [SEG] counted, not the mask's polygons
 
 
 def test_a_question_about_the_resolution_is_answered_with_the_gsd(analyst, tmp_path):
