@@ -205,16 +205,16 @@ class Analyst:
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
         elif r.token == "[VQA]" and req.output == "boxes":  # how big one instance is, or where, boxed on the map
             answer.boxes_px = clip_boxes(gen.boxes_px[:1], valid)
-            the = f"the {req.select} {req.dense_class}"
+            picked = f"the {req.select} {req.dense_class}"
             if not answer.boxes_px:
                 answer.text = f"no {req.dense_class} found"
             elif measured[0] == "where":
-                answer.box_labels = [the]
-                answer.text = f"{the}: {where_box_is(answer.boxes_px[0], valid)} of the image (boxed on the map)"
+                answer.box_labels = [picked]
+                answer.text = f"{picked}: {where_box_is(answer.boxes_px[0], valid)} of the image (boxed on the map)"
             else:
                 area = f"about {round_area(gen.box_areas_m2[0])} m²"
                 answer.box_labels = [f"{req.dense_class} ({area})"]  # the layer's box: the class and its area
-                answer.text = f"{area} ({the}, boxed on the map)"
+                answer.text = f"{area} ({picked}, boxed on the map)"
             answer.raw_text = answer.text
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)

@@ -397,7 +397,7 @@ def cover_scenes(rasters: list[Raster], size: int = 256, stride: int = 128) -> l
 # a dense residential block or a harbour no bare land). Stage A never saw these collections' fields, shrubland or
 # lawns, and painted them: on held-out UC Merced scenes 60 % of a dense residential block was "bare land" and 51 % of
 # a baseball diamond "water". Asphalt scenes do not rule out water: dark, flat water looks like asphalt, and ruling it
-# out there took the batch test's calm ponds away.
+# out there took even the dark ponds away (docs/EXPERIMENTS.md, the dense head refitted).
 SCENE_RULES_OUT = {
     "agricultural": ("building", "water", "car", "ship"), "chaparral": ("building", "water", "road", "car", "ship"),
     "forest": ("building", "car", "ship"), "baseball diamond": ("water", "ship"), "airplane": ("ship",),
