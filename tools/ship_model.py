@@ -1,9 +1,9 @@
 """Assemble a release folder from the training runs (release tooling, not part of the app package): the stage-B
 checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
 (rsapp.train.scale), the change head (rsapp.train.change), the scene head (rsapp.train.scene), the instance
-head (rsapp.train.instances, which also gives the release its instance classes) and the dense head
-(rsapp.train.dense; choose its thresholds again with tools/choose_thresholds.py). The stage-B folder may be a
-release: its heads are replaced by the fitted ones given.
+head (rsapp.train.instances, which also gives the release its instance classes) and the mask head
+(rsapp.train.dense, with the share of it pixel answers read; choose the thresholds again with
+tools/choose_thresholds.py). The stage-B folder may be a release: its heads are replaced by the fitted ones given.
 
     PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc2 \
         --instances runs/v2i --out weights/rsapp-v2
@@ -35,11 +35,12 @@ def graft(state: dict, fitted_folder: Path, head: str, source: Path) -> dict:
 
 
 def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None,
-         scene: Path | None = None, instances: Path | None = None, dense: Path | None = None) -> Path:
+         scene: Path | None = None, instances: Path | None = None, dense: Path | None = None,
+         mask_share: float = 1.0) -> Path:
     state = load_file(str(stage_b / WEIGHTS_FILE))
     cfg = VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text()))
     heads = (("sse_u", sse_u), ("change_head", change), ("scene_head", scene), ("instance_head", instances),
-             ("dense_head", dense))
+             ("mask_head", dense))
     for head, folder in heads:
         if folder is not None:
             state = graft(state, folder, head, stage_b)
@@ -49,6 +50,8 @@ def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | Non
     if scene is not None:  # the labels the fitted scene head names besides the scene classes
         fitted = json.loads((scene / "run.json").read_text())["config"]
         cfg.vision.cover_scenes = tuple(fitted.get("cover_scenes", ()))
+    if dense is not None:
+        cfg.vision.mask_head_share = mask_share
     model = RsappVLM(cfg)
     model.load_bases()
     model.load_trained(state)
@@ -64,8 +67,11 @@ if __name__ == "__main__":
     p.add_argument("--change", help="a change-head run (python -m rsapp train change) on the same tower")
     p.add_argument("--scene", help="a scene-head run (python -m rsapp train scene) on the same tower")
     p.add_argument("--instances", help="an instance-head run (python -m rsapp train instances) on the same tower")
-    p.add_argument("--dense", help="a dense-head run (python -m rsapp train dense) on the same tower")
+    p.add_argument("--dense", help="a mask-head run (python -m rsapp train dense) on the same tower")
+    p.add_argument("--mask-share", type=float, default=1.0,
+                   help="the share of the mask head's probability in pixel answers (the rest: the dense head's)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     print(ship(Path(a.stage_b), Path(a.out),
-               *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances, a.dense))))
+               *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances, a.dense)),
+               mask_share=a.mask_share))

@@ -72,6 +72,10 @@ class VisionConfig:
     # scene head's log-probability of it (chosen on the UC Merced train split, as is and 1.5–2.3× finer or 2×
     # coarser: the head, refitted on such views, holds across scales better than the language model's reading)
     scene_head_weight: float = 1.0
+    # A pixel answer's class probability is this share of the mask head's (the dense head refitted after stage B,
+    # rsapp.train.dense) and the rest of the dense head's; the tag the language model reads is of the dense head
+    # alone, as stage B trained it (0: no mask head)
+    mask_head_share: float = 0.0
 
     @property
     def scene_labels(self) -> tuple[str, ...]:
@@ -126,6 +130,8 @@ class VisionOutput:
     core_classes: tuple[str, ...] = ()  # the classes of `cores`, in order
     labels: torch.Tensor | None = None  # (B, S + C) probabilities of every label the scene head names
     # (cfg.scene_labels: the scene classes and the cover scenes together); encode always sets it
+    tag_dense: torch.Tensor | None = None  # the dense head's own maps, like `dense`, when a mask head shares
+    tag_dense_after: torch.Tensor | None = None  # `dense` (the tag reads them; None: the tag reads `dense`)
 
     def core(self, name: str | None) -> np.ndarray | None:
         """The instance-core map (h, w) of a dense class, or None when there is none for it."""
@@ -143,6 +149,8 @@ class VisionOutput:
         the chip each dense class covers, log(1 + its instance count), and for the second date the changed share
         and log(1 + changed regions)."""
         dense = self.dense_after if after else self.dense
+        tag_dense = self.tag_dense_after if after else self.tag_dense
+        dense = dense if tag_dense is None else tag_dense
         masks = (dense[0] > 0.5).numpy()
         counts = torch.tensor([[instance_count(m) for m in masks]], dtype=torch.float32)
         change = torch.zeros(1, 2)
@@ -255,6 +263,8 @@ class VisionModel(nn.Module):
         self.cfg = cfg
         self.tower = VisionTower(cfg.token_dim)
         self.dense_head = DenseHead(len(cfg.dense_classes))
+        if cfg.mask_head_share:
+            self.mask_head = DenseHead(len(cfg.dense_classes))
         self.change_head = ChangeHead()
         if cfg.instance_classes:
             self.instance_head = InstanceHead(len(cfg.instance_classes))
@@ -281,10 +291,11 @@ class VisionModel(nn.Module):
             yield k, levels if k == 0 else self.tower.pyramid(torch.rot90(x, k, (2, 3)))
 
     def pixel_maps(self, x: torch.Tensor, levels: list[torch.Tensor], views: int = 1, cores: bool = False,
-                   size=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Class probabilities (B, K, h, w) of the images x whose pyramid is `levels`, and the first image's
-        instance-core probabilities (1, C, h, w) with cores=True (else None): at the heads' stride 4, or
-        resampled to `size`; averaged over `views` quarter turns of x (the tower run again on each turned view)."""
+                   size=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Class probabilities (B, K, h, w) of the images x whose pyramid is `levels`, the first image's
+        instance-core probabilities (1, C, h, w) with cores=True (else None), and with a mask head the dense head's
+        own class probabilities (what the tag reads; else None): at the heads' stride 4, or resampled to `size`;
+        averaged over `views` quarter turns of x (the tower run again on each turned view)."""
         def prob(logits, k):
             logits = torch.rot90(logits, -k, (2, 3))
             if size is not None:
@@ -294,13 +305,18 @@ class VisionModel(nn.Module):
         # a tile that is not square takes its half turns only: a quarter turn would change its shape, and a new
         # shape makes the frozen tower specialise again (seconds, the first time each)
         step = 1 if x.shape[-1] == x.shape[-2] else 2
-        dense = core = 0.0
+        share = self.cfg.mask_head_share
+        dense = own = core = 0.0
         for k, lv in self.turned(x, levels, views, step):
-            dense = dense + prob(self.dense_head(lv), k)
+            p = prob(self.dense_head(lv), k)
+            if share:
+                own = own + p
+                p = (1 - share) * p + share * prob(self.mask_head(lv), k)
+            dense = dense + p
             if cores:
                 core = core + prob(self.instance_head([v[:1] for v in lv]), k)
         n = len(range(0, views, step))
-        return dense / n, (core / n if cores else None)
+        return dense / n, (core / n if cores else None), (own / n if share else None)
 
     @torch.no_grad()
     @widened_once
@@ -318,12 +334,14 @@ class VisionModel(nn.Module):
         budget = lambda g: token_budget(g, self.cfg.token_budget, self.cfg.background_clusters,  # noqa: E731
                                         self.cfg.background_share)
         cores = cores and bool(self.cfg.instance_classes)
-        dense, core = self.pixel_maps(x, levels, views, cores, size)
+        dense, core, own = self.pixel_maps(x, levels, views, cores, size)
         mu, logvar = self.sse_u(pooled[:1], x[:1])
         logits = self.scene_head(pooled[:1])
         out = VisionOutput(tokens=budget(grid[:1]), dense=dense[:1],
                            scene=logits[:, :len(self.cfg.scene_classes)].softmax(-1), s_mu=mu, s_logvar=logvar,
                            labels=logits.softmax(-1))
+        if own is not None:
+            out.tag_dense = own[:1]
         if cores:
             out.cores, out.core_classes = core, self.cfg.instance_classes
         if len(images) == 2:
@@ -331,6 +349,7 @@ class VisionModel(nn.Module):
                 out.change = F.interpolate(self.change_probability(x, levels)[:, None], size=size,
                                            mode="bilinear", align_corners=False)[:, 0]
             out.dense_after = dense[1:]
+            out.tag_dense_after = None if own is None else own[1:]
             out.tokens_after = budget(grid[1:])
         return out
 
@@ -360,7 +379,8 @@ class VisionModel(nn.Module):
         (h, w), (r0, r1, c0, c1) = images[0].shape[:2], picture
         x = torch.cat([to_tensor(np.ascontiguousarray(im[r0:r1, c0:c1])) for im in images])
         levels = self.tower.pyramid(x)
-        dense, core = self.pixel_maps(x, levels, views, cores and bool(self.cfg.instance_classes), x.shape[-2:])
+        dense, core, own = self.pixel_maps(x, levels, views, cores and bool(self.cfg.instance_classes),
+                                           x.shape[-2:])
 
         def framed(part: torch.Tensor) -> torch.Tensor:
             out = part.new_zeros(part.shape[:-2] + (h, w))
@@ -368,10 +388,14 @@ class VisionModel(nn.Module):
             return out
 
         enc.dense = framed(dense[:1])
+        if own is not None:
+            enc.tag_dense = framed(own[:1])
         if core is not None:
             enc.cores, enc.core_classes = framed(core), self.cfg.instance_classes
         if len(images) == 2:
             enc.dense_after = framed(dense[1:])
+            if own is not None:
+                enc.tag_dense_after = framed(own[1:])
             enc.change = framed(F.interpolate(self.change_probability(x, levels)[:, None], size=x.shape[-2:],
                                               mode="bilinear", align_corners=False)[:, 0])
 
@@ -399,6 +423,7 @@ class VisionModel(nn.Module):
         k = len(self.cfg.dense_classes)
         # sums of the tiles' probabilities (float16 holds a sum of a few values in [0, 1] to ~1e-3)
         dense = [np.zeros((k, h4, w4), np.float16) for _ in images]
+        own = [np.zeros((k, h4, w4), np.float16) for _ in images] if self.cfg.mask_head_share else []
         change = np.zeros((h4, w4), np.float16) if len(images) == 2 else None
         n_cores = len(self.cfg.instance_classes) if cores else 0
         core_sums = np.zeros((n_cores, h4, w4), np.float16) if n_cores else None
@@ -419,8 +444,9 @@ class VisionModel(nn.Module):
                 levels = self.tower.pyramid(batch)
                 q = np.s_[y // 4:y // 4 + -(-ph // 4), x // 4:x // 4 + -(-pw // 4)]
                 rows, cols = q[0].stop - q[0].start, q[1].stop - q[1].start
-                probs, core = self.pixel_maps(batch, levels, views, core_sums is not None)
-                for d, p in zip(dense, probs.numpy()):
+                probs, core, own_probs = self.pixel_maps(batch, levels, views, core_sums is not None)
+                maps = [*probs.numpy()] + ([] if own_probs is None else [*own_probs.numpy()])
+                for d, p in zip(dense + own, maps):
                     d[(slice(None),) + q] += p[:, :rows, :cols]
                 if change is not None:
                     change[q] += self.change_probability(batch, levels)[0, :rows, :cols].numpy()
@@ -437,10 +463,13 @@ class VisionModel(nn.Module):
         kept, kept_pos = prune(torch.cat(tokens), torch.cat(positions), cfg.token_budget, cfg.background_clusters,
                                cfg.background_share)
         enc.tokens = VisualTokens(kept[None], kept_pos[None], sum(t.shape[0] for t in tokens))
-        for total in (*dense, change, core_sums):  # sums → means, in place
+        for total in (*dense, *own, change, core_sums):  # sums → means, in place
             if total is not None:
                 np.divide(total, np.maximum(seen, 1), out=total, casting="unsafe")  # 0 where no tile read
         enc.dense = torch.from_numpy(dense[0])[None]
+        if own:
+            enc.tag_dense = torch.from_numpy(own[0])[None]
+            enc.tag_dense_after = torch.from_numpy(own[1])[None] if len(own) == 2 else None
         if core_sums is not None:
             enc.cores, enc.core_classes = torch.from_numpy(core_sums)[None], self.cfg.instance_classes
         if change is not None:

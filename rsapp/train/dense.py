@@ -1,17 +1,20 @@
-"""The dense head refitted on the frozen tower: the real land-cover sets' labels, and UC Merced scenes whose class
+"""The mask head: the dense head refitted on the frozen tower: the real land-cover sets' labels, and UC Merced scenes whose class
 rules dense classes out (rsapp.data.real_sets.SCENE_RULES_OUT: a forest holds no building, a dense residential
 block no bare land), labelled absent on every pixel. BCE + Dice over labelled pixels, as stage A.
 
 Stage A's head had seen only the land-cover sets' own collections; on UC Merced's USGS orthophotos it painted roofs,
-lawns and tarmac as bare land and grass as water. The head continues from the release's (its thresholds are chosen
-again on the train splits by tools/choose_thresholds.py), and the tower stays as stage A left it, so the language
-model's tokens do not move; tools/ship_model.py grafts the head into the release.
+lawns and tarmac as bare land and grass as water. The refit is a second head beside the dense head (the release's
+mask head, or a copy of its dense head when it has none, is where it starts): the dense head stays as stage A left
+it because the tag the language model reads is of its maps, and so does the tower, so the language model's tokens
+do not move. tools/ship_model.py grafts the mask head into the release with the share of it pixel answers read
+(VisionConfig.mask_head_share); tools/choose_thresholds.py then chooses the thresholds again.
 
     python -m rsapp train dense --run configs/runs/v2_dense.json --out runs/v2d
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from rsapp.train.losses import pixel_loss
 
 @dataclass
 class DenseRun:
-    vision: str  # release (or run) whose tower the head reads and whose dense head it continues from
+    vision: str  # release whose tower the head reads and whose mask head (else dense head) it continues from
     steps: int = 2000
     chips_per_step: int = 12  # from the land-cover sets (set-balanced)
     ruled_out_per_step: int = 4  # UC Merced scenes whose class rules dense classes out (class-balanced)
@@ -40,6 +43,8 @@ class DenseRun:
 def train_dense(run: DenseRun, out: Path) -> Path:
     rng = start_run(out, run.seed)
     model = vision_model(run.vision)
+    if not hasattr(model, "mask_head"):
+        model.mask_head = copy.deepcopy(model.dense_head)
     classes = len(model.cfg.dense_classes)
     train = split(held_out=False)
     labelled = [r for r in train if r.dense is not None]
@@ -52,12 +57,12 @@ def train_dense(run: DenseRun, out: Path) -> Path:
             add_dense(batch, ruled_out, run.ruled_out_per_step, run.chip, classes, rng)
         with torch.no_grad():
             levels = model.tower.pyramid(batch.pixels())
-        logits = F.interpolate(model.dense_head(levels), size=(run.chip, run.chip), mode="bilinear",
+        logits = F.interpolate(model.mask_head(levels), size=(run.chip, run.chip), mode="bilinear",
                                align_corners=False)
         return pixel_loss(logits, torch.from_numpy(np.stack(batch.dense_targets)),
                           torch.from_numpy(np.stack(batch.dense_weights)))
 
-    return fit_head(model, model.dense_head, run, out, "dense", loss_of_step)
+    return fit_head(model, model.mask_head, run, out, "dense", loss_of_step)
 
 
 if __name__ == "__main__":  # python -m rsapp.train.dense RUN.json OUT_DIR

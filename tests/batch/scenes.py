@@ -8,6 +8,10 @@ from affine import Affine
 
 GSD_M = 1.0
 ORIGIN = (500_000.0, 4_200_000.0)  # UTM 33N
+# Dark, as the water the land-cover sets label is (Dubai's water pixels: median (16, 18, 14), mean (26, 28, 23)). Flat
+# teal (40, 70, 85) on sand, which stage A's dense head read as water, is like no labelled water, and the mask head
+# does not read it as water (docs/EXPERIMENTS.md, 2026-11-29)
+WATER = (20, 30, 35)
 
 
 def pond_scene(path: Path, side: int = 2048, tile: int = 512, overlap: int = 64, seed: int = 0) -> tuple[Path, list]:
@@ -23,7 +27,7 @@ def pond_scene(path: Path, side: int = 2048, tile: int = 512, overlap: int = 64,
     y, x = np.mgrid[:side, :side]
     for cy, cx in centres:
         pond = ((y - cy) / 45.0) ** 2 + ((x - cx) / 60.0) ** 2 < 1
-        img[pond] = np.array((40, 70, 85)) + rng.normal(0, 5, (int(pond.sum()), 3))
+        img[pond] = np.array(WATER) + rng.normal(0, 5, (int(pond.sum()), 3))
     data = np.clip(img, 0, 255).astype(np.uint8).transpose(2, 0, 1)
     profile = {"driver": "GTiff", "width": side, "height": side, "count": 3, "dtype": "uint8", "crs": "EPSG:32633",
                "transform": Affine(GSD_M, 0, ORIGIN[0], 0, -GSD_M, ORIGIN[1]), "tiled": True, "blockxsize": 256,

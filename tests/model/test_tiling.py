@@ -79,7 +79,7 @@ def test_pixel_maps_over_quarter_turns_turn_with_the_image(model):
     x = to_tensor(np.random.default_rng(4).integers(0, 255, (96, 96, 3), dtype=np.uint8))
     turned = torch.rot90(x, 1, (2, 3))
     with torch.no_grad():
-        (a, ca), (b, cb) = (model.pixel_maps(v, model.tower.pyramid(v), 4, cores=True) for v in (x, turned))
+        (a, ca, _), (b, cb, _) = (model.pixel_maps(v, model.tower.pyramid(v), 4, cores=True) for v in (x, turned))
         one, one_turned = (model.pixel_maps(v, model.tower.pyramid(v))[0] for v in (x, turned))
     assert a.shape == (1, len(model.cfg.dense_classes), 24, 24) and ca.shape == (1, 1, 24, 24)
     assert torch.allclose(torch.rot90(a, 1, (2, 3)), b, atol=1e-5)
@@ -93,7 +93,7 @@ def test_a_tile_that_is_not_square_averages_its_half_turns(model):
     x = to_tensor(np.random.default_rng(6).integers(0, 255, (96, 128, 3), dtype=np.uint8))
     half = torch.rot90(x, 2, (2, 3))
     with torch.no_grad():
-        (a, _), (b, _) = (model.pixel_maps(v, model.tower.pyramid(v), 4) for v in (x, half))
+        (a, _, _), (b, _, _) = (model.pixel_maps(v, model.tower.pyramid(v), 4) for v in (x, half))
         one = model.pixel_maps(x, model.tower.pyramid(x))[0]
     assert a.shape == (1, len(model.cfg.dense_classes), 24, 32)
     assert torch.allclose(torch.rot90(a, 2, (2, 3)), b, atol=1e-5)

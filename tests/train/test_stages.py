@@ -66,14 +66,23 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     again = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release3", change=c2))
     assert all(torch.equal(again.vision.tower.state_dict()[k], tower[k]) for k in tower)
     # the dense head refitted on the release's tower (land-cover chips and scenes ruling classes out) grafts into it
+    # as its mask head, beside the dense head the tag reads
     d = train_dense(DenseRun(vision=str(tmp_path / "release"), steps=2, chips_per_step=1, ruled_out_per_step=1),
                     tmp_path / "d")
-    dense = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release4", dense=d))
+    dense = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release4", dense=d, mask_share=0.5))
+    assert dense.cfg.vision.mask_head_share == 0.5
     head = load_file(str(d / "vision.safetensors"))
-    grafted = dense.vision.dense_head.state_dict()
-    assert all(torch.equal(grafted[k], head[f"dense_head.{k}"].half().float()) for k in grafted)
-    assert not torch.equal(grafted["out.weight"], release.vision.dense_head.state_dict()["out.weight"])
+    grafted = dense.vision.mask_head.state_dict()
+    assert all(torch.equal(grafted[k], head[f"mask_head.{k}"].half().float()) for k in grafted)
+    before = release.vision.dense_head.state_dict()
+    assert not torch.equal(grafted["out.weight"], before["out.weight"])  # it started as the dense head, and moved
+    assert all(torch.equal(dense.vision.dense_head.state_dict()[k], before[k]) for k in before)
     assert all(torch.equal(dense.vision.tower.state_dict()[k], tower[k]) for k in tower)
+    # refitted again, it continues from the release's mask head
+    d2 = train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=1, chips_per_step=1, ruled_out_per_step=0,
+                              lr=0.0), tmp_path / "d2")
+    again = load_file(str(d2 / "vision.safetensors"))
+    assert all(torch.equal(again[f"mask_head.{k}"], grafted[k]) for k in grafted)
 
 def _other_tower(tmp_path, a):
     """A copy of run `a` whose tower differs in one tensor."""
