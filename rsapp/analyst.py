@@ -18,13 +18,14 @@ from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
-from rsapp.tasks.mask_sentences import mask_summary, share_of_area, where_box_is, where_in_image
+from rsapp.tasks.mask_sentences import mask_summary, presence, share_of_area, where_box_is, where_in_image
 from rsapp.tasks.tokens import Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
                                     selection_of)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question)
-MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "gsd": "gsd"}
+MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
+                   "gsd": "gsd"}
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -228,10 +229,12 @@ class Analyst:
                 answer.raw_text = mask_to_text(grid, answer.mask_labels)
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
-            elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers, or where
+            elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers, where, or whether
                 label = answer.mask_labels[1]
                 if measured[0] == "where":
                     answer.text = where_in_image(mask, label, valid)
+                elif measured[0] == "presence":
+                    answer.text = presence(mask, label, valid, answer.chip_gsd_m)
                 else:
                     answer.text = share_of_area(mask, label, valid, answer.chip_gsd_m)
                 answer.raw_text = answer.text

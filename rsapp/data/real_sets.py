@@ -108,6 +108,11 @@ def _split_cols(r: Raster, col: int) -> list[Raster]:
     return parts
 
 
+def ucm_held_out(image: str | Path) -> bool:
+    """Whether a UC Merced image ('images/harbor/harbor61.jpg') is in the held-out split (its number 60–79)."""
+    return int("".join(ch for ch in Path(image).stem if ch.isdigit())[-2:]) >= 60
+
+
 def load_ucmerced(root: Path) -> list[Raster]:
     base = root / "scenes" / "ucmerced"
     captions = {Path(e["image"]).name: e["captions"] for e in json.loads((base / "captions.json").read_text())}
@@ -117,8 +122,7 @@ def load_ucmerced(root: Path) -> list[Raster]:
     out = []
     for folder in sorted((base / "images").iterdir()):
         for path in sorted(folder.iterdir()):
-            number = int("".join(ch for ch in path.stem if ch.isdigit())[-2:])
-            out.append(Raster("ucmerced", path.stem, _rgb(path), 0.3048, number >= 60,
+            out.append(Raster("ucmerced", path.stem, _rgb(path), 0.3048, ucm_held_out(path),
                               scene=SCENE_CLASSES_OF_UCM[folder.name],
                               captions=[c.replace(" .", ".").strip() for c in captions.get(path.name, [])],
                               qa=vqa.get(path.name, [])))

@@ -129,11 +129,23 @@ def located_class(question: str) -> str | None:
     return dense_class_of(question) if _WHERE_RE.search(question or "") else None
 
 
+# "does this picture contain trees?", "is there any water?", "can you see buildings?": whether a class is there
+_PRESENT_RE = re.compile(r"^\s*(is there|are there|(does|do) (this|the|these) (image|picture|photo|scene|area|tile)s? "
+                         r"(contain|have|show|include|hold)|(can|do) (you|we|i) see)\b|\b(visible|present)\s*\??\s*$",
+                         re.I)
+
+
+def present_class(question: str) -> str | None:
+    """The dense class a yes-or-no question asks the presence of ('does this picture contain trees?' → vegetation),
+    else None."""
+    return dense_class_of(question) if _PRESENT_RE.search(question or "") else None
+
+
 def measured_question(question: str) -> tuple[str, str | None] | None:
     """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
-    learned these: ("count" | "cover" | "size" | "where", class) or ("gsd", None); None otherwise."""
+    learned these: ("count" | "cover" | "size" | "where" | "presence", class) or ("gsd", None); None otherwise."""
     for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class),
-                        ("where", located_class)):
+                        ("where", located_class), ("presence", present_class)):
         if (name := named(question)) is not None:
             return kind, name
     return ("gsd", None) if asks_gsd(question) else None

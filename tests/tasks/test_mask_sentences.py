@@ -1,9 +1,9 @@
-"""Sentences written from a class mask: where in the image a class lies (ninths of its valid part) and where one
-boxed instance is."""
+"""Sentences written from a class mask: where in the image a class lies (ninths of its valid part), where one
+boxed instance is, and whether a class is there."""
 
 import numpy as np
 
-from rsapp.tasks.mask_sentences import where_box_is, where_in_image
+from rsapp.tasks.mask_sentences import PRESENT_MIN_SHARE, presence, where_box_is, where_in_image
 
 
 def _valid(shape=(90, 90)) -> np.ndarray:
@@ -45,3 +45,16 @@ def test_thirds_are_of_the_image_not_of_its_black_frame():
     assert where_box_is((35, 16, 55, 30), valid) == "the top"
     assert where_box_is((0, 60, 20, 74), valid) == "the bottom left"
     assert where_box_is((35, 40, 55, 50), valid) == "the centre"
+
+
+def test_a_class_is_there_when_it_covers_more_than_a_trace_of_the_picture():
+    valid = np.zeros((100, 100), bool)
+    valid[:, :50] = True  # half the chip is frame: shares are of the picture
+    mask = np.zeros((100, 100), np.uint8)
+    mask[:3, :10] = 1  # 30 px: 0.6 % of the picture's 5,000, 0.3 % of the chip
+    assert 30 / 5000 > PRESENT_MIN_SHARE > 30 / 10000
+    assert presence(mask, "vegetation", valid, 1.0) == "yes: 0.6 % of the area is vegetation (3e-05 km²)"
+    mask[:3, :10], mask[0, :10] = 0, 1  # 10 px: 0.2 %
+    assert presence(mask, "vegetation", valid, None) == (
+        "no: 0.2 % of the area is vegetation, too little to say there is vegetation")
+    assert presence(np.zeros((100, 100), np.uint8), "water", valid, 1.0) == "no water found"

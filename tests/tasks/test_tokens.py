@@ -103,6 +103,19 @@ def test_a_question_about_where_a_class_lies_names_its_class(question, located):
     assert located_class(question) == located
 
 
+@pytest.mark.parametrize("question,present", [
+    ("Does this picture contain trees?", "vegetation"), ("is there any water?", "water"),
+    ("are there buildings in this image?", "building"), ("can you see boats?", "ship"),
+    ("are cars visible?", "car"), ("does this picture contain an airplane?", None), ("is there any change?", None),
+    ("what is the main road made of?", None),
+])
+def test_a_question_about_whether_a_class_is_there_names_its_class(question, present):
+    from rsapp.tasks.vocabulary import measured_question, present_class
+
+    assert present_class(question) == present
+    assert measured_question(question) == (("presence", present) if present else None)
+
+
 @pytest.mark.parametrize("question,asks", [
     ("what is the resolution of this image?", True), ("what's the GSD?", True), ("how many metres per pixel?", True),
     ("what is the pixel size?", True), ("how many houses are there?", False), ("is this a high street?", False),
