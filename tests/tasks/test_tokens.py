@@ -27,6 +27,7 @@ def test_change_tokens_take_two_images():
     ("segment the roads", 1, "[SEG]"),
     ("describe this image", 1, "[CAP]"),
     ("what kind of scene is this?", 1, "[CLS]"),
+    ("What is the theme of this picture?", 1, "[CLS]"),
     ("find the largest pond", 1, "[VG]"),
     ("where is the stadium?", 1, "[VG]"),
     ("show me the streets", 1, "[SEG]"),  # an area class, all of it: its mask, not a box per fragment
@@ -40,6 +41,15 @@ def test_change_tokens_take_two_images():
 def test_router_infers_a_token_without_one(prompt, n, token):
     r = route(prompt, n_images=n)
     assert r.token == token and r.inferred and r.expert == TASKS[token].expert
+
+
+@pytest.mark.parametrize("prompt,token", [
+    ("[VQA] what is the theme of this picture?", "[CLS]"), ("[VQA] what kind of area is this?", "[CLS]"),
+    ("[VQA] how many houses are there?", "[VQA]"), ("[VQA] what is the main road made of?", "[VQA]"),
+])
+def test_a_vqa_question_asking_what_the_scene_is_is_answered_as_cls(prompt, token):
+    r = route(prompt)
+    assert r.token == token and not r.inferred and r.question == prompt[6:]
 
 
 def test_forced_token_overrides_the_prompt():
