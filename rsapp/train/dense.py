@@ -1,6 +1,6 @@
-"""The mask head: the dense head refitted on the frozen tower: the real land-cover sets' labels, and UC Merced scenes whose class
-rules dense classes out (rsapp.data.real_sets.SCENE_RULES_OUT: a forest holds no building, a dense residential
-block no bare land), labelled absent on every pixel. BCE + Dice over labelled pixels, as stage A.
+"""The mask head: the dense head refitted on the frozen tower with the real land-cover sets' labels and UC Merced
+scenes whose class rules dense classes out (rsapp.data.real_sets.SCENE_RULES_OUT: a forest holds no building, a
+dense residential block no bare land), labelled absent on every pixel. BCE + Dice over labelled pixels, as stage A.
 
 Stage A's head had seen only the land-cover sets' own collections; on UC Merced's USGS orthophotos it painted roofs,
 lawns and tarmac as bare land and grass as water. The refit is a second head beside the dense head (the release's
