@@ -41,13 +41,14 @@ PRESENT_MIN_SHARE = 0.005
 
 
 def presence(mask: np.ndarray, label: str, valid: np.ndarray, gsd_m: float | None) -> str:
-    """'yes: 12.3 % of the area is vegetation (0.031 km²)', or 'no: …' with what little was found: the answer to
-    whether a class is there."""
+    """'yes: 12.3 % of the area is vegetation (0.031 km²)', or 'no: …' with what little was found (a small pool is
+    less than the share): the answer to whether a class is there."""
     share = int((mask > 0).sum()) / max(int(valid.sum()), 1)
     if share > PRESENT_MIN_SHARE:
         return f"yes: {share_of_area(mask, label, valid, gsd_m)}"
-    return f"no: {share_of_area(mask, label, valid, gsd_m)}, too little to say there is {label}" if share else \
-        f"no {label} found"
+    if not share:
+        return f"no {label} found"
+    return f"no: {share_of_area(mask, label, valid, gsd_m)}, below the {100 * PRESENT_MIN_SHARE:g} % that counts as there"
 
 
 # A ninth of the image holds a class when the class covers at least this share of it, and at least this fraction

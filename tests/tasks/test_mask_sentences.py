@@ -56,5 +56,5 @@ def test_a_class_is_there_when_it_covers_more_than_a_trace_of_the_picture():
     assert presence(mask, "vegetation", valid, 1.0) == "yes: 0.6 % of the area is vegetation (3e-05 km²)"
     mask[:3, :10], mask[0, :10] = 0, 1  # 10 px: 0.2 %
     assert presence(mask, "vegetation", valid, None) == (
-        "no: 0.2 % of the area is vegetation, too little to say there is vegetation")
+        "no: 0.2 % of the area is vegetation, below the 0.5 % that counts as there")
     assert presence(np.zeros((100, 100), np.uint8), "water", valid, 1.0) == "no water found"
