@@ -83,7 +83,11 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --dense runs/v2d --mask-share 0.5 "
               "--out runs/rsapp-v2d",
               "PYTHONPATH=. python tools/choose_thresholds.py runs/rsapp-v2d --views 4",
-              "cp runs/rsapp-v2d/model.safetensors runs/rsapp-v2d/config.json weights/rsapp-v2/", "```", ""]
+              "cp runs/rsapp-v2d/model.safetensors runs/rsapp-v2d/config.json weights/rsapp-v2/",
+              "python -m rsapp train dense --run configs/runs/v2_dense2.json --out runs/v2d6  # its water, refitted",
+              "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --dense runs/v2d6 --mask-share 0.5 "
+              "--out runs/rsapp-v2d6",
+              "cp runs/rsapp-v2d6/model.safetensors weights/rsapp-v2/", "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

@@ -400,16 +400,31 @@ def cover_scenes(rasters: list[Raster], size: int = 256, stride: int = 128) -> l
 # Dense classes a UC Merced scene class rules out anywhere in its scenes (a forest holds no building; a parking lot,
 # a dense residential block or a harbour no bare land). Stage A never saw these collections' fields, shrubland or
 # lawns, and painted them: on held-out UC Merced scenes 60 % of a dense residential block was "bare land" and 51 % of
-# a baseball diamond "water". Asphalt scenes do not rule out water: dark, flat water looks like asphalt, and ruling it
-# out there took even the dark ponds away (docs/EXPERIMENTS.md, the dense head refitted).
+# a baseball diamond "water". Asphalt scenes (an airport, a freeway, a parking lot) rule water out only beside scenes
+# that hold water (SCENE_HOLDS): alone, that took even the dark ponds away (docs/EXPERIMENTS.md, the dense head
+# refitted).
 SCENE_RULES_OUT = {
     "agricultural": ("building", "water", "car", "ship"), "chaparral": ("building", "water", "road", "car", "ship"),
-    "forest": ("building", "car", "ship"), "baseball diamond": ("water", "ship"), "airplane": ("ship",),
-    "runway": ("ship",), "freeway": ("ship",), "intersection": ("ship",), "overpass": ("ship",),
-    "parking lot": ("ship", "bare land"), "dense residential": ("ship", "bare land"), "buildings": ("ship", "bare land"),
+    "forest": ("building", "car", "ship"), "baseball diamond": ("water", "ship"), "airplane": ("water", "ship"),
+    "runway": ("water", "ship"), "freeway": ("water", "ship"), "intersection": ("water", "ship"),
+    "overpass": ("water", "ship"), "parking lot": ("water", "ship", "bare land"),
+    "dense residential": ("ship", "bare land"), "buildings": ("ship", "bare land"),
     "medium residential": ("ship",), "mobile home park": ("ship",), "sparse residential": ("ship",),
     "tennis court": ("ship",), "harbor": ("vegetation", "bare land"),
 }
+
+
+# Dense classes a UC Merced scene class holds somewhere in every one of its scenes (a river, a harbour and a beach
+# hold water): the scene says the class is there, not where (rsapp.train.dense pushes the scene's most likely pixels
+# of it). Stage A learned water from Dubai's dark sea and creeks and missed the greener, greyer water of UC Merced.
+SCENE_HOLDS = {"river": ("water",), "harbor": ("water",), "beach": ("water",)}
+
+
+def holding_scenes(rasters: list[Raster]) -> list[Raster]:
+    """The scenes of `rasters` whose class holds dense classes (SCENE_HOLDS), set "holds:<class>" (each scene class
+    weighs the same), with those classes as `known`."""
+    return [replace(r, set=f"holds:{r.scene}", known=SCENE_HOLDS[r.scene]) for r in rasters
+            if r.dense is None and r.scene in SCENE_HOLDS]
 
 
 def ruled_out_scenes(rasters: list[Raster]) -> list[Raster]:

@@ -1,6 +1,8 @@
 """The mask head: the dense head refitted on the frozen tower with the real land-cover sets' labels and UC Merced
 scenes whose class rules dense classes out (rsapp.data.real_sets.SCENE_RULES_OUT: a forest holds no building, a
-dense residential block no bare land), labelled absent on every pixel. BCE + Dice over labelled pixels, as stage A.
+dense residential block no bare land), labelled absent on every pixel. BCE + Dice over labelled pixels, as stage A;
+with present_per_step, also UC Merced scenes whose class holds a dense class somewhere (SCENE_HOLDS: a river holds
+water), whose most likely pixels of it are pushed to it (multiple-instance: the scene says it is there, not where).
 
 Stage A's head had seen only the land-cover sets' own collections; on UC Merced's USGS orthophotos it painted roofs,
 lawns and tarmac as bare land and grass as water. The refit is a second head beside the dense head (the release's
@@ -9,7 +11,12 @@ it because the tag the language model reads is of its maps, and so does the towe
 do not move. tools/ship_model.py grafts the mask head into the release with the share of it pixel answers read
 (VisionConfig.mask_head_share); tools/choose_thresholds.py then chooses the thresholds again.
 
+With only_classes, a refit learns those classes alone: either only their rows of the head's 1×1 read-out (every
+other class's map stays exactly), or, with anchor, the whole head, the other classes' maps held to the starting
+head's by a BCE (the release's water was refitted so, v2_dense2.json).
+
     python -m rsapp train dense --run configs/runs/v2_dense.json --out runs/v2d
+    python -m rsapp train dense --run configs/runs/v2_dense2.json --out runs/v2d6  # water, from the release
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsapp.data.real_sets import ruled_out_scenes, split
+from rsapp.data.real_chips import scene_chip
+from rsapp.data.real_sets import DENSE_INDEX, holding_scenes, ruled_out_scenes, split
 from rsapp.train import fit_head, read_run, start_run, vision_model
-from rsapp.train.batch import Batch, add_dense
-from rsapp.train.losses import pixel_loss
+from rsapp.train.batch import Batch, add_dense, pick, to_tensor
+from rsapp.train.losses import pixel_loss, present_loss
 
 
 @dataclass
@@ -34,6 +42,11 @@ class DenseRun:
     steps: int = 2000
     chips_per_step: int = 12  # from the land-cover sets (set-balanced)
     ruled_out_per_step: int = 4  # UC Merced scenes whose class rules dense classes out (class-balanced)
+    present_per_step: int = 0  # UC Merced scenes whose class holds a dense class somewhere (class-balanced)
+    present_top: float = 0.05  # the share of such a scene's pixels pushed to the class it holds
+    only_classes: tuple[str, ...] = ()  # fit only these classes' output rows (the rest of the head stays exactly)
+    anchor: float = 0.0  # with only_classes: the whole head learns those classes, and the other classes' maps are
+    # held to the starting head's by a BCE of this weight, instead of freezing all but those rows
     chip: int = 256
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -46,9 +59,34 @@ def train_dense(run: DenseRun, out: Path) -> Path:
     if not hasattr(model, "mask_head"):
         model.mask_head = copy.deepcopy(model.dense_head)
     classes = len(model.cfg.dense_classes)
+    head, start = model.mask_head, None
+    rows = torch.ones(classes)
+    if run.only_classes:
+        rows = torch.zeros(classes)
+        rows[[model.cfg.dense_classes.index(c) for c in run.only_classes]] = 1
+    if run.only_classes and run.anchor:
+        start = copy.deepcopy(model.mask_head).eval().requires_grad_(False)
+    elif run.only_classes:  # only the classes' rows of the 1×1 read-out learn: every other class's map stays as it was
+        if run.weight_decay:
+            raise ValueError("only_classes needs weight_decay 0 (decay would move the other rows)")
+        head = model.mask_head.out
+        model.mask_head.decoder.requires_grad_(False)
+        head.weight.register_hook(lambda g: g * rows[:, None, None, None])
+        head.bias.register_hook(lambda g: g * rows)
+    others = rows == 0
+
+    def read(levels) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's logits, and the anchor loss holding the other classes to the starting head's (0 without)."""
+        raw = model.mask_head(levels)
+        if start is None:
+            return raw, raw.new_zeros(())
+        with torch.no_grad():
+            ref = torch.sigmoid(start(levels)[:, others])
+        return raw, run.anchor * F.binary_cross_entropy_with_logits(raw[:, others], ref)
     train = split(held_out=False)
     labelled = [r for r in train if r.dense is not None]
     ruled_out = ruled_out_scenes(train)
+    holding = holding_scenes(train)
 
     def loss_of_step() -> torch.Tensor:
         batch = Batch()
@@ -57,12 +95,20 @@ def train_dense(run: DenseRun, out: Path) -> Path:
             add_dense(batch, ruled_out, run.ruled_out_per_step, run.chip, classes, rng)
         with torch.no_grad():
             levels = model.tower.pyramid(batch.pixels())
-        logits = F.interpolate(model.mask_head(levels), size=(run.chip, run.chip), mode="bilinear",
-                               align_corners=False)
-        return pixel_loss(logits, torch.from_numpy(np.stack(batch.dense_targets)),
-                          torch.from_numpy(np.stack(batch.dense_weights)))
+        raw, loss = read(levels)
+        logits = F.interpolate(raw, size=(run.chip, run.chip), mode="bilinear", align_corners=False)
+        weights = torch.from_numpy(np.stack(batch.dense_weights)) * rows[:, None, None]  # the classes that learn
+        loss = loss + pixel_loss(logits, torch.from_numpy(np.stack(batch.dense_targets)), weights)
+        if run.present_per_step:
+            scenes = [pick(holding, rng) for _ in range(run.present_per_step)]
+            with torch.no_grad():
+                levels = model.tower.pyramid(to_tensor([scene_chip(r, rng, run.chip)[0] for r in scenes]))
+            held = [tuple(DENSE_INDEX[name] for name in r.known) for r in scenes]
+            raw, anchored = read(levels)
+            loss = loss + anchored + present_loss(raw, held, run.present_top)
+        return loss
 
-    return fit_head(model, model.mask_head, run, out, "dense", loss_of_step)
+    return fit_head(model, head, run, out, "dense", loss_of_step)
 
 
 if __name__ == "__main__":  # python -m rsapp.train.dense RUN.json OUT_DIR

@@ -24,6 +24,15 @@ def pixel_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor)
     return bce / weight.sum().clamp(min=1) + dice(torch.sigmoid(logits), target, weight)
 
 
+def present_loss(logits: torch.Tensor, classes: list[tuple[int, ...]], top_share: float) -> torch.Tensor:
+    """Multiple-instance BCE for chips known to hold classes somewhere: for chip i and each class of classes[i], its
+    top_share most likely pixels are pushed to that class (logits (B, K, H, W)); the rest are left alone."""
+    k = max(1, int(top_share * logits.shape[-2] * logits.shape[-1]))
+    tops = [logits[i, c].flatten().topk(k).values for i, cs in enumerate(classes) for c in cs]
+    top = torch.cat(tops)
+    return F.binary_cross_entropy_with_logits(top, torch.ones_like(top))
+
+
 def change_loss(logits: torch.Tensor, targets: list[np.ndarray]) -> torch.Tensor:
     """Change logits (B, h, w) at any stride against (H, W) targets: 1 changed, 0 not, IGNORE unlabelled."""
     t = torch.from_numpy(np.stack(targets)).long()

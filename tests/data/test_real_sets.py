@@ -248,6 +248,16 @@ def test_a_crop_mostly_of_one_cover_is_a_land_cover_scene_of_its_split():
     assert cover_scenes([r]) == []
 
 
+def test_a_river_harbour_or_beach_scene_holds_water_and_says_nothing_else(rasters):
+    from rsapp.data.real_sets import SCENE_HOLDS, SCENE_RULES_OUT, holding_scenes
+
+    train = [r for r in rasters if not r.held_out]
+    scenes = holding_scenes(train)
+    assert {s.scene for s in scenes} == {"river", "harbor", "beach"} and all(s.known == ("water",) for s in scenes)
+    assert len(scenes) == 3 * 60 and all(not s.held_out and s.dense is None for s in scenes)
+    assert all(not set(held) & set(SCENE_RULES_OUT.get(scene, ())) for scene, held in SCENE_HOLDS.items())
+
+
 def test_a_scene_whose_class_rules_classes_out_labels_them_absent_everywhere_and_nothing_else(rasters):
     from rsapp.data.real_sets import SCENE_RULES_OUT, ruled_out_scenes
     from rsapp.tasks.vocabulary import DENSE_CLASSES, SCENE_CLASSES

@@ -83,6 +83,24 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
                               lr=0.0), tmp_path / "d2")
     again = load_file(str(d2 / "vision.safetensors"))
     assert all(torch.equal(again[f"mask_head.{k}"], grafted[k]) for k in grafted)
+    # refitted for water alone, with scenes that hold water somewhere: only the water row of its read-out moves
+    d3 = train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=2, chips_per_step=1, ruled_out_per_step=1,
+                              present_per_step=2, only_classes=("water",), lr=0.05, weight_decay=0.0), tmp_path / "d3")
+    water = load_file(str(d3 / "vision.safetensors"))
+    w = release.cfg.vision.dense_classes.index("water")
+    for k in grafted:
+        moved = water[f"mask_head.{k}"] != grafted[k]
+        if k.startswith("out."):
+            assert moved[w].any() and not moved[:w].any() and not moved[w + 1:].any(), k
+        else:
+            assert not moved.any(), k
+    # with an anchor the whole head learns water (the decoder too), the other classes held to their maps by a loss
+    d5 = train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=2, chips_per_step=1, ruled_out_per_step=1,
+                              present_per_step=1, only_classes=("water",), anchor=5.0, lr=0.05), tmp_path / "d5")
+    anchored = load_file(str(d5 / "vision.safetensors"))
+    assert any(not torch.equal(anchored[f"mask_head.{k}"], grafted[k]) for k in grafted if k.startswith("decoder."))
+    with pytest.raises(ValueError, match="weight_decay"):
+        train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=1, only_classes=("water",)), tmp_path / "d4")
 
 def _other_tower(tmp_path, a):
     """A copy of run `a` whose tower differs in one tensor."""
