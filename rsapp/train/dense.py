@@ -83,6 +83,7 @@ def train_dense(run: DenseRun, out: Path) -> Path:
         with torch.no_grad():
             ref = torch.sigmoid(start(levels)[:, others])
         return raw, run.anchor * F.binary_cross_entropy_with_logits(raw[:, others], ref)
+
     train = split(held_out=False)
     labelled = [r for r in train if r.dense is not None]
     ruled_out = ruled_out_scenes(train)
