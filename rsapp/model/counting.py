@@ -27,7 +27,7 @@ CORE_THRESHOLD = 0.4
 MIN_SEED_M2 = 8.0
 # Classes that form networks, which the mask breaks wherever a tree, a shadow or a car lies over them: (gap in m
 # that still joins two pieces into one, smallest piece in m² that counts, a driveway's stub being less). Counted
-# as mask regions, the Las Vegas sample's street was 33 roads; bridged this way it is 5 (3 with stage A's dense head
+# as mask regions, the Las Vegas sample's street was 33 roads; bridged this way it is 4 (3 with stage A's dense head
 # alone; its labels hold 3).
 NETWORK_CLASSES = {"road": (4.0, 100.0)}
 

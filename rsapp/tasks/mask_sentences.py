@@ -48,7 +48,8 @@ def presence(mask: np.ndarray, label: str, valid: np.ndarray, gsd_m: float | Non
         return f"yes: {share_of_area(mask, label, valid, gsd_m)}"
     if not share:
         return f"no {label} found"
-    return f"no: {share_of_area(mask, label, valid, gsd_m)}, below the {100 * PRESENT_MIN_SHARE:g} % that counts as there"
+    found = share_of_area(mask, label, valid, gsd_m)
+    return f"no: {found}, below the {100 * PRESENT_MIN_SHARE:g} % that counts as there"
 
 
 # A ninth of the image holds a class when the class covers at least this share of it, and at least this fraction
