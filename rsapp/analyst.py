@@ -19,13 +19,14 @@ from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import mask_summary, presence, share_of_area, where_box_is, where_in_image
-from rsapp.tasks.tokens import Route, route
+from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
-                                    selection_of)
+                                    scene_verdict, selection_of)
 
-# What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question)
+# What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
+# "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
 MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
-                   "gsd": "gsd"}
+                   "gsd": "gsd", "scene": "text"}
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -134,7 +135,7 @@ class Analyst:
         AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
         side = native_side(scenes[0], aoi, window)
         pixels = len(scenes) == 2 or r.task.output in ("mask", "boxes") or (
-            measured is not None and measured[0] != "gsd")
+            measured is not None and MEASURED_OUTPUT[measured[0]] in ("mask", "boxes", "count"))
         native = r.token != "[REF]" and side > size and (detail or (pixels and side <= AUTO_NATIVE_PX))
         if native and side > DETAIL_MAX_PX:
             raise RsappError(f"the area is {side} px across, more than the {DETAIL_MAX_PX} px detail limit: "
@@ -178,6 +179,9 @@ class Analyst:
                 boxes, _ = text_to_boxes(question, chip_px)
                 box = boxes[0] if boxes else None
             return Request(r.token, question, r.expert, "region", box_px=box)
+        if measured is not None and measured[0] == "scene":  # the scene's label, read as [CLS] reads it
+            return Request("[CLS]", "", TASKS["[CLS]"].expert, "text", labels=self.runtime.config.vision.scene_labels,
+                           log10_gsd=log10_gsd)
         if measured is not None:  # a count or a size of the instances, a class mask's share or place, the GSD
             kind, name = measured
             select = selection_of(question)  # a size is the largest instance's unless the question picks another
@@ -219,6 +223,8 @@ class Analyst:
             answer.raw_text = answer.text
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
+        elif measured is not None and measured[0] == "scene":
+            answer.text = scene_verdict(measured[1], gen.text)
         elif gen.mask is not None:
             mask = gen.mask
             mask[~valid] = 0

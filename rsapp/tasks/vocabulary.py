@@ -141,11 +141,83 @@ def present_class(question: str) -> str | None:
     return dense_class_of(question) if _PRESENT_RE.search(question or "") else None
 
 
+# Kinds of scene a person asks about ("is this an airport?"), first match wins (the narrower words come first), each
+# with the [CLS] labels it is true of: an airport is an airplane or a runway scene, a residential area any of four.
+_RESIDENTIAL = ("dense residential", "medium residential", "sparse residential", "mobile home park")
+_SCENE_KINDS = (
+    ("dense residential area", r"dense(?:ly)?[- ](?:residential|populated|built|housing)", ("dense residential",)),
+    ("medium residential area", r"medium[- ](?:density[- ])?residential", ("medium residential",)),
+    ("sparse residential area", r"sparse(?:ly)?[- ](?:residential|populated|built|housing)|rural residential",
+     ("sparse residential",)),
+    ("mobile home park", r"mobile[- ]homes?|trailer (?:park|home)s?|caravan (?:park|site)s?", ("mobile home park",)),
+    ("residential area", r"residential|houses?|homes?|housing|neighbou?rhoods?|suburb\w*", _RESIDENTIAL),
+    ("runway", r"runways?|air ?strips?|landing strips?", ("runway",)),
+    ("airport", r"air ?ports?|air ?fields?|aerodromes?|air ?planes?|aircraft|planes?|jets?", ("airplane", "runway")),
+    ("baseball diamond", r"baseball\w*|ball ?(?:park|field)s?", ("baseball diamond",)),
+    ("golf course", r"golf\w*", ("golf course",)),
+    ("tennis court", r"tennis\w*", ("tennis court",)),
+    ("farmland", r"farm\w*|agricultur\w*|crop ?lands?|crops?|fields?|arable", ("agricultural",)),
+    ("beach", r"beach(?:es)?|coast\w*|shore\w*|seaside", ("beach",)),
+    ("commercial area", r"commercial|downtown|city cent(?:re|er)s?|offices?|business district", ("buildings",)),
+    ("shrubland", r"chaparral|shrub\w*|scrub\w*|bush\w*", ("chaparral",)),
+    ("forest", r"forest\w*|woods?|wooded|woodlands?", ("forest",)),
+    ("harbor", r"harbou?rs?|ports?|marinas?|docks?|piers?", ("harbor",)),
+    ("intersection", r"intersections?|crossroads?|junctions?|crossings?", ("intersection",)),
+    ("overpass", r"overpass\w*|interchanges?|flyovers?|bridges?", ("overpass",)),
+    ("highway", r"highways?|freeways?|motorways?|expressways?|interstates?", ("freeway", "overpass")),
+    ("road", r"roads?|streets?", ("freeway", "intersection", "overpass")),
+    ("parking lot", r"parking\w*|car ?parks?", ("parking lot",)),
+    ("river", r"rivers?|streams?|creeks?|canals?", ("river",)),
+    ("storage tanks", r"storage|tanks?|oil (?:depot|terminal|farm)s?|tank farms?|refiner\w*", ("storage tanks",)),
+    ("bare land", r"bare|barren|deserts?", ("bare land",)),
+    ("water", r"water|lakes?|ponds?|reservoirs?|sea|ocean", ("water", "river", "harbor")),
+    ("urban area", r"urban|city|town|built[- ]?up", ("buildings", "dense residential", "medium residential",
+                                                       "mobile home park", "parking lot", "intersection", "freeway",
+                                                       "overpass", "storage tanks", "tennis court")),
+)
+_SCENE_KIND_RE = [(kind, re.compile(rf"\b(?:{words})\b", re.I), labels) for kind, words, labels in _SCENE_KINDS]
+SCENE_KIND_LABELS = {kind: labels for kind, _, labels in _SCENE_KINDS}
+# How a person says each [CLS] label in a sentence.
+SCENE_PHRASES = {
+    "agricultural": "farmland", "airplane": "an airport with parked aircraft", "baseball diamond": "a baseball diamond",
+    "beach": "a beach", "buildings": "a commercial area of large buildings", "chaparral": "chaparral (shrubland)",
+    "dense residential": "a dense residential area", "forest": "a forest", "freeway": "a freeway",
+    "golf course": "a golf course", "harbor": "a harbor", "intersection": "a road intersection",
+    "medium residential": "a medium-density residential area", "mobile home park": "a mobile home park",
+    "overpass": "an overpass", "parking lot": "a parking lot", "river": "a river", "runway": "an airport runway",
+    "sparse residential": "a sparse residential area", "storage tanks": "storage tanks", "tennis court": "a tennis court",
+    "bare land": "bare land", "water": "open water",
+}
+# "is this an airport?", "is the area forested?", "does this image look like farmland?": what the scene is
+_IDENTITY_RE = re.compile(r"^\s*(is|isn'?t|is not)\s+(this|it|that|the (image|picture|photo|scene|area|place|region|"
+                          r"tile|view))\b|^\s*(does|do)\s+(this|it|the (image|picture|photo|scene|area|place))\s*"
+                          r"(\w+\s+)?(look like|depict|show)\b|^\s*(are we|am i) (looking at|over)\b",
+                          re.I)
+
+
+def asked_scene(question: str) -> str | None:
+    """The kind of scene a yes-or-no question asks whether the image is ('is this an airport?' → 'airport', 'is the
+    area forested?' → 'forest'), else None; 'does it contain trees?' asks a dense class's presence, not this."""
+    if not _IDENTITY_RE.search(question or ""):
+        return None
+    hits = [(m.start(), i, kind) for i, (kind, rx, _) in enumerate(_SCENE_KIND_RE) if (m := rx.search(question))]
+    return min(hits, key=lambda h: (h[1], h[0]))[2] if hits else None
+
+
+def scene_verdict(kind: str, label: str) -> str:
+    """The answer to 'is this a <kind>?' when [CLS] reads the scene as label: 'yes: a forest', 'no: it looks like a
+    golf course'."""
+    said = SCENE_PHRASES.get(label, label)
+    return f"yes: {said}" if label in SCENE_KIND_LABELS[kind] else f"no: it looks like {said}"
+
+
 def measured_question(question: str) -> tuple[str, str | None] | None:
     """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
-    learned these: ("count" | "cover" | "size" | "where" | "presence", class) or ("gsd", None); None otherwise."""
+    learned these: ("count" | "cover" | "size" | "where" | "presence", class), ("scene", kind of scene asked) or
+    ("gsd", None); None otherwise. A dense class's presence comes before the scene: 'does it contain trees?' asks
+    for vegetation, 'is this a forest?' what the scene is."""
     for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class),
-                        ("where", located_class), ("presence", present_class)):
+                        ("where", located_class), ("presence", present_class), ("scene", asked_scene)):
         if (name := named(question)) is not None:
             return kind, name
     return ("gsd", None) if asks_gsd(question) else None

@@ -126,6 +126,37 @@ def test_a_question_about_whether_a_class_is_there_names_its_class(question, pre
     assert measured_question(question) == (("presence", present) if present else None)
 
 
+@pytest.mark.parametrize("question,kind", [
+    ("is this a forest?", "forest"), ("is this area forested?", "forest"), ("Is this an airport?", "airport"),
+    ("is the area a residential area?", "residential area"), ("is it a dense residential area?",
+                                                              "dense residential area"),
+    ("is this a baseball field?", "baseball diamond"), ("does this image look like farmland?", "farmland"),
+    ("isn't this a harbour?", "harbor"), ("are we looking at a trailer park?", "mobile home park"),
+    ("does this picture show an airport?", "airport"), ("is this road a highway?", "highway"),
+    ("is this an oil depot?", "storage tanks"),
+    # a dense class's presence, another measured question, or no kind of scene the labels have: not this
+    ("does this picture show a river?", None), ("Does this picture contain trees?", None),
+    ("does this picture contain an airplane?", None), ("is there a forest?", None), ("is this picture blurry?", None),
+    ("is this an industrial area?", None), ("what kind of scene is this?", None),
+])
+def test_a_question_about_what_the_scene_is_names_the_kind_asked(question, kind):
+    from rsapp.tasks.vocabulary import SCENE_KIND_LABELS, SCENE_LABELS, measured_question
+
+    got = measured_question(question)
+    assert (got[1] if got and got[0] == "scene" else None) == kind
+    if kind is not None:
+        assert set(SCENE_KIND_LABELS[kind]) <= set(SCENE_LABELS)
+
+
+def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_scene_otherwise():
+    from rsapp.tasks.vocabulary import scene_verdict
+
+    assert scene_verdict("airport", "runway") == "yes: an airport runway"
+    assert scene_verdict("airport", "airplane").startswith("yes")
+    assert scene_verdict("residential area", "sparse residential") == "yes: a sparse residential area"
+    assert scene_verdict("forest", "golf course") == "no: it looks like a golf course"
+
+
 @pytest.mark.parametrize("question,asks", [
     ("what is the resolution of this image?", True), ("what's the GSD?", True), ("how many metres per pixel?", True),
     ("what is the pixel size?", True), ("how many houses are there?", False), ("is this a high street?", False),
