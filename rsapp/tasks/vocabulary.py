@@ -156,6 +156,7 @@ _SCENE_KINDS = (
     ("baseball diamond", r"baseball\w*|ball ?(?:park|field)s?", ("baseball diamond",)),
     ("golf course", r"golf\w*", ("golf course",)),
     ("tennis court", r"tennis\w*", ("tennis court",)),
+    ("stadium", r"stadiums?|sports? (?:ground|field|centre|center)s?", ()),  # no label (below)
     ("farmland", r"farm\w*|agricultur\w*|crop ?lands?|crops?|fields?|arable", ("agricultural",)),
     ("beach", r"beach(?:es)?|coast\w*|shore\w*|seaside", ("beach",)),
     ("commercial area", r"commercial|downtown|city cent(?:re|er)s?|offices?|business district", ("buildings",)),
@@ -174,6 +175,16 @@ _SCENE_KINDS = (
     ("urban area", r"urban|city|town|built[- ]?up", ("buildings", "dense residential", "medium residential",
                                                        "mobile home park", "parking lot", "intersection", "freeway",
                                                        "overpass", "storage tanks", "tennis court")),
+    # kinds of scene people name that no label here is (no labelled scene of them was held to learn from): the
+    # answer says so and what the scene looks like instead of a yes or no
+    ("grassland", r"grass\w*|meadows?|pastures?|prairies?|savann?ah?s?", ()),
+    ("industrial area", r"industr\w*|factor(?:y|ies)|warehouses?|power (?:plant|station)s?", ()),
+    ("wetland", r"wetlands?|marsh\w*|swamps?", ()),
+    ("mountain", r"mountain\w*|hills?|hilly", ()),
+    ("snow", r"snow\w*|glaciers?|ice", ()),
+    ("railway station", r"rail\w*|train stations?", ()),
+    ("park", r"parks?|playgrounds?|gardens?", ()),
+    ("school", r"schools?|campus(?:es)?|universit(?:y|ies)", ()),
 )
 _SCENE_KIND_RE = [(kind, re.compile(rf"\b(?:{words})\b", re.I), labels) for kind, words, labels in _SCENE_KINDS]
 SCENE_KIND_LABELS = {kind: labels for kind, _, labels in _SCENE_KINDS}
@@ -206,8 +217,10 @@ def asked_scene(question: str) -> str | None:
 
 def scene_verdict(kind: str, label: str) -> str:
     """The answer to 'is this a <kind>?' when [CLS] reads the scene as label: 'yes: a forest', 'no: it looks like a
-    golf course'."""
+    golf course', or for a kind no label is, 'cannot say: the model knows no grassland scenes; it looks like …'."""
     said = SCENE_PHRASES.get(label, label)
+    if not SCENE_KIND_LABELS[kind]:
+        return f"cannot say: the model knows no {kind} scenes; it looks like {said}"
     return f"yes: {said}" if label in SCENE_KIND_LABELS[kind] else f"no: it looks like {said}"
 
 

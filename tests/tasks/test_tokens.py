@@ -133,11 +133,12 @@ def test_a_question_about_whether_a_class_is_there_names_its_class(question, pre
     ("is this a baseball field?", "baseball diamond"), ("does this image look like farmland?", "farmland"),
     ("isn't this a harbour?", "harbor"), ("are we looking at a trailer park?", "mobile home park"),
     ("does this picture show an airport?", "airport"), ("is this road a highway?", "highway"),
-    ("is this an oil depot?", "storage tanks"),
+    ("is this an oil depot?", "storage tanks"), ("is this a sports field?", "stadium"), ("is this a field?", "farmland"),
+    ("is this an industrial area?", "industrial area"), ("is the area grassland?", "grassland"),
     # a dense class's presence, another measured question, or no kind of scene the labels have: not this
     ("does this picture show a river?", None), ("Does this picture contain trees?", None),
     ("does this picture contain an airplane?", None), ("is there a forest?", None), ("is this picture blurry?", None),
-    ("is this an industrial area?", None), ("what kind of scene is this?", None),
+    ("is this a high-resolution image?", None), ("what kind of scene is this?", None),
 ])
 def test_a_question_about_what_the_scene_is_names_the_kind_asked(question, kind):
     from rsapp.tasks.vocabulary import SCENE_KIND_LABELS, SCENE_LABELS, measured_question
@@ -145,7 +146,7 @@ def test_a_question_about_what_the_scene_is_names_the_kind_asked(question, kind)
     got = measured_question(question)
     assert (got[1] if got and got[0] == "scene" else None) == kind
     if kind is not None:
-        assert set(SCENE_KIND_LABELS[kind]) <= set(SCENE_LABELS)
+        assert set(SCENE_KIND_LABELS[kind]) <= set(SCENE_LABELS)  # empty for a kind no label is
 
 
 def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_scene_otherwise():
@@ -155,6 +156,9 @@ def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_sce
     assert scene_verdict("airport", "airplane").startswith("yes")
     assert scene_verdict("residential area", "sparse residential") == "yes: a sparse residential area"
     assert scene_verdict("forest", "golf course") == "no: it looks like a golf course"
+    # a kind no label is: neither yes nor no
+    assert scene_verdict("grassland", "golf course") == ("cannot say: the model knows no grassland scenes; it looks "
+                                                         "like a golf course")
 
 
 @pytest.mark.parametrize("question,asks", [
