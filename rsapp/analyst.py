@@ -18,7 +18,8 @@ from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
-from rsapp.tasks.mask_sentences import mask_summary, presence, share_of_area, where_box_is, where_in_image
+from rsapp.tasks.mask_sentences import (composition, mask_summary, presence, share_of_area, where_box_is,
+                                        where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
                                     scene_verdict, selection_of)
@@ -26,7 +27,7 @@ from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
 MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
-                   "gsd": "gsd", "scene": "text"}
+                   "gsd": "gsd", "scene": "text", "composition": "mask"}
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -120,7 +121,8 @@ class Analyst:
             answer.warnings.append(f"no task token given: used {r.token}")
         self._decode(answer, r, measured, req, chips, gen)
         if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.chip_gsd_m:
-            classes = [req.dense_class] if req.dense_class else [c for c in answer.mask_labels if c != "others"]
+            drawn = np.unique(answer.mask) if answer.mask is not None else ()  # of an all-classes map, those drawn
+            classes = [req.dense_class] if req.dense_class else [answer.mask_labels[i] for i in drawn if i]
             if (warning := beyond_training(classes, answer.chip_gsd_m)) is not None:
                 answer.warnings.append(warning)
         answer.timings_s = {"chip": t_chip - t0, **gen.timings_s, "total": time.perf_counter() - t0}
@@ -237,7 +239,9 @@ class Analyst:
                                            answer.counts)
             elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers, where, or whether
                 label = answer.mask_labels[1]
-                if measured[0] == "where":
+                if measured[0] == "composition":  # every class's share, the all-classes map drawn
+                    answer.text = composition(mask, answer.mask_labels, valid, answer.chip_gsd_m)
+                elif measured[0] == "where":
                     answer.text = where_in_image(mask, label, valid)
                 elif measured[0] == "presence":
                     answer.text = presence(mask, label, valid, answer.chip_gsd_m)

@@ -55,9 +55,14 @@ _DENSE_RE = [(name, re.compile(rf"\b(?:{words})\b", re.I)) for name, words in _D
 AREA_CLASSES = ("road", "vegetation", "bare land")
 
 
+# "land cover" and "land use" name no class (the "land" of "bare land" is not meant)
+_LAND_COVER_RE = re.compile(r"\bland[- ]?(?:cover|use)s?\b", re.I)
+
+
 def dense_class_of(text: str) -> str | None:
     """The dense class a question names ('segment the houses' → building), None when it names none."""
-    hits = [(m.start(), name) for name, rx in _DENSE_RE if (m := rx.search(text or ""))]
+    text = _LAND_COVER_RE.sub(" ", text or "")
+    hits = [(m.start(), name) for name, rx in _DENSE_RE if (m := rx.search(text))]
     return min(hits)[1] if hits else None
 
 
@@ -172,6 +177,8 @@ _SCENE_KINDS = (
     ("storage tanks", r"storage|tanks?|oil (?:depot|terminal|farm)s?|tank farms?|refiner\w*", ("storage tanks",)),
     ("bare land", r"bare|barren|deserts?", ("bare land",)),
     ("water", r"water|lakes?|ponds?|reservoirs?|sea|ocean", ("water", "river", "harbor")),
+    ("rural area", r"rural|country ?side|wild\w*|natural", ("agricultural", "chaparral", "forest", "sparse residential",
+                                                          "river")),
     ("urban area", r"urban|city|town|built[- ]?up", ("buildings", "dense residential", "medium residential",
                                                        "mobile home park", "parking lot", "intersection", "freeway",
                                                        "overpass", "storage tanks", "tennis court")),
@@ -196,8 +203,8 @@ SCENE_PHRASES = {
     "golf course": "a golf course", "harbor": "a harbor", "intersection": "a road intersection",
     "medium residential": "a medium-density residential area", "mobile home park": "a mobile home park",
     "overpass": "an overpass", "parking lot": "a parking lot", "river": "a river", "runway": "an airport runway",
-    "sparse residential": "a sparse residential area", "storage tanks": "storage tanks", "tennis court": "a tennis court",
-    "bare land": "bare land", "water": "open water",
+    "sparse residential": "a sparse residential area", "storage tanks": "storage tanks",
+    "tennis court": "a tennis court", "bare land": "bare land", "water": "open water",
 }
 # "is this an airport?", "is the area forested?", "does this image look like farmland?": what the scene is
 _IDENTITY_RE = re.compile(r"^\s*(is|isn'?t|is not)\s+(this|it|that|the (image|picture|photo|scene|area|place|region|"
@@ -206,31 +213,56 @@ _IDENTITY_RE = re.compile(r"^\s*(is|isn'?t|is not)\s+(this|it|that|the (image|pi
                           re.I)
 
 
+def _scene_kind(text: str) -> str | None:
+    hits = [(i, kind) for i, (kind, rx, _) in enumerate(_SCENE_KIND_RE) if rx.search(text)]
+    return min(hits)[1] if hits else None
+
+
 def asked_scene(question: str) -> str | None:
     """The kind of scene a yes-or-no question asks whether the image is ('is this an airport?' → 'airport', 'is the
-    area forested?' → 'forest'), else None; 'does it contain trees?' asks a dense class's presence, not this."""
+    area forested?' → 'forest'), else None; 'does it contain trees?' asks a dense class's presence, not this. An
+    either-or question asks two ('is this urban or rural?' → 'urban area or rural area')."""
     if not _IDENTITY_RE.search(question or ""):
         return None
-    hits = [(m.start(), i, kind) for i, (kind, rx, _) in enumerate(_SCENE_KIND_RE) if (m := rx.search(question))]
-    return min(hits, key=lambda h: (h[1], h[0]))[2] if hits else None
+    first, _, second = question.partition(" or ")
+    kinds = [k for k in dict.fromkeys((_scene_kind(first), _scene_kind(second))) if k is not None]
+    return " or ".join(kinds) if len(kinds) == 2 else _scene_kind(question)
 
 
 def scene_verdict(kind: str, label: str) -> str:
     """The answer to 'is this a <kind>?' when [CLS] reads the scene as label: 'yes: a forest', 'no: it looks like a
-    golf course', or for a kind no label is, 'cannot say: the model knows no grassland scenes; it looks like …'."""
+    golf course', or for a kind no label is, 'cannot say: the model knows no grassland scenes; it looks like …'. To
+    'is this urban or rural?' the kind that is true: 'urban area: a dense residential area'."""
     said = SCENE_PHRASES.get(label, label)
+    if " or " in kind:
+        true = [k for k in kind.split(" or ") if label in SCENE_KIND_LABELS[k]]
+        return f"{true[0]}: {said}" if true else f"neither: it looks like {said}"
     if not SCENE_KIND_LABELS[kind]:
         return f"cannot say: the model knows no {kind} scenes; it looks like {said}"
     return f"yes: {said}" if label in SCENE_KIND_LABELS[kind] else f"no: it looks like {said}"
 
 
+# "what is the dominant land cover?", "what covers most of the area?": the share of every class, largest first
+_COMPOSITION_RE = re.compile(r"\b((dominant|main|primary|predominant|prevailing|major|most common) (land[- ]?)?"
+                             r"(cover|surface|class)|land[- ]?cover|what covers|(mostly|mainly) (covered|made up)|"
+                             r"composition)\b", re.I)
+
+
+def asks_composition(question: str) -> bool:
+    """'what is the dominant land cover?', 'what is the area mostly covered by?'; a question naming a class asks
+    for that class instead ('how much land cover is water?')."""
+    return bool(_COMPOSITION_RE.search(question or "")) and dense_class_of(question) is None
+
+
 def measured_question(question: str) -> tuple[str, str | None] | None:
     """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
-    learned these: ("count" | "cover" | "size" | "where" | "presence", class), ("scene", kind of scene asked) or
-    ("gsd", None); None otherwise. A dense class's presence comes before the scene: 'does it contain trees?' asks
-    for vegetation, 'is this a forest?' what the scene is."""
+    learned these: ("count" | "cover" | "size" | "where" | "presence", class), ("scene", kind of scene asked),
+    ("composition", None) or ("gsd", None); None otherwise. A dense class's presence comes before the scene: 'does it
+    contain trees?' asks for vegetation, 'is this a forest?' what the scene is."""
     for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class),
                         ("where", located_class), ("presence", present_class), ("scene", asked_scene)):
         if (name := named(question)) is not None:
             return kind, name
+    if asks_composition(question):
+        return "composition", None
     return ("gsd", None) if asks_gsd(question) else None

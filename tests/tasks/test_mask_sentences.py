@@ -1,9 +1,9 @@
 """Sentences written from a class mask: where in the image a class lies (ninths of its valid part), where one
-boxed instance is, and whether a class is there."""
+boxed instance is, whether a class is there, and what covers most of the area."""
 
 import numpy as np
 
-from rsapp.tasks.mask_sentences import PRESENT_MIN_SHARE, presence, where_box_is, where_in_image
+from rsapp.tasks.mask_sentences import PRESENT_MIN_SHARE, composition, presence, where_box_is, where_in_image
 
 
 def _valid(shape=(90, 90)) -> np.ndarray:
@@ -58,3 +58,17 @@ def test_a_class_is_there_when_it_covers_more_than_a_trace_of_the_picture():
     assert presence(mask, "vegetation", valid, None) == (
         "no: 0.2 % of the area is vegetation, below the 0.5 % that counts as there")
     assert presence(np.zeros((100, 100), np.uint8), "water", valid, 1.0) == "no water found"
+
+
+def test_the_composition_names_the_classes_by_share_of_the_picture_largest_first():
+    labels = ["others", "building", "road", "water"]
+    mask = np.zeros((100, 100), np.uint8)
+    mask[:, :60] = 3  # water 60 % of the chip
+    mask[:, 60:90] = 1  # building 30 %
+    mask[0, 90:95] = 2  # road 0.05 %: under the 1 % named
+    valid = _valid((100, 100))
+    said = composition(mask, labels, valid, 2.0)
+    assert said == "mostly water (60.0 % of the area, 0.024 km²), then building 30.0 %"
+    valid[:, 90:] = False  # a frame around the picture is not counted
+    assert composition(mask, labels, valid, None) == "mostly water (66.7 % of the area), then building 33.3 %"
+    assert composition(np.zeros((9, 9), np.uint8), labels, _valid((9, 9)), 1.0).startswith("none of the classes")

@@ -135,6 +135,8 @@ def test_a_question_about_whether_a_class_is_there_names_its_class(question, pre
     ("does this picture show an airport?", "airport"), ("is this road a highway?", "highway"),
     ("is this an oil depot?", "storage tanks"), ("is this a sports field?", "stadium"), ("is this a field?", "farmland"),
     ("is this an industrial area?", "industrial area"), ("is the area grassland?", "grassland"),
+    ("is this urban or rural?", "urban area or rural area"),
+    ("is this a forest or a golf course?", "forest or golf course"),
     # a dense class's presence, another measured question, or no kind of scene the labels have: not this
     ("does this picture show a river?", None), ("Does this picture contain trees?", None),
     ("does this picture contain an airplane?", None), ("is there a forest?", None), ("is this picture blurry?", None),
@@ -146,7 +148,8 @@ def test_a_question_about_what_the_scene_is_names_the_kind_asked(question, kind)
     got = measured_question(question)
     assert (got[1] if got and got[0] == "scene" else None) == kind
     if kind is not None:
-        assert set(SCENE_KIND_LABELS[kind]) <= set(SCENE_LABELS)  # empty for a kind no label is
+        for one in kind.split(" or "):
+            assert set(SCENE_KIND_LABELS[one]) <= set(SCENE_LABELS)  # empty for a kind no label is
 
 
 def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_scene_otherwise():
@@ -156,9 +159,27 @@ def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_sce
     assert scene_verdict("airport", "airplane").startswith("yes")
     assert scene_verdict("residential area", "sparse residential") == "yes: a sparse residential area"
     assert scene_verdict("forest", "golf course") == "no: it looks like a golf course"
+    # either-or: the kind that is true, or neither
+    assert scene_verdict("urban area or rural area", "dense residential") == "urban area: a dense residential area"
+    assert scene_verdict("urban area or rural area", "chaparral") == "rural area: chaparral (shrubland)"
+    assert scene_verdict("forest or golf course", "river") == "neither: it looks like a river"
     # a kind no label is: neither yes nor no
     assert scene_verdict("grassland", "golf course") == ("cannot say: the model knows no grassland scenes; it looks "
                                                          "like a golf course")
+
+
+@pytest.mark.parametrize("question,measured", [
+    ("what is the dominant land cover?", ("composition", None)),
+    ("what covers most of the area?", ("composition", None)),
+    ("what is the area mostly covered by?", ("composition", None)),
+    # "land cover" names no class ("bare land"'s "land" is not meant); a named class is asked for itself
+    ("how much of the land cover is water?", ("cover", "water")), ("what is the dominant cover, trees?", None),
+    ("how much bare land is there?", ("cover", "bare land")), ("what is the main land use?", None),
+])
+def test_a_question_about_what_covers_the_area_is_told_from_one_about_a_class(question, measured):
+    from rsapp.tasks.vocabulary import measured_question
+
+    assert measured_question(question) == measured
 
 
 @pytest.mark.parametrize("question,asks", [
