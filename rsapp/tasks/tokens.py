@@ -42,10 +42,15 @@ _BOX_RE = re.compile(r"\[\s*-?\d+(?:\.\d+)?\s*(?:,\s*-?\d+(?:\.\d+)?\s*){3}\]")
 # 'farmland')
 _SCENE_CUE = re.compile(r"\b(classify|scene class|theme of|what (?:kind|type) of (?:scene|area|place|land)|"
                         r"land[- ]?(?:use|cover) class)\b", re.I)
+# A request to describe the image, however worded: answered as [CAP] even when asked with [VQA] (the language model's
+# [VQA] answer to "what do you see?" was a scene label, "dense residential").
+_DESCRIBE_CUE = re.compile(r"\b(caption|describe|description|summari[sz]e|what (?:do|can) (?:you|we|i) see|"
+                           r"tell me about)\b|\bwhat(?:'s| is| are)(?: shown| visible)? (?:in|on) (?:this|the) "
+                           r"(?:image|picture|photo|scene|tile)\b\s*\??\s*$", re.I)
 # Inference of a token from the wording, checked in this order; first match wins.
 _CUES: list[tuple[str, re.Pattern]] = [
     ("[SEG]", re.compile(r"\b(segment\w*|mask|outline|delineate|map (?:the|all)|pixels? of)\b", re.I)),
-    ("[CAP]", re.compile(r"\b(caption|describe|description|summari[sz]e)\b", re.I)),
+    ("[CAP]", _DESCRIBE_CUE),
     ("[CLS]", _SCENE_CUE),
     ("[VG]", re.compile(r"\b(find|locate|where (?:is|are)|detect|box(?:es)?|ground|point out|show me)\b", re.I)),
 ]
@@ -68,7 +73,8 @@ class Route:
 
 def route(prompt: str, n_images: int = 1, force: str | None = None) -> Route:
     """Pick the task token (forced, written in the prompt, or inferred) and its expert; check the image count. A
-    [VQA] question asking what the scene is goes to [CLS] (the scene head and the language model's label scores)."""
+    [VQA] question asking what the scene is goes to [CLS] (the scene head and the language model's label scores),
+    one asking to describe the image to [CAP]."""
     prompt = (prompt or "").strip()
     if len(prompt) > MAX_PROMPT_CHARS:
         raise RsappError(f"the prompt is {len(prompt):,} characters; ask in at most {MAX_PROMPT_CHARS:,}")
@@ -83,6 +89,8 @@ def route(prompt: str, n_images: int = 1, force: str | None = None) -> Route:
         token = infer_token(question, n_images)
     elif token == "[VQA]" and _SCENE_CUE.search(question):
         token = "[CLS]"
+    elif token == "[VQA]" and _DESCRIBE_CUE.search(question):
+        token = "[CAP]"
     task = TASKS[token]
     expert, images = task.expert, task.images
     if n_images not in images:

@@ -25,7 +25,8 @@ def test_change_tokens_take_two_images():
     ("how many ships are there?", 1, "[VQA]"),
     ("is there a built-up area?", 1, "[VQA]"),
     ("segment the roads", 1, "[SEG]"),
-    ("describe this image", 1, "[CAP]"),
+    ("describe this image", 1, "[CAP]"), ("what do you see?", 1, "[CAP]"), ("What's in this picture?", 1, "[CAP]"),
+    ("tell me about this image", 1, "[CAP]"), ("what is in the top left of the image?", 1, "[VQA]"),
     ("what kind of scene is this?", 1, "[CLS]"),
     ("What is the theme of this picture?", 1, "[CLS]"),
     ("find the largest pond", 1, "[VG]"),
@@ -46,8 +47,9 @@ def test_router_infers_a_token_without_one(prompt, n, token):
 @pytest.mark.parametrize("prompt,token", [
     ("[VQA] what is the theme of this picture?", "[CLS]"), ("[VQA] what kind of area is this?", "[CLS]"),
     ("[VQA] how many houses are there?", "[VQA]"), ("[VQA] what is the main road made of?", "[VQA]"),
+    ("[VQA] what can you see?", "[CAP]"), ("[VQA] describe this scene", "[CAP]"),
 ])
-def test_a_vqa_question_asking_what_the_scene_is_is_answered_as_cls(prompt, token):
+def test_a_vqa_question_asking_what_the_scene_is_or_to_describe_it_goes_to_its_task(prompt, token):
     r = route(prompt)
     assert r.token == token and not r.inferred and r.question == prompt[6:]
 
