@@ -27,6 +27,10 @@ from rsapp.geo.tiles import DEEPEST_ZOOM
 
 STATIC = Path(__file__).resolve().parent / "static"
 LAYER_COLOURS = ["#ff3b30", "#ffcc00", "#34c759", "#00c7ff", "#af52de", "#ff9500", "#ff2d92"]
+# A layer of several dense classes (an all-classes map: "what is the dominant land cover?", an unnamed [SEG]) draws
+# each class in its own colour, the same in every such layer.
+CLASS_COLOURS = {"building": "#ff3b30", "road": "#ffcc00", "vegetation": "#34c759", "water": "#00c7ff",
+                 "bare land": "#c8a165", "car": "#af52de", "ship": "#ff2d92", "change": "#ff9500"}
 AOI_TEXTBOX = "#rsapp-aoi textarea"
 IMAGERY_SHOWN_BUTTON = "#rsapp-imagery-shown"  # clicked by the map page once its first view has drawn
 MAP_HEIGHT_PX = 560

@@ -30,7 +30,7 @@ from rsapp.geo.chips import aoi_window
 from rsapp.geo.tiles import TileSource, build_overviews, needs_overviews
 from rsapp.model.counting import MIN_INSTANCE_M2
 from rsapp.ui import registry
-from rsapp.ui.mapview import LAYER_COLOURS, render_map
+from rsapp.ui.mapview import CLASS_COLOURS, LAYER_COLOURS, render_map
 from rsapp.ui.routes import tile_url
 
 MAX_UPLOAD_MB = int(os.environ.get("RSAPP_MAX_UPLOAD_MB", "1024"))
@@ -67,6 +67,11 @@ class Layer:
 
     def geojson(self, pixel_space: bool) -> dict:
         return to_leaflet_simple(self.collection) if pixel_space else self.collection
+
+    def class_colours(self) -> dict[str, str]:
+        """Each class's colour when the layer draws several classes (one answer's all-classes map), else {}."""
+        labels = {f["properties"].get("label") for f in self.collection["features"]}
+        return {name: CLASS_COLOURS[name] for name in sorted(labels & CLASS_COLOURS.keys())} if len(labels) > 1 else {}
 
     def summary(self) -> str:
         """Counts per label and the geodesic area: "23 buildings, 4,310 m² (0.43 ha)"; a label the model counted
@@ -178,7 +183,8 @@ class Session:
         return {"key": self.view_key, "aoi": self.aoi,
                 "layers": [{"id": str(layer.uid), "name": layer.name, "summary": layer.summary(),
                             "colour": LAYER_COLOURS[(layer.uid - 1) % len(LAYER_COLOURS)],
-                            "geojson": layer.geojson(pixel)} for layer in self.layers]}
+                            "classes": layer.class_colours(), "geojson": layer.geojson(pixel)}
+                           for layer in self.layers]}
 
     # --- AOI ---------------------------------------------------------------------------------------------------
     def aoi_for_model(self):

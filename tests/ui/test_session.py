@@ -120,3 +120,27 @@ def test_the_same_scene_loaded_twice_at_once_keeps_one_map_page(geo_tif):
         list(pool.map(lambda _: s.load([str(geo_tif)]), range(2)))
     assert s.page_id == first and s.map_page(first) is not None
     s.close()
+
+
+def test_a_layer_of_several_classes_colours_each_class_and_a_layer_of_one_does_not(geo_tif):
+    """An all-classes map ("what is the dominant land cover?") is drawn class by class, as its summary counts it."""
+    import numpy as np
+
+    from rsapp.answer import Answer
+    from rsapp.geo import Scene, make_chip
+    from rsapp.ui.mapview import CLASS_COLOURS
+
+    with Scene(geo_tif) as scene:
+        chip = make_chip(scene, None, 64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[4:20, 4:20], mask[30:60, 30:60] = 1, 2
+    s = Session()
+    s.load([str(geo_tif)])
+    for labels in (["others", "building", "water"], ["others", "water", "water"]):
+        s.add(Answer(task="[VQA]", expert=0, text="", raw_text="", prompt="what covers most of the area?",
+                     model="test", sources=[chip.source], transform=chip.transform, crs=chip.crs, chip_size=64,
+                     gsd_m=chip.gsd_m, gsd_source="metadata", mask=mask.copy(), mask_labels=labels))
+    several, one = s.map_payload()["layers"]
+    assert several["classes"] == {"building": CLASS_COLOURS["building"], "water": CLASS_COLOURS["water"]}
+    assert {f["properties"]["label"] for f in several["geojson"]["features"]} == {"building", "water"}
+    assert one["classes"] == {} and one["colour"] != several["colour"]

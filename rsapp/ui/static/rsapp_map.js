@@ -1,5 +1,5 @@
 // rsapp's map page (inside the app's iframe). The page is built once per scene; afterwards the app only sends
-// payloads {key, aoi, layers: [{id, name, colour, summary, geojson}]} to rsappSync, which adds the new answer
+// payloads {key, aoi, layers: [{id, name, colour, classes, summary, geojson}]} to rsappSync, which adds the new answer
 // layers and removes the gone ones (the page never reloads). Drawn shapes go to the app's AOI textbox. Two dates
 // get a before/after swipe: the "after" pane is clipped to the right of the divider.
 (function () {
@@ -21,7 +21,8 @@
     return L.geoJSON(spec.geojson, {
       style: function (f) {
         var box = f.properties && f.properties.kind === 'box';
-        return {color: spec.colour, weight: 2, fillColor: spec.colour, fillOpacity: box ? 0 : 0.35};
+        var colour = (spec.classes && f.properties && spec.classes[f.properties.label]) || spec.colour;
+        return {color: colour, weight: box ? 2 : 1, fillColor: colour, fillOpacity: box ? 0 : 0.35};
       },
       onEachFeature: function (f, layer) {
         var p = f.properties || {};
