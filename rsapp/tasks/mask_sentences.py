@@ -39,8 +39,9 @@ COMPOSITION_MIN_SHARE = 0.01
 
 
 def composition(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: float | None) -> str:
-    """'mostly bare land (62.0 % of the area, 0.041 km²), then water 20.1 %, road 5.3 %': the classes of an
-    all-classes mask by the share they cover, the answer to what the land cover is."""
+    """'mostly bare land (62.0 % of the area, 0.041 km²), then water 20.1 %, road 5.3 %' ('building covers most
+    (31.0 % …), then …' when no class covers half): the classes of an all-classes mask by the share they cover, the
+    answer to what the land cover is."""
     n_valid = max(int(valid.sum()), 1)
     shares = sorted(((int((mask[valid] == i).sum()) / n_valid, name) for i, name in enumerate(labels) if i),
                     reverse=True)
@@ -50,7 +51,8 @@ def composition(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: f
     (top, name), rest = shares[0], shares[1:]
     area = f", {top * n_valid * gsd_m**2 / 1e6:.3g} km²" if gsd_m else ""
     then = ", then " + ", ".join(f"{n} {100 * sh:.1f} %" for sh, n in rest) if rest else ""
-    return f"mostly {name} ({100 * top:.1f} % of the area{area}){then}"
+    said = f"mostly {name}" if top >= 0.5 else f"{name} covers most"
+    return f"{said} ({100 * top:.1f} % of the area{area}){then}"
 
 
 # A class is there when its mask covers more than this share of the image's valid part: chosen on the train split of

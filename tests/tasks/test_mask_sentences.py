@@ -72,3 +72,7 @@ def test_the_composition_names_the_classes_by_share_of_the_picture_largest_first
     valid[:, 90:] = False  # a frame around the picture is not counted
     assert composition(mask, labels, valid, None) == "mostly water (66.7 % of the area), then building 33.3 %"
     assert composition(np.zeros((9, 9), np.uint8), labels, _valid((9, 9)), 1.0).startswith("none of the classes")
+    mask[:, :60] = 2  # road 60 % of the picture now: under half of the whole chip, first of the classes
+    valid[:] = True
+    mask[:, 45:60] = mask[0, 90:95] = 0
+    assert composition(mask, labels, valid, None) == "road covers most (45.0 % of the area), then building 30.0 %"
