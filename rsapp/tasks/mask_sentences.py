@@ -43,9 +43,9 @@ def composition(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: f
     (31.0 % …), then …' when no class covers half): the classes of an all-classes mask by the share they cover, the
     answer to what the land cover is."""
     n_valid = max(int(valid.sum()), 1)
-    shares = sorted(((int((mask[valid] == i).sum()) / n_valid, name) for i, name in enumerate(labels) if i),
+    share = np.bincount(mask[valid], minlength=len(labels)) / n_valid  # of each label, in one pass
+    shares = sorted(((share[i], name) for i, name in enumerate(labels) if i and share[i] >= COMPOSITION_MIN_SHARE),
                     reverse=True)
-    shares = [(share, name) for share, name in shares if share >= COMPOSITION_MIN_SHARE]
     if not shares:
         return "none of the classes the model knows covers the area"
     (top, name), rest = shares[0], shares[1:]

@@ -68,8 +68,10 @@ class Layer:
     def geojson(self, pixel_space: bool) -> dict:
         return to_leaflet_simple(self.collection) if pixel_space else self.collection
 
+    @cached_property
     def class_colours(self) -> dict[str, str]:
-        """Each class's colour when the layer draws several classes (one answer's all-classes map), else {}."""
+        """Each class's colour when the layer draws several classes (one answer's all-classes map), else {}; found
+        once, not at every map sync."""
         labels = {f["properties"].get("label") for f in self.collection["features"]}
         return {name: CLASS_COLOURS[name] for name in sorted(labels & CLASS_COLOURS.keys())} if len(labels) > 1 else {}
 
@@ -183,7 +185,7 @@ class Session:
         return {"key": self.view_key, "aoi": self.aoi,
                 "layers": [{"id": str(layer.uid), "name": layer.name, "summary": layer.summary(),
                             "colour": LAYER_COLOURS[(layer.uid - 1) % len(LAYER_COLOURS)],
-                            "classes": layer.class_colours(), "geojson": layer.geojson(pixel)}
+                            "classes": layer.class_colours, "geojson": layer.geojson(pixel)}
                            for layer in self.layers]}
 
     # --- AOI ---------------------------------------------------------------------------------------------------
