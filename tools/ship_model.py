@@ -52,6 +52,12 @@ def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | Non
         cfg.vision.cover_scenes = tuple(fitted.get("cover_scenes", ()))
     if dense is not None:
         cfg.vision.mask_head_share = mask_share
+        # a mask head fitted with its own copy of the deep blocks (train dense with tail_lr) brings the copy
+        cfg.vision.mask_tail = any(k.startswith("mask_tail.") for k in load_file(str(dense / "vision.safetensors")))
+        if cfg.vision.mask_tail:
+            state = graft(state, dense, "mask_tail", stage_b)
+        else:
+            state = {k: v for k, v in state.items() if not k.startswith("vision.mask_tail.")}
     model = RsappVLM(cfg)
     model.load_bases()
     model.load_trained(state)

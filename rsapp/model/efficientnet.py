@@ -129,6 +129,36 @@ class EfficientNetLite(nn.Module):
         return sum(4 * (c.weight.numel() + (c.bias.numel() if c.bias is not None else 0)) for c in convs)
 
 
+class PyramidTail(nn.Module):
+    """A copy of the backbone's blocks after C3 (its stride-16 and stride-32 stages): C3 → [C4, C5]. The mask head
+    reads C2 and C3 of the shared tower and C4, C5 of this copy, tuned for land cover (rsapp.train.dense) while the
+    tower every other head and the language model read stays as it is."""
+
+    def __init__(self):
+        super().__init__()
+        first = PYRAMID[1][2] + 1
+        self.blocks = EfficientNetLite()._blocks[first:]
+        self.first = first
+
+    @classmethod
+    def copy_of(cls, backbone: EfficientNetLite) -> "PyramidTail":
+        tail = cls()
+        tail.blocks.load_state_dict(backbone._blocks[tail.first:].state_dict())
+        return tail
+
+    def forward(self, c3: torch.Tensor) -> list[torch.Tensor]:
+        x, out = c3, []
+        for i, block in enumerate(self.blocks, self.first):
+            x = block(x)
+            if i in (PYRAMID[2][2], PYRAMID[3][2]):
+                out.append(x)
+        return out
+
+    def fold_batchnorm(self) -> None:
+        for block in self.blocks:
+            block.fold_batchnorm()
+
+
 class _Pyramid(nn.Module):
     """The pyramid as a module returning a tuple (what tracing needs)."""
 

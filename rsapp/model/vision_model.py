@@ -20,6 +20,7 @@ from scipy import ndimage
 from torch import nn
 from torch.nn.utils import parametrize
 
+from rsapp.model.efficientnet import PyramidTail
 from rsapp.model.heads import ChangeHead, DenseHead, InstanceHead, SceneHead, SSEU
 from rsapp.model.tower import VisionTower, VisualTokens, grid_positions, prune, token_budget
 
@@ -76,6 +77,9 @@ class VisionConfig:
     # rsapp.train.dense) and the rest of the dense head's; the tag the language model reads is of the dense head
     # alone, as stage B trained it (0: no mask head)
     mask_head_share: float = 0.0
+    # The mask head reads its own copy of the tower's stride-16 and stride-32 blocks (PyramidTail), tuned for land
+    # cover with it (rsapp.train.dense; False: it reads the shared tower, as every other head does)
+    mask_tail: bool = False
 
     @property
     def scene_labels(self) -> tuple[str, ...]:
@@ -267,6 +271,8 @@ class VisionModel(nn.Module):
         self.dense_head = DenseHead(len(cfg.dense_classes))
         if cfg.mask_head_share:
             self.mask_head = DenseHead(len(cfg.dense_classes))
+        if cfg.mask_tail:
+            self.mask_tail = PyramidTail()
         self.change_head = ChangeHead()
         if cfg.instance_classes:
             self.instance_head = InstanceHead(len(cfg.instance_classes))
@@ -292,6 +298,11 @@ class VisionModel(nn.Module):
         for k in range(0, turns, step):
             yield k, levels if k == 0 else self.tower.pyramid(torch.rot90(x, k, (2, 3)))
 
+    def mask_levels(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The pyramid the mask head reads: the tower's, with C4 and C5 from its own tuned copy when it has one."""
+        tail = getattr(self, "mask_tail", None)
+        return levels if tail is None else levels[:2] + tail(levels[1])
+
     def pixel_maps(self, x: torch.Tensor, levels: list[torch.Tensor], views: int = 1, cores: bool = False,
                    size=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Class probabilities (B, K, h, w) of the images x whose pyramid is `levels`, the first image's
@@ -313,7 +324,7 @@ class VisionModel(nn.Module):
             p = prob(self.dense_head(lv), k)
             if share:
                 own = own + p
-                p = (1 - share) * p + share * prob(self.mask_head(lv), k)
+                p = (1 - share) * p + share * prob(self.mask_head(self.mask_levels(lv)), k)
             dense = dense + p
             if cores:
                 core = core + prob(self.instance_head([v[:1] for v in lv]), k)

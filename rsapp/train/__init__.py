@@ -83,17 +83,22 @@ def save_vision_run(model, run, out: Path, t0: float, **extra) -> None:
                                               "minutes": round((time.time() - t0) / 60, 1)}, indent=1))
 
 
-def fit_head(model, head: torch.nn.Module, run, out: Path, name: str, loss_of_step) -> Path:
+def fit_head(model, head: torch.nn.Module, run, out: Path, name: str, loss_of_step,
+             also: tuple[tuple[torch.nn.Module, float], ...] = ()) -> Path:
     """Fit one head of `model` on its frozen tower: AdamW (run.lr, run.weight_decay) warmed up then cosine over
-    run.steps, loss_of_step() each step; the mean loss printed every 50 steps as `name`, the run saved every 250."""
+    run.steps, loss_of_step() each step; the mean loss printed every 50 steps as `name`, the run saved every 250.
+    `also`: other modules that learn with it, each at its own learning rate (they stay in eval mode: a copy of
+    tower blocks keeps its batch-norm statistics)."""
     model.eval()
     head.train()
-    opt = torch.optim.AdamW(head.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    groups = [(head, run.lr), *also]
+    opt = torch.optim.AdamW([{"params": m.parameters(), "lr": lr} for m, lr in groups], weight_decay=run.weight_decay)
+    params = [p for m, _ in groups for p in m.parameters()]
     log, t0 = [], time.time()
     for step in tqdm(range(run.steps), desc=f"{name} head", mininterval=30):
-        for g in opt.param_groups:
-            g["lr"] = run.lr * lr_factor(step, run.steps)
-        log.append(optimizer_step(opt, head.parameters(), loss_of_step()))
+        for g, (_, lr) in zip(opt.param_groups, groups):
+            g["lr"] = lr * lr_factor(step, run.steps)
+        log.append(optimizer_step(opt, params, loss_of_step()))
         if step % 50 == 0 or step == run.steps - 1:
             print(json.dumps({"step": step, name: round(float(np.mean(log[-50:])), 4),
                               "s": round(time.time() - t0, 1)}), flush=True)

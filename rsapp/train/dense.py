@@ -11,12 +11,18 @@ it because the tag the language model reads is of its maps, and so does the towe
 do not move. tools/ship_model.py grafts the mask head into the release with the share of it pixel answers read
 (VisionConfig.mask_head_share); tools/choose_thresholds.py then chooses the thresholds again.
 
+With tail_lr, the mask head reads its own copy of the tower's stride-16 and stride-32 blocks
+(rsapp.model.efficientnet.PyramidTail: the release's, else a copy of the tower's), tuned with it at that learning
+rate, batch-norm statistics kept (v2_dense3.json). The tower every other head and the language model read stays
+frozen; the copy is what lets land cover reshape the deep features the frozen ImageNet tower gives.
+
 With only_classes, a refit learns those classes alone: either only their rows of the head's 1×1 read-out (every
 other class's map stays exactly), or, with anchor, the whole head, the other classes' maps held to the starting
 head's by a BCE (the release's water was refitted so, v2_dense2.json).
 
     python -m rsapp train dense --run configs/runs/v2_dense.json --out runs/v2d
     python -m rsapp train dense --run configs/runs/v2_dense2.json --out runs/v2d6  # water, from the release
+    python -m rsapp train dense --run configs/runs/v2_dense3.json --out runs/v2d10  # with its own deep blocks
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import torch.nn.functional as F
 
 from rsapp.data.real_chips import scene_chip
 from rsapp.data.real_sets import DENSE_INDEX, holding_scenes, ruled_out_scenes, split
+from rsapp.model.efficientnet import PyramidTail
 from rsapp.train import fit_head, read_run, start_run, vision_model
 from rsapp.train.batch import Batch, add_dense, pick, to_tensor
 from rsapp.train.losses import pixel_loss, present_loss
@@ -47,6 +54,7 @@ class DenseRun:
     only_classes: tuple[str, ...] = ()  # fit only these classes' output rows (the rest of the head stays exactly)
     anchor: float = 0.0  # with only_classes: the whole head learns those classes, and the other classes' maps are
     # held to the starting head's by a BCE of this weight, instead of freezing all but those rows
+    tail_lr: float = 0.0  # > 0: the mask head's own copy of the deep blocks learns with it at this rate
     chip: int = 256
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -74,9 +82,20 @@ def train_dense(run: DenseRun, out: Path) -> Path:
         head.weight.register_hook(lambda g: g * rows[:, None, None, None])
         head.bias.register_hook(lambda g: g * rows)
     others = rows == 0
+    also = ()
+    if run.tail_lr:
+        if run.only_classes:
+            raise ValueError("tail_lr tunes the deep blocks for every class: it does not go with only_classes")
+        if not hasattr(model, "mask_tail"):
+            model.mask_tail = PyramidTail.copy_of(model.tower.backbone)
+            model.cfg.mask_tail = True
+        also = ((model.mask_tail, run.tail_lr),)
+    elif hasattr(model, "mask_tail"):  # the release's copy of the deep blocks is read as it is
+        model.mask_tail.requires_grad_(False)
 
     def read(levels) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's logits, and the anchor loss holding the other classes to the starting head's (0 without)."""
+        levels = model.mask_levels(levels)
         raw = model.mask_head(levels)
         if start is None:
             return raw, raw.new_zeros(())
@@ -109,7 +128,7 @@ def train_dense(run: DenseRun, out: Path) -> Path:
             loss = loss + anchored + present_loss(raw, held, run.present_top)
         return loss
 
-    return fit_head(model, head, run, out, "dense", loss_of_step)
+    return fit_head(model, head, run, out, "dense", loss_of_step, also)
 
 
 if __name__ == "__main__":  # python -m rsapp.train.dense RUN.json OUT_DIR

@@ -57,3 +57,27 @@ def test_the_tag_reads_the_dense_head_over_a_picture_for_a_pair_and_in_tiles(mod
         if len(images) == 2:
             assert torch.equal(both.tag(after=True), alone.tag(after=True))
             assert (both.dense_after.float() - alone.dense_after.float()).abs().max() > 0.1
+
+
+def test_a_mask_head_with_its_own_deep_blocks_reads_them_and_the_tag_does_not(models):
+    """With mask_tail, the mask head reads C4 and C5 of its own copy of the tower's deep blocks: an untuned copy gives
+    the same answers as the shared tower; a tuned one moves the pixel answers and never the tag."""
+    from rsapp.model.efficientnet import PyramidTail
+
+    _, mixed = models
+    tailed = VisionModel(VisionConfig(mask_head_share=0.5, mask_tail=True)).eval()
+    missing, _ = tailed.load_state_dict(mixed.state_dict(), strict=False)
+    assert missing and all(k.startswith("mask_tail.") for k in missing)
+    tailed.mask_tail = PyramidTail.copy_of(tailed.tower.backbone).eval()
+    x = to_tensor(_rgb(256, 4))
+    same, before = tailed.encode([x], views=2), mixed.encode([x], views=2)
+    assert torch.allclose(same.dense, before.dense, atol=1e-5)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        for p in tailed.mask_tail.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    tuned = tailed.encode([x], views=2)
+    assert (tuned.dense - before.dense).abs().max() > 0.01
+    assert torch.equal(tuned.tag(), before.tag())
+    for images, chip in (([_rgb(1024, 5)], 512), ([_rgb(256, 6), _rgb(256, 7)], 256)):
+        assert torch.equal(tailed.read(images, chip).tag(), mixed.read(images, chip).tag())

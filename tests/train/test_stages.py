@@ -101,6 +101,30 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
     assert any(not torch.equal(anchored[f"mask_head.{k}"], grafted[k]) for k in grafted if k.startswith("decoder."))
     with pytest.raises(ValueError, match="weight_decay"):
         train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=1, only_classes=("water",)), tmp_path / "d4")
+    # with tail_lr the mask head's own copy of the deep blocks learns with it; shipped, the release reads it, and
+    # the shared tower stays as it was
+    d6 = train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=2, chips_per_step=1, ruled_out_per_step=1,
+                              tail_lr=0.05), tmp_path / "d6")
+    tailed = RsappVLM.load(ship(tmp_path / "release4", tmp_path / "release5", dense=d6, mask_share=0.5))
+    assert tailed.cfg.vision.mask_tail
+    blocks = tailed.vision.mask_tail.blocks.state_dict()
+    first = tailed.vision.mask_tail.first
+    start = {k: v for k, v in tower.items() if k.startswith("backbone._blocks.")}
+    moved = [k for k in blocks if not torch.equal(blocks[k], start[f"backbone._blocks.{int(k.split('.')[0]) + first}."
+                                                                   + k.split(".", 1)[1]])]
+    assert moved and all(torch.equal(tailed.vision.tower.state_dict()[k], tower[k]) for k in tower)
+    assert not RsappVLM.load(ship(tmp_path / "release5", tmp_path / "release6", dense=d, mask_share=0.5)
+                             ).cfg.vision.mask_tail  # a mask head fitted without one ships without it
+    # its water refitted again (the anchor reads the maps the head makes through its copy): the copy is kept as is
+    d8 = train_dense(DenseRun(vision=str(tmp_path / "release5"), steps=1, chips_per_step=1, ruled_out_per_step=1,
+                              present_per_step=1, only_classes=("water",), anchor=5.0, lr=0.05), tmp_path / "d8")
+    kept = load_file(str(d8 / "vision.safetensors"))
+    assert all(torch.equal(kept[f"mask_tail.blocks.{k}"], v.float()) for k, v in blocks.items())
+    assert RsappVLM.load(ship(tmp_path / "release5", tmp_path / "release7", dense=d8, mask_share=0.5)
+                         ).cfg.vision.mask_tail
+    with pytest.raises(ValueError, match="only_classes"):
+        train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=1, only_classes=("water",), tail_lr=1e-4,
+                             weight_decay=0.0), tmp_path / "d7")
 
 def _other_tower(tmp_path, a):
     """A copy of run `a` whose tower differs in one tensor."""
