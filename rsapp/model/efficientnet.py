@@ -58,6 +58,16 @@ class MBConv(nn.Module):
         return x + h if self.residual else h
 
 
+def mbconv_blocks() -> list[MBConv]:
+    """The backbone's blocks, in order (STAGES)."""
+    blocks, cin = [], STEM
+    for repeats, kernel, stride, expand, cout in STAGES:
+        for i in range(repeats):
+            blocks.append(MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
+            cin = cout
+    return blocks
+
+
 class EfficientNetLite(nn.Module):
     """Backbone; `pyramid(x)` gives the features at strides 4, 8, 16, 32, `forward(x)` ImageNet logits."""
 
@@ -65,13 +75,8 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         self._conv_stem = nn.Conv2d(3, STEM, 3, 2, 1, bias=False)
         self._bn0 = _bn(STEM)
-        blocks, cin = [], STEM
-        for repeats, kernel, stride, expand, cout in STAGES:
-            for i in range(repeats):
-                blocks.append(MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
-                cin = cout
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(cin, HEAD, 1, bias=False)
+        self._blocks = nn.ModuleList(mbconv_blocks())
+        self._conv_head = nn.Conv2d(STAGES[-1][-1], HEAD, 1, bias=False)
         self._bn1 = _bn(HEAD)
         self._fc = nn.Linear(HEAD, num_classes)
         self.act = nn.ReLU6(inplace=True)
@@ -136,9 +141,8 @@ class PyramidTail(nn.Module):
 
     def __init__(self):
         super().__init__()
-        first = PYRAMID[1][2] + 1
-        self.blocks = EfficientNetLite()._blocks[first:]
-        self.first = first
+        self.first = PYRAMID[1][2] + 1
+        self.blocks = nn.ModuleList(mbconv_blocks()[self.first:])
 
     @classmethod
     def copy_of(cls, backbone: EfficientNetLite) -> "PyramidTail":
