@@ -3,7 +3,10 @@ GSD × 1–8, never finer), flips and quarter turns, colour jitter; and change p
 imagery (issue #21): buildings removed from one date by inpainting them from their surroundings or pasted onto
 its free ground from elsewhere in the raster, with date-to-date differences that are not change (illumination,
 colour cast, haze, blur, a few pixels of misregistration, and roads, vegetation, bare land or water that changed).
-The change mask is exact by construction."""
+The change mask is exact by construction. Ponds: real water (windows of train rasters that are all water) pasted
+onto land chips in a pond's outline, labelled water by construction (an isolated still pond is rare in the labelled
+sets, whose water is mostly sea and creek seen with its shore); and shadows, ground darkened in place, labelled not
+water (dark ground is what a model taught ponds paints as water)."""
 
 from __future__ import annotations
 
@@ -170,6 +173,68 @@ def paste_buildings(rgb: np.ndarray, labels: np.ndarray, donor_rgb: np.ndarray, 
                 free[spot] &= ~ndimage.binary_dilation(shape, iterations=3)
                 break
     return out, pasted
+
+
+def water_windows(rasters: list[Raster], size: int = 96) -> list[np.ndarray]:
+    """Every (size, size) window, at half-size steps, of the rasters that label water where all of it is water."""
+    out = []
+    for r in rasters:
+        if r.dense is None or "water" not in r.known:
+            continue
+        wet = np.pad(r.dense == DENSE_INDEX["water"], ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        h, w = r.dense.shape
+        for y in range(0, h - size + 1, size // 2):
+            for x in range(0, w - size + 1, size // 2):
+                if wet[y + size, x + size] - wet[y, x + size] - wet[y + size, x] + wet[y, x] == size * size:
+                    out.append(r.rgb[y:y + size, x:x + size])
+    return out
+
+
+def pond_outline(h: int, w: int, rng) -> np.ndarray:
+    """A pond's outline filling an (h, w) box: an ellipse whose radius wanders with the angle, as a shore does."""
+    y, x = np.mgrid[:h, :w]
+    dy, dx = (y - (h - 1) / 2) / (h / 2), (x - (w - 1) / 2) / (w / 2)
+    angle = np.arctan2(dy, dx)
+    edge = 0.8 + sum(rng.uniform(0, 0.06) * np.cos(k * angle + rng.uniform(0, 2 * np.pi)) for k in range(2, 6))
+    return np.hypot(dy, dx) < edge
+
+
+def paste_pond(rgb: np.ndarray, labels: np.ndarray, water: list[np.ndarray], rng) -> tuple[np.ndarray, np.ndarray]:
+    """One pond of real water (a window from `water`, resampled to 10–45 % of the chip's side on each axis and
+    jittered in colour) pasted in a pond's outline where the chip holds imagery (never its padding): (the image
+    with it, its mask, empty when no place was found)."""
+    h, w = rgb.shape[:2]
+    ph, pw = int(h * rng.uniform(0.10, 0.45)), int(w * rng.uniform(0.10, 0.45))
+    donor = water[int(rng.integers(len(water)))]
+    patch = jitter(np.asarray(Image.fromarray(donor).resize((pw, ph), Image.BOX)), rng, 0.5)
+    outline = pond_outline(ph, pw, rng)
+    out, mask = rgb.copy(), np.zeros((h, w), bool)
+    for _ in range(10):
+        y, x = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+        if (labels[y:y + ph, x:x + pw][outline] != IGNORE).all():
+            out[y:y + ph, x:x + pw][outline] = patch[outline]
+            mask[y:y + ph, x:x + pw] = outline
+            break
+    return out, mask
+
+
+def cast_shadow(rgb: np.ndarray, labels: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A shadow cast on a chip's imagery (never its padding, never labelled water): a pond-like or long outline
+    5–40 % of the chip's side, the ground under it darkened to 0.2–0.5 of its light and a little bluer, its texture
+    kept, as a building's or a tree's shadow is: (the image with it, its mask, empty when no place was found)."""
+    h, w = rgb.shape[:2]
+    sh, sw = int(h * rng.uniform(0.05, 0.4)), int(w * rng.uniform(0.05, 0.4))
+    outline = pond_outline(sh, sw, rng) if rng.random() < 0.5 else np.ones((sh, sw), bool)
+    out, mask = rgb.copy(), np.zeros((h, w), bool)
+    for _ in range(10):
+        y, x = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+        under = labels[y:y + sh, x:x + sw][outline]
+        if (under != IGNORE).all() and not (under == DENSE_INDEX["water"]).any():
+            dark = rgb[y:y + sh, x:x + sw][outline].astype(np.float32) * rng.uniform(0.2, 0.5)
+            out[y:y + sh, x:x + sw][outline] = np.clip(dark * rng.uniform([0.85, 0.9, 1.0], [0.95, 1.0, 1.2]), 0, 255)
+            mask[y:y + sh, x:x + sw] = outline
+            break
+    return out, mask
 
 
 DISTRACTORS = ("road", "vegetation", "bare land", "water")  # classes whose changes are not building change

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rsapp.data.real_chips import change_chip, dense_chip, scene_chip, synthetic_change
+from rsapp.data.real_chips import cast_shadow, change_chip, dense_chip, paste_pond, scene_chip, synthetic_change
 from rsapp.data.real_sets import DENSE_INDEX, NONE_OF_KNOWN
 
 
@@ -63,11 +63,25 @@ def dense_targets(labels: np.ndarray, known: tuple[str, ...], classes: int) -> t
     return target, weight
 
 
-def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng) -> None:
+LAND = {"building", "road", "vegetation", "bare land"}  # a set labelling one of these labels land, where shadows fall
+
+
+def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng, ponds: list | None = None,
+              pond_share: float = 0.0, shadow_share: float = 0.0) -> None:
+    """n dense chips (set-balanced); with probability pond_share a chip also gets a pond of real water from `ponds`
+    (rsapp.data.real_chips.paste_pond), labelled water and no other class on every one of its pixels; with
+    probability shadow_share a shadow (cast_shadow), whose ground keeps its labels and is not water."""
     for _ in range(n):
         r = pick(rasters, rng)
         rgb, labels, gsd = dense_chip(r, rng, chip)
         target, weight = dense_targets(labels, r.known, classes)
+        if ponds and rng.random() < pond_share:
+            rgb, pond = paste_pond(rgb, labels, ponds, rng)
+            target[:, pond], weight[:, pond] = 0.0, 1.0
+            target[DENSE_INDEX["water"], pond] = 1.0
+        if set(r.known) & LAND and rng.random() < shadow_share:  # not on a sea a set leaves unlabelled (ships)
+            rgb, shade = cast_shadow(rgb, labels, rng)
+            target[DENSE_INDEX["water"], shade], weight[DENSE_INDEX["water"], shade] = 0.0, 1.0
         batch.dense.append(rgb), batch.dense_targets.append(target), batch.dense_weights.append(weight)
         batch.gsd_m.append(gsd)
 

@@ -16,6 +16,12 @@ With tail_lr, the mask head reads its own copy of the tower's stride-16 and stri
 rate, batch-norm statistics kept (v2_dense3.json). The tower every other head and the language model read stays
 frozen; the copy is what lets land cover reshape the deep features the frozen ImageNet tower gives.
 
+With pond_share, that share of the labelled chips gets a pond of real water pasted in (rsapp.data.real_chips.paste_pond:
+a window of a train tile that is all water, in a pond's outline, labelled water and nothing else): the labelled water
+is sea and creek seen with its shore, and a still pond alone on dry ground was read at the threshold (v2_dense4.json).
+With shadow_share, that share gets a shadow cast (cast_shadow: ground darkened in place, labelled not water): taught
+ponds alone, the head painted shadows as water (v2_dense5.json; docs/EXPERIMENTS.md).
+
 With only_classes, a refit learns those classes alone: either only their rows of the head's 1×1 read-out (every
 other class's map stays exactly), or, with anchor, the whole head, the other classes' maps held to the starting
 head's by a BCE (the release's water was refitted so, v2_dense2.json).
@@ -23,6 +29,8 @@ head's by a BCE (the release's water was refitted so, v2_dense2.json).
     python -m rsapp train dense --run configs/runs/v2_dense.json --out runs/v2d
     python -m rsapp train dense --run configs/runs/v2_dense2.json --out runs/v2d6  # water, from the release
     python -m rsapp train dense --run configs/runs/v2_dense3.json --out runs/v2d10  # with its own deep blocks
+    python -m rsapp train dense --run configs/runs/v2_dense4.json --out runs/v2d14  # + water scenes, ponds
+    python -m rsapp train dense --run configs/runs/v2_dense5.json --out runs/v2d15  # + shadows
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsapp.data.real_chips import scene_chip
+from rsapp.data.real_chips import scene_chip, water_windows
 from rsapp.data.real_sets import DENSE_INDEX, holding_scenes, ruled_out_scenes, split
 from rsapp.model.efficientnet import PyramidTail
 from rsapp.train import fit_head, read_run, start_run, vision_model
@@ -51,6 +59,8 @@ class DenseRun:
     ruled_out_per_step: int = 4  # UC Merced scenes whose class rules dense classes out (class-balanced)
     present_per_step: int = 0  # UC Merced scenes whose class holds a dense class somewhere (class-balanced)
     present_top: float = 0.05  # the share of such a scene's pixels pushed to the class it holds
+    pond_share: float = 0.0  # the share of labelled chips that get a pond of real water pasted (paste_pond)
+    shadow_share: float = 0.0  # the share of labelled chips that get a shadow cast, labelled not water (cast_shadow)
     only_classes: tuple[str, ...] = ()  # fit only these classes' output rows (the rest of the head stays exactly)
     anchor: float = 0.0  # with only_classes: the whole head learns those classes, and the other classes' maps are
     # held to the starting head's by a BCE of this weight, instead of freezing all but those rows
@@ -107,10 +117,12 @@ def train_dense(run: DenseRun, out: Path) -> Path:
     labelled = [r for r in train if r.dense is not None]
     ruled_out = ruled_out_scenes(train)
     holding = holding_scenes(train)
+    ponds = water_windows(labelled) if run.pond_share else []
 
     def loss_of_step() -> torch.Tensor:
         batch = Batch()
-        add_dense(batch, labelled, run.chips_per_step, run.chip, classes, rng)
+        add_dense(batch, labelled, run.chips_per_step, run.chip, classes, rng, ponds, run.pond_share,
+                  run.shadow_share)
         if run.ruled_out_per_step:
             add_dense(batch, ruled_out, run.ruled_out_per_step, run.chip, classes, rng)
         with torch.no_grad():

@@ -274,3 +274,66 @@ def test_a_scene_whose_class_rules_classes_out_labels_them_absent_everywhere_and
     assert not target.any()
     for k, name in enumerate(DENSE_CLASSES):  # building, car and ship absent on every pixel; the rest unsaid
         assert (weight[k] == 1).all() if name in ("building", "car", "ship") else not weight[k].any()
+
+
+def test_a_pasted_pond_is_real_train_water_labelled_water_alone_and_never_on_padding(rasters):
+    from rsapp.data.real_chips import paste_pond, water_windows
+    from rsapp.data.real_sets import DENSE_INDEX, IGNORE
+    from rsapp.tasks.vocabulary import DENSE_CLASSES
+    from rsapp.train.batch import Batch, add_dense
+
+    train = [r for r in rasters if not r.held_out and r.dense is not None]
+    ponds = water_windows(train)
+    dubai = [r for r in train if r.set == "dubai"]
+    assert len(ponds) > 100 and len(ponds) == len(water_windows(dubai))  # only Dubai labels water
+    assert all(p.shape == (96, 96, 3) for p in ponds)
+    assert np.median([p.mean() for p in ponds]) < 60  # the labelled water is dark, as Dubai's is
+    rng = np.random.default_rng(0)
+    source = next(r for r in train if r.set == "spacenet-atlanta")
+    rgb, labels = source.rgb[:256, :256], source.dense[:256, :256].copy()
+    labels[:, 128:] = IGNORE  # padding, as a chip of a small image has
+    masks = [paste_pond(rgb, labels, ponds, rng) for _ in range(8)]
+    assert sum(m.any() for _, m in masks) >= 6 and not any(m[:, 128:].any() for _, m in masks)
+    assert all(np.array_equal(out[~m], rgb[~m]) for out, m in masks)  # only the pond's pixels change
+    batch = Batch()
+    add_dense(batch, [source] * 6, 6, 256, len(DENSE_CLASSES), rng, ponds, pond_share=1.0)
+    water = DENSE_INDEX["water"]
+    found = 0
+    for rgb, target, weight in zip(batch.dense, batch.dense_targets, batch.dense_weights):
+        pond = target[water] == 1
+        if not pond.any():
+            continue
+        found += 1
+        assert (weight[:, pond] == 1).all() and target[:, pond].sum() == pond.sum()  # water alone, every class said
+        assert not (weight[water] * ~pond).any()  # Atlanta says nothing of water elsewhere
+        assert np.median(rgb[pond]) < 90  # real (dark) water pixels
+    assert found >= 4
+
+
+def test_a_cast_shadow_darkens_land_in_place_and_is_labelled_not_water(rasters):
+    from rsapp.data.real_chips import cast_shadow
+    from rsapp.data.real_sets import DENSE_INDEX, IGNORE
+    from rsapp.tasks.vocabulary import DENSE_CLASSES
+    from rsapp.train.batch import Batch, add_dense
+
+    train = [r for r in rasters if not r.held_out and r.dense is not None]
+    rng = np.random.default_rng(0)
+    dubai = next(r for r in train if r.set == "dubai" and (r.dense == DENSE_INDEX["water"]).mean() > 0.1)
+    rgb, labels = dubai.rgb[:256, :256], dubai.dense[:256, :256].copy()
+    labels[:, 200:] = IGNORE
+    shades = [cast_shadow(rgb, labels, rng) for _ in range(8)]
+    for out, shade in shades:
+        assert not (shade & ((labels == IGNORE) | (labels == DENSE_INDEX["water"]))).any()  # never padding or water
+        assert np.array_equal(out[~shade], rgb[~shade])
+        if shade.any():  # darker, the texture kept (correlated with the ground under it)
+            before, after = rgb[shade].astype(float).mean(1), out[shade].astype(float).mean(1)
+            assert after.mean() < 0.55 * before.mean() and np.corrcoef(before, after)[0, 1] > 0.8
+    assert sum(s.any() for _, s in shades) >= 6
+    water = DENSE_INDEX["water"]
+    ships = next(r for r in train if r.set == "sen2ships")
+    atlanta = next(r for r in train if r.set == "spacenet-atlanta")
+    for source, said_dry in ((atlanta, True), (ships, False)):  # the ships' sea is unlabelled: no shadow said dry there
+        batch = Batch()
+        add_dense(batch, [source] * 4, 4, 256, len(DENSE_CLASSES), rng, shadow_share=1.0)
+        assert not any(t[water].any() for t in batch.dense_targets)
+        assert any(w[water].any() for w in batch.dense_weights) == said_dry  # neither set labels water otherwise
