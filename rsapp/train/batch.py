@@ -79,6 +79,7 @@ def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng,
             rgb, pond = paste_pond(rgb, labels, ponds, rng)
             target[:, pond], weight[:, pond] = 0.0, 1.0
             target[DENSE_INDEX["water"], pond] = 1.0
+            labels = np.where(pond, DENSE_INDEX["water"], labels)  # no shadow is cast on it below
         if set(r.known) & LAND and rng.random() < shadow_share:  # not on a sea a set leaves unlabelled (ships)
             rgb, shade = cast_shadow(rgb, labels, rng)
             target[DENSE_INDEX["water"], shade], weight[DENSE_INDEX["water"], shade] = 0.0, 1.0

@@ -311,7 +311,7 @@ def test_a_pasted_pond_is_real_train_water_labelled_water_alone_and_never_on_pad
 
 
 def test_a_cast_shadow_darkens_land_in_place_and_is_labelled_not_water(rasters):
-    from rsapp.data.real_chips import cast_shadow
+    from rsapp.data.real_chips import cast_shadow, water_windows
     from rsapp.data.real_sets import DENSE_INDEX, IGNORE
     from rsapp.tasks.vocabulary import DENSE_CLASSES
     from rsapp.train.batch import Batch, add_dense
@@ -337,3 +337,7 @@ def test_a_cast_shadow_darkens_land_in_place_and_is_labelled_not_water(rasters):
         add_dense(batch, [source] * 4, 4, 256, len(DENSE_CLASSES), rng, shadow_share=1.0)
         assert not any(t[water].any() for t in batch.dense_targets)
         assert any(w[water].any() for w in batch.dense_weights) == said_dry  # neither set labels water otherwise
+    batch = Batch()  # a pond and a shadow in the same chips: each said as it is
+    add_dense(batch, [atlanta] * 8, 8, 256, len(DENSE_CLASSES), rng, water_windows([dubai]), 1.0, 1.0)
+    assert sum(((w[water] == 1) & (t[water] == 0)).any() for t, w in zip(batch.dense_targets, batch.dense_weights)) >= 4
+    assert sum(t[water].any() for t in batch.dense_targets) >= 4
