@@ -146,6 +146,20 @@ def remove_buildings(rgb: np.ndarray, buildings: np.ndarray, rng) -> tuple[np.nd
     return inpaint(rgb, region, rng), change, region
 
 
+def place(shape: np.ndarray, allowed: np.ndarray, rng, to_edge: bool = True, tries: int = 10
+          ) -> tuple[slice, slice] | None:
+    """Where a boolean `shape` lands inside `allowed` (same grid as the chip) covering only allowed pixels: the
+    window of the first of `tries` random corners that fits, or None. to_edge=False never lets the shape touch the
+    chip's last row and column (paste_buildings always drew corners that way; kept so its random draws stay)."""
+    (h, w), (ph, pw) = allowed.shape, shape.shape
+    for _ in range(tries):
+        y, x = int(rng.integers(0, h - ph + to_edge)), int(rng.integers(0, w - pw + to_edge))
+        spot = (slice(y, y + ph), slice(x, x + pw))
+        if allowed[spot][shape].all():
+            return spot
+    return None
+
+
 def paste_buildings(rgb: np.ndarray, labels: np.ndarray, donor_rgb: np.ndarray, donor_labels: np.ndarray, rng,
                     at_most: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Copy up to at_most building instances of a donor chip (same raster and scale) onto ground of `rgb` that its
@@ -164,14 +178,11 @@ def paste_buildings(rgb: np.ndarray, labels: np.ndarray, donor_rgb: np.ndarray, 
         ph, pw = shape.shape
         if ph >= h // 2 or pw >= w // 2 or shape.sum() < 16:
             continue
-        for _ in range(10):
-            y, x = int(rng.integers(0, h - ph)), int(rng.integers(0, w - pw))
-            spot = (slice(y, y + ph), slice(x, x + pw))
-            if free[spot][shape].all():
-                out[spot][shape] = donor_rgb[sl][shape]
-                pasted[spot] |= shape
-                free[spot] &= ~ndimage.binary_dilation(shape, iterations=3)
-                break
+        spot = place(shape, free, rng, to_edge=False)
+        if spot is not None:
+            out[spot][shape] = donor_rgb[sl][shape]
+            pasted[spot] |= shape
+            free[spot] &= ~ndimage.binary_dilation(shape, iterations=3)
     return out, pasted
 
 
@@ -209,12 +220,10 @@ def paste_pond(rgb: np.ndarray, labels: np.ndarray, water: list[np.ndarray], rng
     patch = jitter(np.asarray(Image.fromarray(donor).resize((pw, ph), Image.BOX)), rng, 0.5)
     outline = pond_outline(ph, pw, rng)
     out, mask = rgb.copy(), np.zeros((h, w), bool)
-    for _ in range(10):
-        y, x = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
-        if (labels[y:y + ph, x:x + pw][outline] != IGNORE).all():
-            out[y:y + ph, x:x + pw][outline] = patch[outline]
-            mask[y:y + ph, x:x + pw] = outline
-            break
+    spot = place(outline, labels != IGNORE, rng)
+    if spot is not None:
+        out[spot][outline] = patch[outline]
+        mask[spot] = outline
     return out, mask
 
 
@@ -226,14 +235,11 @@ def cast_shadow(rgb: np.ndarray, labels: np.ndarray, rng) -> tuple[np.ndarray, n
     sh, sw = int(h * rng.uniform(0.05, 0.4)), int(w * rng.uniform(0.05, 0.4))
     outline = pond_outline(sh, sw, rng) if rng.random() < 0.5 else np.ones((sh, sw), bool)
     out, mask = rgb.copy(), np.zeros((h, w), bool)
-    for _ in range(10):
-        y, x = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
-        under = labels[y:y + sh, x:x + sw][outline]
-        if (under != IGNORE).all() and not (under == DENSE_INDEX["water"]).any():
-            dark = rgb[y:y + sh, x:x + sw][outline].astype(np.float32) * rng.uniform(0.2, 0.5)
-            out[y:y + sh, x:x + sw][outline] = np.clip(dark * rng.uniform([0.85, 0.9, 1.0], [0.95, 1.0, 1.2]), 0, 255)
-            mask[y:y + sh, x:x + sw] = outline
-            break
+    spot = place(outline, (labels != IGNORE) & (labels != DENSE_INDEX["water"]), rng)
+    if spot is not None:
+        dark = rgb[spot][outline].astype(np.float32) * rng.uniform(0.2, 0.5)
+        out[spot][outline] = np.clip(dark * rng.uniform([0.85, 0.9, 1.0], [0.95, 1.0, 1.2]), 0, 255)
+        mask[spot] = outline
     return out, mask
 
 

@@ -276,6 +276,21 @@ def test_a_scene_whose_class_rules_classes_out_labels_them_absent_everywhere_and
         assert (weight[k] == 1).all() if name in ("building", "car", "ship") else not weight[k].any()
 
 
+def test_a_shape_is_placed_only_on_allowed_pixels_or_not_at_all():
+    from rsapp.data.real_chips import place
+
+    rng = np.random.default_rng(0)
+    shape = np.ones((4, 4), bool)
+    shape[0, 0] = False  # a corner the shape does not cover may lie on forbidden ground
+    allowed = np.zeros((12, 12), bool)
+    allowed[8:, 8:] = True
+    allowed[8, 8] = False
+    spots = [place(shape, allowed, rng, tries=2000) for _ in range(10)]
+    assert all(s == (slice(8, 12), slice(8, 12)) for s in spots)  # the only fit, reaching the last row and column
+    assert place(shape, allowed, rng, to_edge=False, tries=200) is None  # which to_edge=False never draws
+    assert place(np.ones((5, 5), bool), allowed, rng, tries=200) is None
+
+
 def test_a_pasted_pond_is_real_train_water_labelled_water_alone_and_never_on_padding(rasters):
     from rsapp.data.real_chips import paste_pond, water_windows
     from rsapp.data.real_sets import DENSE_INDEX, IGNORE
