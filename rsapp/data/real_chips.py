@@ -227,19 +227,44 @@ def paste_pond(rgb: np.ndarray, labels: np.ndarray, water: list[np.ndarray], rng
     return out, mask
 
 
-def cast_shadow(rgb: np.ndarray, labels: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-    """A shadow cast on a chip's imagery (never its padding, never labelled water): a pond-like or long outline
-    5–40 % of the chip's side, the ground under it darkened to 0.2–0.5 of its light and a little bluer, its texture
-    kept, as a building's or a tree's shadow is: (the image with it, its mask, empty when no place was found)."""
+CASTERS = ("building", "vegetation")  # labelled classes whose shadows cast_shadow can draw beside them
+
+
+def shadow_beside(casters: np.ndarray, rng) -> np.ndarray:
+    """The shadow a chip's casters (a boolean map of its buildings and trees) throw on the ground beside them: each
+    swept 2–15 px away in one direction, as the sun does, less the casters themselves."""
+    angle, length = rng.uniform(0, 2 * np.pi), int(rng.integers(2, 16))
+    h, w = casters.shape
+    swept = np.zeros_like(casters)
+    for t in range(1, length + 1):
+        dy, dx = int(round(t * np.sin(angle))), int(round(t * np.cos(angle)))
+        swept[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] |= \
+            casters[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return swept & ~casters
+
+
+def cast_shadow(rgb: np.ndarray, labels: np.ndarray, rng, beside: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A shadow cast on a chip's imagery (never its padding, never labelled water): with probability `beside` (when
+    the chip labels buildings or trees) the one they throw beside them (shadow_beside), else a pond-like or long
+    outline 5–40 % of the chip's side; the ground under it darkened to 0.2–0.5 of its light and a little bluer, its
+    texture kept, as a building's or a tree's shadow is: (the image with it, its mask, empty when no place was
+    found)."""
     h, w = rgb.shape[:2]
-    sh, sw = int(h * rng.uniform(0.05, 0.4)), int(w * rng.uniform(0.05, 0.4))
-    outline = pond_outline(sh, sw, rng) if rng.random() < 0.5 else np.ones((sh, sw), bool)
-    out, mask = rgb.copy(), np.zeros((h, w), bool)
-    spot = place(outline, (labels != IGNORE) & (labels != DENSE_INDEX["water"]), rng)
-    if spot is not None:
-        dark = rgb[spot][outline].astype(np.float32) * rng.uniform(0.2, 0.5)
-        out[spot][outline] = np.clip(dark * rng.uniform([0.85, 0.9, 1.0], [0.95, 1.0, 1.2]), 0, 255)
-        mask[spot] = outline
+    dry = (labels != IGNORE) & (labels != DENSE_INDEX["water"])
+    casters = np.isin(labels, [DENSE_INDEX[c] for c in CASTERS])
+    mask = np.zeros((h, w), bool)
+    if beside and rng.random() < beside and casters.any():
+        mask = shadow_beside(casters, rng) & dry
+    else:
+        sh, sw = int(h * rng.uniform(0.05, 0.4)), int(w * rng.uniform(0.05, 0.4))
+        outline = pond_outline(sh, sw, rng) if rng.random() < 0.5 else np.ones((sh, sw), bool)
+        spot = place(outline, dry, rng)
+        if spot is not None:
+            mask[spot] = outline
+    out = rgb.copy()
+    if mask.any():
+        dark = rgb[mask].astype(np.float32) * rng.uniform(0.2, 0.5)
+        out[mask] = np.clip(dark * rng.uniform([0.85, 0.9, 1.0], [0.95, 1.0, 1.2]), 0, 255)
     return out, mask
 
 

@@ -67,10 +67,11 @@ LAND = {"building", "road", "vegetation", "bare land"}  # a set labelling one of
 
 
 def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng, ponds: list | None = None,
-              pond_share: float = 0.0, shadow_share: float = 0.0) -> None:
+              pond_share: float = 0.0, shadow_share: float = 0.0, shadow_beside: float = 0.0) -> None:
     """n dense chips (set-balanced); with probability pond_share a chip also gets a pond of real water from `ponds`
     (rsapp.data.real_chips.paste_pond), labelled water and no other class on every one of its pixels; with
-    probability shadow_share a shadow (cast_shadow), whose ground keeps its labels and is not water."""
+    probability shadow_share a shadow (cast_shadow; that share of them thrown beside the chip's buildings and trees),
+    whose ground keeps its labels and is not water."""
     for _ in range(n):
         r = pick(rasters, rng)
         rgb, labels, gsd = dense_chip(r, rng, chip)
@@ -81,7 +82,7 @@ def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng,
             target[DENSE_INDEX["water"], pond] = 1.0
             labels = np.where(pond, DENSE_INDEX["water"], labels)  # no shadow is cast on it below
         if set(r.known) & LAND and rng.random() < shadow_share:  # not on a sea a set leaves unlabelled (ships)
-            rgb, shade = cast_shadow(rgb, labels, rng)
+            rgb, shade = cast_shadow(rgb, labels, rng, shadow_beside)
             target[DENSE_INDEX["water"], shade], weight[DENSE_INDEX["water"], shade] = 0.0, 1.0
         batch.dense.append(rgb), batch.dense_targets.append(target), batch.dense_weights.append(weight)
         batch.gsd_m.append(gsd)

@@ -20,7 +20,9 @@ With pond_share, that share of the labelled chips gets a pond of real water past
 a window of a train tile that is all water, in a pond's outline, labelled water and nothing else): the labelled water
 is sea and creek seen with its shore, and a still pond alone on dry ground was read at the threshold (v2_dense4.json).
 With shadow_share, that share gets a shadow cast (cast_shadow: ground darkened in place, labelled not water): taught
-ponds alone, the head painted shadows as water (v2_dense5.json; docs/EXPERIMENTS.md).
+ponds alone, the head painted shadows as water (v2_dense5.json; docs/EXPERIMENTS.md). With shadow_beside, that share
+of the shadows is the one the chip's labelled buildings and trees throw beside them (shadow_beside): the Las Vegas
+street's false water was thin strips along its roofs (v2_dense6.json).
 
 With only_classes, a refit learns those classes alone: either only their rows of the head's 1×1 read-out (every
 other class's map stays exactly), or, with anchor, the whole head, the other classes' maps held to the starting
@@ -30,7 +32,8 @@ head's by a BCE (the release's water was refitted so, v2_dense2.json).
     python -m rsapp train dense --run configs/runs/v2_dense2.json --out runs/v2d6  # water, from the release
     python -m rsapp train dense --run configs/runs/v2_dense3.json --out runs/v2d10  # with its own deep blocks
     python -m rsapp train dense --run configs/runs/v2_dense4.json --out runs/v2d14  # + water scenes, ponds
-    python -m rsapp train dense --run configs/runs/v2_dense5.json --out runs/v2d15  # + shadows
+    python -m rsapp train dense --run configs/runs/v2_dense5.json --out runs/v2d16  # + shadows
+    python -m rsapp train dense --run configs/runs/v2_dense6.json --out runs/v2d17  # + shadows beside roofs, trees
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class DenseRun:
     present_top: float = 0.05  # the share of such a scene's pixels pushed to the class it holds
     pond_share: float = 0.0  # the share of labelled chips that get a pond of real water pasted (paste_pond)
     shadow_share: float = 0.0  # the share of labelled chips that get a shadow cast, labelled not water (cast_shadow)
+    shadow_beside: float = 0.0  # the share of those shadows thrown beside the chip's buildings and trees
     only_classes: tuple[str, ...] = ()  # fit only these classes' output rows (the rest of the head stays exactly)
     anchor: float = 0.0  # with only_classes: the whole head learns those classes, and the other classes' maps are
     # held to the starting head's by a BCE of this weight, instead of freezing all but those rows
@@ -122,7 +126,7 @@ def train_dense(run: DenseRun, out: Path) -> Path:
     def loss_of_step() -> torch.Tensor:
         batch = Batch()
         add_dense(batch, labelled, run.chips_per_step, run.chip, classes, rng, ponds, run.pond_share,
-                  run.shadow_share)
+                  run.shadow_share, run.shadow_beside)
         if run.ruled_out_per_step:
             add_dense(batch, ruled_out, run.ruled_out_per_step, run.chip, classes, rng)
         with torch.no_grad():

@@ -291,6 +291,30 @@ def test_a_shape_is_placed_only_on_allowed_pixels_or_not_at_all():
     assert place(np.ones((5, 5), bool), allowed, rng, tries=200) is None
 
 
+def test_a_shadow_beside_a_building_touches_it_on_one_side_and_never_covers_it_or_water():
+    from scipy import ndimage
+
+    from rsapp.data.real_chips import cast_shadow, shadow_beside
+    from rsapp.data.real_sets import DENSE_INDEX, IGNORE
+
+    rng = np.random.default_rng(0)
+    labels = np.full((64, 64), DENSE_INDEX["bare land"], np.uint8)
+    labels[24:40, 24:40] = DENSE_INDEX["building"]
+    labels[:, :8] = DENSE_INDEX["water"]
+    labels[:, 56:] = IGNORE
+    building = labels == DENSE_INDEX["building"]
+    rgb = np.full((64, 64, 3), 200, np.uint8)
+    for _ in range(20):
+        shade = shadow_beside(building, rng)
+        assert shade.any() and not (shade & building).any()
+        assert (shade & ndimage.binary_dilation(building)).any()  # it starts at the building's edge
+        ys, xs = np.nonzero(shade)
+        assert ys.min() >= 24 or ys.max() <= 39 or xs.min() >= 24 or xs.max() <= 39  # thrown one way, not all round
+        out, mask = cast_shadow(rgb, labels, rng, beside=1.0)
+        assert mask.any() and not (mask & (building | (labels == IGNORE) | (labels == DENSE_INDEX["water"]))).any()
+        assert (out[mask] < 110).all() and (out[~mask] == 200).all()
+
+
 def test_a_pasted_pond_is_real_train_water_labelled_water_alone_and_never_on_padding(rasters):
     from rsapp.data.real_chips import paste_pond, water_windows
     from rsapp.data.real_sets import DENSE_INDEX, IGNORE
