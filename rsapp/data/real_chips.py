@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from rsapp.data.real_sets import DENSE_INDEX, IGNORE, Raster
+from rsapp.data.real_sets import DENSE_INDEX, IGNORE, Raster, covered_windows
 
 MAX_FACTOR = 8.0  # coarsest resampling, × the native GSD
 
@@ -188,17 +188,8 @@ def paste_buildings(rgb: np.ndarray, labels: np.ndarray, donor_rgb: np.ndarray, 
 
 def water_windows(rasters: list[Raster], size: int = 96) -> list[np.ndarray]:
     """Every (size, size) window, at half-size steps, of the rasters that label water where all of it is water."""
-    out = []
-    for r in rasters:
-        if r.dense is None or "water" not in r.known:
-            continue
-        wet = np.pad(r.dense == DENSE_INDEX["water"], ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        h, w = r.dense.shape
-        for y in range(0, h - size + 1, size // 2):
-            for x in range(0, w - size + 1, size // 2):
-                if wet[y + size, x + size] - wet[y, x + size] - wet[y + size, x] + wet[y, x] == size * size:
-                    out.append(r.rgb[y:y + size, x:x + size])
-    return out
+    return [r.rgb[y:y + size, x:x + size] for r in rasters if r.dense is not None and "water" in r.known
+            for y, x, _ in covered_windows(r, ["water"], size, size // 2, 1.0)]
 
 
 def pond_outline(h: int, w: int, rng) -> np.ndarray:
@@ -251,8 +242,8 @@ def cast_shadow(rgb: np.ndarray, labels: np.ndarray, rng, beside: float = 0.0) -
     found)."""
     h, w = rgb.shape[:2]
     dry = (labels != IGNORE) & (labels != DENSE_INDEX["water"])
-    casters = np.isin(labels, [DENSE_INDEX[c] for c in CASTERS])
     mask = np.zeros((h, w), bool)
+    casters = np.isin(labels, [DENSE_INDEX[c] for c in CASTERS]) if beside else None
     if beside and rng.random() < beside and casters.any():
         mask = shadow_beside(casters, rng) & dry
     else:

@@ -378,22 +378,27 @@ def split(held_out: bool) -> list[Raster]:
 COVER_SCENE_SHARE = 0.8
 
 
+def covered_windows(r: Raster, names: list[str], size: int, stride: int, share: float):
+    """(y, x, name) of every `size` px window of a labelled raster (on a `stride` grid) that the class `name` covers
+    to at least `share`, for each of `names` in turn."""
+    h, w = r.rgb.shape[:2]
+    for y in range(0, h - size + 1, stride):
+        for x in range(0, w - size + 1, stride):
+            crop = r.dense[y:y + size, x:x + size]
+            for name in names:
+                if (crop == DENSE_INDEX[name]).mean() >= share:
+                    yield y, x, name
+
+
 def cover_scenes(rasters: list[Raster], size: int = 256, stride: int = 128) -> list[Raster]:
     """The land-cover scenes of labelled rasters: every `size` px crop (on a `stride` grid) that one class of
     COVER_SCENES covers to COVER_SCENE_SHARE, as a scene of that name (set "<set>-cover", same split)."""
     out = []
     for r in rasters:
         names = [n for n in COVER_SCENES if n in r.known] if r.dense is not None else []
-        if not names:
-            continue
-        h, w = r.rgb.shape[:2]
-        for y in range(0, h - size + 1, stride):
-            for x in range(0, w - size + 1, stride):
-                crop = r.dense[y:y + size, x:x + size]
-                for name in names:
-                    if (crop == DENSE_INDEX[name]).mean() >= COVER_SCENE_SHARE:
-                        out.append(Raster(f"{r.set}-cover", f"{r.name}@{y},{x}", r.rgb[y:y + size, x:x + size],
-                                          r.gsd_m, r.held_out, scene=name))
+        for y, x, name in covered_windows(r, names, size, stride, COVER_SCENE_SHARE) if names else ():
+            out.append(Raster(f"{r.set}-cover", f"{r.name}@{y},{x}", r.rgb[y:y + size, x:x + size], r.gsd_m,
+                              r.held_out, scene=name))
     return out
 
 
