@@ -18,8 +18,8 @@ from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
-from rsapp.tasks.mask_sentences import (composition, mask_summary, presence, share_of_area, where_box_is,
-                                        where_in_image)
+from rsapp.tasks.mask_sentences import (comparison, composition, count_sentence, mask_summary, presence,
+                                        share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
                                     scene_verdict, selection_of)
@@ -27,7 +27,7 @@ from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
 MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
-                   "gsd": "gsd", "scene": "text", "composition": "mask"}
+                   "gsd": "gsd", "scene": "text", "composition": "mask", "compare": "mask"}
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -184,6 +184,10 @@ class Analyst:
         if measured is not None and measured[0] == "scene":  # the scene's label, read as [CLS] reads it
             return Request("[CLS]", "", TASKS["[CLS]"].expert, "text", labels=self.runtime.config.vision.scene_labels,
                            log10_gsd=log10_gsd)
+        if measured is not None and measured[0] == "compare":  # the all-classes map, and counts when compared by them
+            cmp = measured[1]
+            return Request(r.token, question, r.expert, "mask", log10_gsd=log10_gsd,
+                           counted=(cmp.first, cmp.second) if cmp.by == "count" else ())
         if measured is not None:  # a count or a size of the instances, a class mask's share or place, the GSD
             kind, name = measured
             select = selection_of(question)  # a size is the largest instance's unless the question picks another
@@ -225,6 +229,8 @@ class Analyst:
             answer.raw_text = answer.text
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
+        elif req.output == "count":
+            answer.text = count_sentence(int(gen.text), req.dense_class)
         elif measured is not None and measured[0] == "scene":
             answer.text = scene_verdict(measured[1], gen.text)
         elif gen.mask is not None:
@@ -241,6 +247,8 @@ class Analyst:
                 label = answer.mask_labels[1]
                 if measured[0] == "composition":  # every class's share, the all-classes map drawn
                     answer.text = composition(mask, answer.mask_labels, valid, answer.chip_gsd_m)
+                elif measured[0] == "compare":
+                    answer.text = comparison(mask, answer.mask_labels, valid, measured[1], answer.counts)
                 elif measured[0] == "where":
                     answer.text = where_in_image(mask, label, valid)
                 elif measured[0] == "presence":

@@ -43,6 +43,7 @@ class Request:
     select: str = "all"  # [VG]: which instances (all, largest, smallest, leftmost, rightmost, topmost, …)
     box_px: tuple[float, float, float, float] | None = None  # [REF]: the box asked about, chip pixels
     turns: bool = True  # a pixel answer averages quarter turns (False: one view, as a whole-scene batch's tiles)
+    counted: tuple[str, ...] = ()  # a mask answer of one image also counts these classes' instances (gen.counts)
 
 
 @dataclass
@@ -101,8 +102,9 @@ class Runtime:
         picture (rsapp.geo.chips.picture_box); pixel answers read their maps from it alone, not the frame."""
         t0 = time.perf_counter()
         # the instance head runs only for a request that counts a class it knows (a count, boxes, a class's mask)
-        cores = req.dense_class in self.config.vision.instance_classes and (
-            req.output in ("count", "boxes") or (req.output == "mask" and len(images) == 1))
+        known = self.config.vision.instance_classes
+        cores = (req.dense_class in known and (req.output in ("count", "boxes") or (
+            req.output == "mask" and len(images) == 1))) or (len(images) == 1 and any(c in known for c in req.counted))
         # a pixel answer of one image averages its maps over quarter turns; text answers read one view
         views = self.config.vision.dense_tta if req.turns and len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
         pixels = req.output in PIXEL_OUTPUTS or len(images) == 2  # a change question draws its change map too
@@ -121,6 +123,8 @@ class Runtime:
             if len(images) == 1 and (enc.core(req.dense_class) is not None or req.dense_class in NETWORK_CLASSES):
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}
+            if len(images) == 1:
+                gen.counts.update({c: len(self.instances(enc, c, s, images[0].shape[0], picture)) for c in req.counted})
         elif req.output == "boxes":
             gen.boxes_px, gen.box_scores, gen.box_areas_m2 = self.boxes(enc, req.dense_class, req.select, s,
                                                                         images[0].shape[0], picture)

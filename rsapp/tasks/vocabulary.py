@@ -5,6 +5,7 @@ and the words people use for them. Defined here once; the model's config stores 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # Classes the dense head paints, pixel by pixel (multi-label: a pixel can be none of them).
 DENSE_CLASSES = ("building", "road", "water", "vegetation", "bare land", "car", "ship")
@@ -48,6 +49,14 @@ _DENSE_WORDS = {
     "ship": r"ships?|boats?|vessels?",
 }
 _DENSE_RE = [(name, re.compile(rf"\b(?:{words})\b", re.I)) for name, words in _DENSE_WORDS.items()]
+
+
+def dense_classes_in(text: str) -> list[str]:
+    """Every dense class a text names, in the order it first names them ('more houses than trees' → building,
+    vegetation)."""
+    text = _LAND_COVER_RE.sub(" ", text or "")
+    hits = sorted((m.start(), name) for name, rx in _DENSE_RE for m in rx.finditer(text))
+    return list(dict.fromkeys(name for _, name in hits))
 
 
 # Classes that cover areas rather than stand as things: asked to show all of them ("show me the streets"), the answer
@@ -242,6 +251,39 @@ def scene_verdict(kind: str, label: str) -> str:
     return f"yes: {said}" if label in SCENE_KIND_LABELS[kind] else f"no: it looks like {said}"
 
 
+# "are there more houses than trees?", "is the number of buildings equal to the number of roads?", "which covers more,
+# water or vegetation?": two classes compared, by their counts where a person counts them (things, or a question
+# about their number), else by the area they cover
+_COMPARATIVE_RE = re.compile(r"\b(?:(?P<more>more|greater|larger|bigger|higher|outnumbers?)|(?P<less>fewer|less|"
+                             r"smaller|lower)|(?P<same>equal|same|as many|as much))\b", re.I)
+_COMPARED_RE = re.compile(r"\b(than|as (many|much)|equal|same)\b|^\s*(which|what)\b", re.I)
+_WHICH_RE = re.compile(r"^\s*(which|what)\b", re.I)
+_NUMBER_RE = re.compile(r"\b(numbers?|how many|as many|fewer|outnumbers?)\b", re.I)
+COUNTED_THINGS = ("building", "car", "ship")  # classes a person compares by count unless asked about area
+
+
+@dataclass(frozen=True)
+class Comparison:
+    first: str  # the classes in the order the question names them
+    second: str
+    relation: str  # ">" (more), "<" (fewer), "=" (as many)
+    which: bool  # "which …?": name the class the relation holds for, not yes or no
+    by: str  # "count" or "area"
+
+
+def compared_classes(question: str) -> Comparison | None:
+    """The two classes a question compares and how ('are there more houses than trees?' → building > vegetation, by
+    area: trees are not counted as things), else None."""
+    classes, word = dense_classes_in(question), _COMPARATIVE_RE.search(question or "")
+    if len(classes) < 2 or word is None or not _COMPARED_RE.search(question):
+        return None
+    first, second = classes[:2]
+    things = first in COUNTED_THINGS and second in COUNTED_THINGS
+    by = "count" if _NUMBER_RE.search(question) or (things and "area" not in question.lower()) else "area"
+    return Comparison(first, second, {"more": ">", "less": "<", "same": "="}[word.lastgroup],
+                      bool(_WHICH_RE.search(question)), by)
+
+
 # "what is the dominant land cover?", "what covers most of the area?": the share of every class, largest first
 _COMPOSITION_RE = re.compile(r"\b((dominant|main|primary|predominant|prevailing|major|most common) (land[- ]?)?"
                              r"(cover|surface|class)|land[- ]?cover|what covers|(mostly|mainly) (covered|made up)|"
@@ -254,11 +296,14 @@ def asks_composition(question: str) -> bool:
     return bool(_COMPOSITION_RE.search(question or "")) and dense_class_of(question) is None
 
 
-def measured_question(question: str) -> tuple[str, str | None] | None:
+def measured_question(question: str) -> tuple[str, str | Comparison | None] | None:
     """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
-    learned these: ("count" | "cover" | "size" | "where" | "presence", class), ("scene", kind of scene asked),
-    ("composition", None) or ("gsd", None); None otherwise. A dense class's presence comes before the scene: 'does it
-    contain trees?' asks for vegetation, 'is this a forest?' what the scene is."""
+    learned these: ("compare", Comparison), ("count" | "cover" | "size" | "where" | "presence", class),
+    ("scene", kind of scene asked), ("composition", None) or ("gsd", None); None otherwise. A comparison comes first
+    ('is the number of buildings greater than the number of roads?' counts both); a dense class's presence before the
+    scene: 'does it contain trees?' asks for vegetation, 'is this a forest?' what the scene is."""
+    if (compared := compared_classes(question)) is not None:
+        return "compare", compared
     for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class),
                         ("where", located_class), ("presence", present_class), ("scene", asked_scene)):
         if (name := named(question)) is not None:

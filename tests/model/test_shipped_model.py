@@ -252,6 +252,28 @@ def test_how_much_of_the_area_a_class_covers_is_read_off_its_mask(analyst):
     assert share.counts == seg.counts  # its map layer counts the buildings [SEG] counted, not the mask's polygons
 
 
+def test_a_question_comparing_two_classes_agrees_with_asking_for_each(analyst):
+    """The language model never learned comparisons (it answered "yes: 34.7 % of the area is building" to "are there
+    more houses than trees?"): areas are compared on the all-classes map the dominant-cover answer draws, things by
+    the counts a "how many" gets; the Las Vegas street holds more houses than trees, and more houses than streets."""
+    import re
+
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        more = analyst.ask([scene], "[VQA] are there more houses than trees?")
+        fewer = analyst.ask([scene], "[VQA] are there more trees than houses?")
+        cover = analyst.ask([scene], "[VQA] what is the dominant land cover?")
+        number = analyst.ask([scene], "[VQA] is the number of buildings greater than the number of roads?")
+        houses = analyst.ask([scene], "[VQA] how many houses are there?")
+        roads = analyst.ask([scene], "[VQA] how many roads are there?")
+    building = re.search(r"building covers most \((\d+\.\d) %", cover.text).group(1)  # its share, largest first
+    vegetation = re.search(r"vegetation (\d+\.\d) %", cover.text).group(1)
+    assert more.text == f"yes: building covers {building} % of the area, vegetation {vegetation} %", more.text
+    assert fewer.text.startswith("no: vegetation covers ") and np.array_equal(more.mask, cover.mask)
+    assert number.text == f"yes: {houses.text} buildings against {roads.text} road pieces", (number.text, roads.text)
+
+
 def test_a_question_about_the_resolution_is_answered_with_the_gsd(analyst, tmp_path):
     """The language model never learned it (it answered "many buildings were built"): the file's GSD when it has a
     georeference, SSE-U's estimate from the pixels, with its uncertainty, when it has none."""

@@ -3,7 +3,8 @@ boxed instance is, whether a class is there, and what covers most of the area.""
 
 import numpy as np
 
-from rsapp.tasks.mask_sentences import PRESENT_MIN_SHARE, composition, presence, where_box_is, where_in_image
+from rsapp.tasks.mask_sentences import (PRESENT_MIN_SHARE, comparison, composition, presence, where_box_is,
+                                        where_in_image)
 
 
 def _valid(shape=(90, 90)) -> np.ndarray:
@@ -76,3 +77,35 @@ def test_the_composition_names_the_classes_by_share_of_the_picture_largest_first
     valid[:] = True
     mask[:, 45:60] = mask[0, 90:95] = 0
     assert composition(mask, labels, valid, None) == "road covers most (45.0 % of the area), then building 30.0 %"
+
+
+def test_two_classes_are_compared_by_area_or_by_count_and_the_answer_says_what_was_compared():
+    from rsapp.tasks.vocabulary import Comparison
+
+    labels = ["others", "building", "road", "water", "vegetation"]
+    valid = np.zeros((100, 100), bool)
+    valid[:, :50] = True  # half the chip is frame: shares are of the picture
+    mask = np.zeros((100, 100), np.uint8)
+    mask[:20, :50], mask[20:30, :50], mask[50:70, 60:] = 1, 4, 4  # 20 % building, 10 % vegetation (frame ignored)
+    more = Comparison("building", "vegetation", ">", False, "area")
+    assert comparison(mask, labels, valid, more, {}) == "yes: building covers 20.0 % of the area, vegetation 10.0 %"
+    fewer = Comparison("vegetation", "building", ">", False, "area")
+    assert comparison(mask, labels, valid, fewer, {}).startswith("no:")
+    assert comparison(mask, labels, valid, Comparison("vegetation", "building", "<", True, "area"), {}) == (
+        "vegetation: vegetation covers 10.0 % of the area, building 20.0 %")  # which covers less
+    mask[30:39, :50] = 4  # vegetation 19 %: within a tenth of the buildings' 20 %
+    assert comparison(mask, labels, valid, Comparison("building", "vegetation", "=", False, "area"), {}).startswith(
+        "yes: ")
+    counted = Comparison("building", "road", "<", False, "count")
+    assert comparison(mask, labels, valid, counted, {"building": 21, "road": 4}) == (
+        "no: 21 buildings against 4 road pieces")
+    assert comparison(mask, labels, valid, Comparison("car", "ship", ">", True, "count"), {"car": 0, "ship": 0}) == (
+        "about the same: 0 cars against 0 ships")
+
+
+def test_a_count_of_patches_says_what_was_counted():
+    from rsapp.tasks.mask_sentences import count_sentence
+
+    assert count_sentence(21, "building") == "21" and count_sentence(4, "road") == "4"
+    assert count_sentence(45, "vegetation") == "45 patches of vegetation (touching ones count as one)"
+    assert count_sentence(1, "water").startswith("1 water bod")

@@ -192,3 +192,23 @@ def test_a_question_about_the_gsd_is_recognised(question, asks):
     from rsapp.tasks.vocabulary import asks_gsd
 
     assert asks_gsd(question) is asks
+
+
+@pytest.mark.parametrize("question,compared", [
+    ("are there more houses than trees?", ("building", "vegetation", ">", False, "area")),
+    ("is the number of buildings greater than the number of roads?", ("building", "road", ">", False, "count")),
+    ("are there fewer cars than boats?", ("car", "ship", "<", False, "count")),  # things are counted
+    ("which covers more, water or vegetation?", ("water", "vegetation", ">", True, "area")),
+    ("is there as much water as bare land?", ("water", "bare land", "=", False, "area")),
+    # one class, or two without a comparison: not a comparison
+    ("is the largest building bigger than 100 m2?", None), ("are there buildings in the lower left and trees?", None),
+    ("how many houses are there?", None),
+])
+def test_a_question_comparing_two_classes_names_both_and_how(question, compared):
+    from dataclasses import astuple
+
+    from rsapp.tasks.vocabulary import compared_classes, measured_question
+
+    got = compared_classes(question)
+    assert (astuple(got) if got else None) == compared
+    assert ((measured_question(question) or ("",))[0] == "compare") is (compared is not None)
