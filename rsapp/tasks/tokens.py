@@ -41,7 +41,8 @@ _BOX_RE = re.compile(r"\[\s*-?\d+(?:\.\d+)?\s*(?:,\s*-?\d+(?:\.\d+)?\s*){3}\]")
 # theme of this picture?": 0.85 as the language model's [VQA] answer, 0.91 as [CLS], counting 'agricultural' for its
 # 'farmland')
 _SCENE_CUE = re.compile(r"\b(classify|scene class|theme of|what (?:kind|type) of (?:scene|area|place|land)|"
-                        r"land[- ]?(?:use|cover) class)\b", re.I)
+                        r"land[- ]?(?:use|cover) class|(?:main |primary )?land[- ]?use|what (?:is|are) (?:this|the) "
+                        r"(?:area|land|place|site|region|scene)s? used for)\b", re.I)
 # A request to describe the image, however worded: answered as [CAP] even when asked with [VQA] (the language model's
 # [VQA] answer to "what do you see?" was a scene label, "dense residential").
 _DESCRIBE_CUE = re.compile(r"\b(caption|describe|description|summari[sz]e|what (?:do|can) (?:you|we|i) see|"

@@ -48,6 +48,8 @@ def test_router_infers_a_token_without_one(prompt, n, token):
     ("[VQA] what is the theme of this picture?", "[CLS]"), ("[VQA] what kind of area is this?", "[CLS]"),
     ("[VQA] how many houses are there?", "[VQA]"), ("[VQA] what is the main road made of?", "[VQA]"),
     ("[VQA] what can you see?", "[CAP]"), ("[VQA] describe this scene", "[CAP]"),
+    ("[VQA] what is this area used for?", "[CLS]"), ("[VQA] what is the main land use?", "[CLS]"),
+    ("[VQA] how much land is used for roads?", "[VQA]"),
 ])
 def test_a_vqa_question_asking_what_the_scene_is_or_to_describe_it_goes_to_its_task(prompt, token):
     r = route(prompt)
