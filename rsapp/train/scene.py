@@ -24,6 +24,7 @@ probabilities, which now hold at coarser scales. tools/ship_model.py grafts the 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy import ndimage
 from tqdm import tqdm
 
 from rsapp.data.real_chips import jitter, square_resize
@@ -58,6 +60,7 @@ class SceneRun:
     photometric: float = 0.0  # share of the views seen through another sensor's colours (cast, contrast, haze)
     cover_per_class: int = 0  # land-cover scenes (COVER_SCENES) of each label drawn from the train tiles (0: none)
     zoom_in: bool = False  # also a view 1.4–2× finer (upsampled, up to 512 px): a finer collection's pixels
+    optics: float = 0.0  # share of the views seen through another sensor's optics (blur, sharpening, JPEG)
 
 
 def downsampled(rgb: np.ndarray, factor: float) -> np.ndarray:
@@ -91,15 +94,34 @@ def other_sensor(rgb: np.ndarray, rng) -> np.ndarray:
     return out
 
 
+def other_optics(rgb: np.ndarray, rng) -> np.ndarray:
+    """The scene through another sensor's optics and delivery: a softer lens (Gaussian blur, σ 0.6–1.8 px), a
+    sharpened product (unsharp mask), or heavy JPEG compression (quality 20–60), one of the three."""
+    kind = int(rng.integers(3))
+    if kind == 2:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=int(rng.integers(20, 61)))
+        return np.asarray(Image.open(buf).convert("RGB"))
+    x = rgb.astype(np.float32)
+    soft = ndimage.gaussian_filter(x, (rng.uniform(0.6, 1.8),) * 2 + (0,))
+    if kind == 0:
+        return np.clip(soft, 0, 255).astype(np.uint8)
+    return np.clip(x + rng.uniform(0.5, 1.5) * (x - soft), 0, 255).astype(np.uint8)
+
+
 def views(rgb: np.ndarray, same_class: list[np.ndarray], rng, photometric: float = 0.0,
-          zoom_in: bool = False) -> list[np.ndarray]:
+          zoom_in: bool = False, optics: float = 0.0) -> list[np.ndarray]:
     """A scene at its own scale, two coarser ones, a mosaic of its class and, with zoom_in, a finer one; each
-    flipped with probability ½ and seen through another sensor's colours with probability `photometric`."""
+    flipped with probability ½, seen through another sensor's colours with probability `photometric` and, before it
+    is resampled, through another sensor's optics with probability `optics` (a blur at the scene's own pixels)."""
+    def seen(image):
+        return other_optics(image, rng) if optics and rng.random() < optics else image
+
     k = int(rng.choice([2, 3]))
-    out = [rgb, downsampled(rgb, rng.uniform(1.5, 2.5)), downsampled(rgb, rng.uniform(2.5, 4.0)),
+    out = [seen(rgb), downsampled(seen(rgb), rng.uniform(1.5, 2.5)), downsampled(seen(rgb), rng.uniform(2.5, 4.0)),
            mosaic([same_class[int(i)] for i in rng.integers(len(same_class), size=k * k)], k)]
     if zoom_in:
-        out.append(upsampled(rgb, rng.uniform(1.4, 2.0)))
+        out.append(upsampled(seen(rgb), rng.uniform(1.4, 2.0)))
     out = [other_sensor(v, rng) if rng.random() < photometric else v for v in out]
     return [np.ascontiguousarray(v[:, ::-1]) if rng.random() < 0.5 else v for v in out]
 
@@ -137,7 +159,7 @@ def train_scene(run: SceneRun, out: Path) -> Path:
     feats, targets = [], []
     with torch.no_grad():
         for r in tqdm(scenes, desc="scene views", mininterval=30):
-            for v in views(r.rgb, images_of[r.scene], rng, run.photometric, run.zoom_in):
+            for v in views(r.rgb, images_of[r.scene], rng, run.photometric, run.zoom_in, run.optics):
                 feats.append(model.tower.pooled(fast.pyramid(to_tensor(v)))[0])
                 targets.append(labels.index(r.scene))
     x, y = torch.stack(feats), torch.tensor(targets)

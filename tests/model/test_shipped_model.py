@@ -658,6 +658,29 @@ def test_held_out_scenes_three_times_coarser_are_still_named_by_the_scene_head(r
     assert hits / n >= UCM_COARSE_MIN_TOP1, hits / n
 
 
+# the scene head on held-out scenes through a softer lens (σ 1.5 px): measured 0.88 (0.84 before v2sc6 saw other optics)
+UCM_BLURRED_MIN_TOP1 = 0.85
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_held_out_scenes_through_a_softer_lens_are_still_named_by_the_scene_head(runtime):
+    """rsapp.train.scene showed half of its views through another sensor's optics (blurred, sharpened, compressed):
+    a scene from a softer sensor is still known."""
+    from PIL import Image, ImageFilter
+
+    from rsapp.data.real_sets import SCENE_CLASSES_OF_UCM
+    from rsapp.model.vision_model import to_tensor
+
+    vision, hits, n = runtime.model.vision, 0, 0
+    for folder, label in SCENE_CLASSES_OF_UCM.items():
+        for path in sorted((REAL / "scenes" / "ucmerced" / "images" / folder).iterdir())[60:80:2]:  # held out
+            soft = np.asarray(Image.open(path).convert("RGB").filter(ImageFilter.GaussianBlur(1.5)))
+            out = vision.encode([to_tensor(soft)])
+            hits += vision.cfg.scene_classes[int(out.scene[0].argmax())] == label
+            n += 1
+    assert hits / n >= UCM_BLURRED_MIN_TOP1, hits / n
+
+
 UCM_RECOLOURED_MIN_TOP1 = 0.80  # the scene head on held-out scenes in another sensor's colours: measured 0.90
 
 
