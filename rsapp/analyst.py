@@ -18,8 +18,8 @@ from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
-from rsapp.tasks.mask_sentences import (comparison, composition, count_sentence, mask_summary, presence,
-                                        share_of_area, where_box_is, where_in_image)
+from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, comparison, composition, count_sentence, mask_summary,
+                                        presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
                                     scene_verdict, selection_of)
@@ -121,9 +121,7 @@ class Analyst:
             answer.warnings.append(f"no task token given: used {r.token}")
         self._decode(answer, r, measured, req, chips, gen)
         if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.chip_gsd_m:
-            drawn = np.unique(answer.mask) if answer.mask is not None else ()  # of an all-classes map, those drawn
-            classes = [req.dense_class] if req.dense_class else [answer.mask_labels[i] for i in drawn if i]
-            if (warning := beyond_training(classes, answer.chip_gsd_m)) is not None:
+            if (warning := beyond_training(answered_classes(answer, req, measured, valid), answer.chip_gsd_m)):
                 answer.warnings.append(warning)
         answer.timings_s = {"chip": t_chip - t0, **gen.timings_s, "total": time.perf_counter() - t0}
         return answer
@@ -271,6 +269,20 @@ TRAINED_MIN_GSD_M = {"building": 0.05, "road": 0.05, "water": 0.5, "vegetation":
                      "ship": 10.0}
 # An answer warns beyond this factor of the trained range (coarser, finer).
 BEYOND_COARSER, BEYOND_FINER = 1.5, 2.0
+
+
+def answered_classes(answer: Answer, req, measured, valid: np.ndarray) -> list[str]:
+    """The classes a pixel answer is about: the one asked for; the two a comparison compares; or those an
+    all-classes map draws on at least COMPOSITION_MIN_SHARE of the picture (a few stray "ship" pixels on a street are
+    not what it is about)."""
+    if req.dense_class:
+        return [req.dense_class]
+    if measured is not None and measured[0] == "compare":
+        return [measured[1].first, measured[1].second]
+    if answer.mask is None:
+        return []
+    share = np.bincount(answer.mask[valid], minlength=len(answer.mask_labels)) / max(int(valid.sum()), 1)
+    return [name for name, sh in zip(answer.mask_labels[1:], share[1:]) if sh >= COMPOSITION_MIN_SHARE]
 
 
 def beyond_training(classes: list[str], gsd_m: float) -> str | None:

@@ -271,6 +271,7 @@ def test_a_question_comparing_two_classes_agrees_with_asking_for_each(analyst):
     vegetation = re.search(r"vegetation (\d+\.\d) %", cover.text).group(1)
     assert more.text == f"yes: building covers {building} % of the area, vegetation {vegetation} %", more.text
     assert fewer.text.startswith("no: vegetation covers ") and np.array_equal(more.mask, cover.mask)
+    assert not any("ship" in w for w in more.warnings + cover.warnings)  # stray "ship" pixels are not the answer
     assert number.text == f"yes: {houses.text} buildings against {roads.text} road pieces", (number.text, roads.text)
 
 
