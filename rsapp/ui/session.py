@@ -232,7 +232,7 @@ class Session:
         return self._append(Layer(self._free_name(base), None, frame))
 
     def _free_name(self, base: str) -> str:
-        base = base[:60]
+        base = base[:60].rstrip()  # never ending in a space: the chat writes it in *italics*, which a space before the * breaks
         names = {layer.name for layer in self.layers}
         name, k = base, 2
         while name in names:

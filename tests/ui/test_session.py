@@ -144,3 +144,16 @@ def test_a_layer_of_several_classes_colours_each_class_and_a_layer_of_one_does_n
     assert several["classes"] == {"building": CLASS_COLOURS["building"], "water": CLASS_COLOURS["water"]}
     assert {f["properties"]["label"] for f in several["geojson"]["features"]} == {"building", "water"}
     assert one["classes"] == {} and one["colour"] != several["colour"]
+
+
+def test_a_long_prompts_layer_name_is_cut_without_a_trailing_space(geo_tif):
+    """The chat writes a layer's name in *italics*: a name cut to 60 characters just after a space would show its
+    asterisks ("*… the number of *")."""
+    from dataclasses import replace
+
+    s = Session()
+    s.load([str(geo_tif)])
+    prompt = "[VQA] is the number of buildings greater than the number of roads here?"
+    assert prompt[59] == " "  # cut at 60 characters, it would end in a space
+    layer = s.add(replace(_answer_with_a_box(geo_tif), task="[VQA]", prompt=prompt))
+    assert layer.name == prompt[:59] and not layer.name.endswith(" ")
