@@ -18,8 +18,8 @@ from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
-from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, comparison, composition, count_sentence, mask_summary,
-                                        presence, share_of_area, where_box_is, where_in_image)
+from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
+                                        mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
                                     scene_verdict, selection_of)
@@ -281,7 +281,7 @@ def answered_classes(answer: Answer, req, measured, valid: np.ndarray) -> list[s
         return [measured[1].first, measured[1].second]
     if answer.mask is None:
         return []
-    share = np.bincount(answer.mask[valid], minlength=len(answer.mask_labels)) / max(int(valid.sum()), 1)
+    share = class_shares(answer.mask, answer.mask_labels, valid)
     return [name for name, sh in zip(answer.mask_labels[1:], share[1:]) if sh >= COMPOSITION_MIN_SHARE]
 
 

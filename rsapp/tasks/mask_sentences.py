@@ -34,6 +34,11 @@ def share_of_area(mask: np.ndarray, label: str, valid: np.ndarray, gsd_m: float 
     return f"{100 * px / max(int(valid.sum()), 1):.1f} % of the area is {label}{area}"
 
 
+def class_shares(mask: np.ndarray, labels: list[str], valid: np.ndarray) -> np.ndarray:
+    """The share of the picture's valid part each label of an all-classes mask covers (index 0: others)."""
+    return np.bincount(mask[valid], minlength=len(labels)) / max(int(valid.sum()), 1)
+
+
 # A class is named in a composition when it covers at least this share of the image's valid part.
 COMPOSITION_MIN_SHARE = 0.01
 
@@ -43,7 +48,7 @@ def composition(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: f
     (31.0 % …), then …' when no class covers half): the classes of an all-classes mask by the share they cover, the
     answer to what the land cover is."""
     n_valid = max(int(valid.sum()), 1)
-    share = np.bincount(mask[valid], minlength=len(labels)) / n_valid  # of each label, in one pass
+    share = class_shares(mask, labels, valid)
     shares = sorted(((share[i], name) for i, name in enumerate(labels) if i and share[i] >= COMPOSITION_MIN_SHARE),
                     reverse=True)
     if not shares:
@@ -80,7 +85,7 @@ def comparison(mask: np.ndarray, labels: list[str], valid: np.ndarray, cmp, coun
         said = f"{a} {_COUNTED_AS[cmp.first]} against {b} {_COUNTED_AS[cmp.second]}"
         same = a == b
     else:
-        share = np.bincount(mask[valid], minlength=len(labels)) / max(int(valid.sum()), 1)
+        share = class_shares(mask, labels, valid)
         a, b = (float(share[labels.index(c)]) for c in (cmp.first, cmp.second))
         said = f"{cmp.first} covers {100 * a:.1f} % of the area, {cmp.second} {100 * b:.1f} %"
         same = min(a, b) >= SAME_AREA_SHARE * max(a, b)
