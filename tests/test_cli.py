@@ -36,6 +36,21 @@ def test_info_on_bundled_samples():
         assert info["gsd_m"] == pytest.approx(30 if "30m" in f else 0.27, rel=0.1)
 
 
+def test_the_vegas_label_files_hold_one_class_each_on_the_image():
+    """SpaceNet labels buildings, roads and tree crowns on the Las Vegas crop; the footprints file used to hold all
+    56 polygons, so scoring a building mask against it counted trees and roads as buildings."""
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    with rasterio.open(SAMPLES / "vegas_buildings_0.3m.tif") as src:
+        image = box(*src.bounds)
+    for name, cls, n in (("buildings", "building", 26), ("roads", "road", 3), ("trees", "tree", 27)):
+        labels = gpd.read_file(SAMPLES / f"vegas_{name}.geojson")
+        assert len(labels) == n and set(labels["class"]) == {cls} and labels.crs.to_epsg() == 4326
+        assert labels.geometry.intersects(image).all()
+
+
 def _bad_inputs(tmp_path, utm_tif):
     text = tmp_path / "notes.tif"
     text.write_text("this is not an image")

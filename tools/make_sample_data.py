@@ -75,6 +75,7 @@ def taizhou(real_dir: Path) -> None:
 
 
 VEGAS_CLASSES = {1: "building", 2: "road", 3: "tree"}
+VEGAS_FILES = {"building": "vegas_buildings.geojson", "road": "vegas_roads.geojson", "tree": "vegas_trees.geojson"}
 
 
 def vegas(real_dir: Path) -> None:
@@ -82,9 +83,11 @@ def vegas(real_dir: Path) -> None:
     with rasterio.open(d / "image.tif") as src:
         write_cog(OUT / "vegas_buildings_0.3m.tif", src.read(), src.profile, ["red", "green", "blue"])
     labels = gpd.read_file(d / "buildings.geojson")
-    # despite the file's name its polygons are of three classes, coded by SpaceNet's `label`
+    # despite the source file's name its polygons are of three classes, coded by SpaceNet's `label`: one file each,
+    # so that the footprints file holds footprints only
     labels["class"] = labels["label"].astype(int).map(VEGAS_CLASSES)
-    labels.to_file(OUT / "vegas_buildings.geojson", driver="GeoJSON")
+    for cls, name in VEGAS_FILES.items():
+        labels[labels["class"] == cls].to_file(OUT / name, driver="GeoJSON")
 
 
 def main() -> None:

@@ -340,12 +340,12 @@ def load_samples() -> list[Raster]:
     """The bundled samples as held-out sets: Las Vegas buildings and the Taizhou change pair."""
     root = sample_root()
     rgb, transform, crs = _stretched(root / "vegas_buildings_0.3m.tif")
-    # the file's features are buildings, roads and trees (property `class`; SpaceNet's `label` 1 / 2 / 3)
-    labels = gpd.read_file(root / "vegas_buildings.geojson").to_crs(crs)
+    # SpaceNet labels three classes here, one file each; its tree crowns are not a class of the dense map
+    buildings, roads = (gpd.read_file(root / f"vegas_{name}.geojson").to_crs(crs).geometry
+                        for name in ("buildings", "roads"))
     dense = np.full(rgb.shape[:2], NONE_OF_KNOWN, np.uint8)
-    roads = labels[labels["class"] == "road"].geometry
     dense[rasterize(((g, 1) for g in roads), out_shape=rgb.shape[:2], transform=transform) > 0] = DENSE_INDEX["road"]
-    ids = footprint_ids(labels[labels["class"] == "building"].geometry, rgb.shape[:2], transform)
+    ids = footprint_ids(buildings, rgb.shape[:2], transform)
     dense[ids > 0] = DENSE_INDEX["building"]  # buildings last: they win where a road polygon overlaps them
     out = [Raster("vegas-buildings", "vegas", rgb, 0.27, True, dense, ("building", "road"), instances=ids,
                   instance_class="building")]
