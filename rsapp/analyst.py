@@ -228,7 +228,8 @@ class Analyst:
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
         elif req.output == "count":
-            answer.text = count_sentence(int(gen.text), req.dense_class)
+            answer.text = count_sentence(int(gen.text), req.dense_class,
+                                         self.runtime.counted_by(req.dense_class) == "regions")
         elif measured is not None and measured[0] == "scene":
             answer.text = scene_verdict(measured[1], gen.text)
         elif gen.mask is not None:
@@ -246,7 +247,8 @@ class Analyst:
                 if measured[0] == "composition":  # every class's share, the all-classes map drawn
                     answer.text = composition(mask, answer.mask_labels, valid, answer.chip_gsd_m)
                 elif measured[0] == "compare":
-                    answer.text = comparison(mask, answer.mask_labels, valid, measured[1], answer.counts)
+                    regions = tuple(c for c in answer.counts if self.runtime.counted_by(c) == "regions")
+                    answer.text = comparison(mask, answer.mask_labels, valid, measured[1], answer.counts, regions)
                 elif measured[0] == "where":
                     answer.text = where_in_image(mask, label, valid)
                 elif measured[0] == "presence":

@@ -32,6 +32,13 @@ MIN_SEED_M2 = 8.0
 NETWORK_CLASSES = {"road": (4.0, 100.0)}
 
 
+def counting_method(name: str, cored: tuple[str, ...]) -> str:
+    """How a dense class's instances are counted: 'cores' (its mask split by the instance head's cores; the classes
+    `cored` have them), 'network' (its pieces bridged over small gaps: NETWORK_CLASSES) or 'regions' (connected
+    regions of its mask: touching ones are one)."""
+    return "cores" if name in cored else "network" if name in NETWORK_CLASSES else "regions"
+
+
 def core_regions(mask: np.ndarray, core: np.ndarray, sigma: float = 0.0, min_seed_px: float = 1.0) -> np.ndarray:
     """(h, w) int32 instance ids of a boolean class mask split by its cores: the core map smoothed by `sigma`
     (map pixels), its connected parts above CORE_THRESHOLD inside the mask of at least min_seed_px are the seeds,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsapp.model.counting import NETWORK_CLASSES, mask_instances
+from rsapp.model.counting import NETWORK_CLASSES, counting_method, mask_instances
 from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
 from rsapp.model.vision_model import VisionOutput, instance_count, upsample
@@ -120,7 +120,7 @@ class Runtime:
         n_new = 0
         if req.output == "mask":
             gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2])
-            if len(images) == 1 and (enc.core(req.dense_class) is not None or req.dense_class in NETWORK_CLASSES):
+            if len(images) == 1 and self.counted_by(req.dense_class) != "regions":
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}
             if len(images) == 1:
@@ -174,6 +174,11 @@ class Runtime:
             cols = np.minimum(np.arange(chip_shape[1]) * labels.shape[1] // chip_shape[1], labels.shape[1] - 1)
             labels = labels[rows[:, None], cols[None, :]]
         return labels, ["others"] + classes
+
+    def counted_by(self, name: str | None) -> str:
+        """How this model counts a dense class's instances: 'cores', 'network' or 'regions'
+        (rsapp.model.counting.counting_method)."""
+        return counting_method(name, self.config.vision.instance_classes)
 
     def instances(self, enc: VisionOutput, name: str | None, log10_gsd: float, chip_px: int,
                   picture: tuple[int, int, int, int] | None = None) -> list:

@@ -62,27 +62,42 @@ def composition(mask: np.ndarray, labels: list[str], valid: np.ndarray, gsd_m: f
 
 # Two areas compared are "as much" when the smaller is at least this share of the larger
 SAME_AREA_SHARE = 0.9
-# What a counted instance of a class is called, plural
-_COUNTED_AS = {"building": "buildings", "road": "road pieces", "water": "water bodies", "vegetation":
-               "patches of vegetation", "bare land": "patches of bare land", "car": "cars", "ship": "ships"}
-# Classes whose instances are connected patches of their mask (no instance map splits them): a count of them says so
-PATCH_COUNTED = ("water", "vegetation", "bare land")
+# What a counted instance of a class is called: one, and more
+_COUNTED_AS = {"building": ("building", "buildings"), "road": ("road piece", "road pieces"),
+               "water": ("water body", "water bodies"), "vegetation": ("patch of vegetation", "patches of vegetation"),
+               "bare land": ("patch of bare land", "patches of bare land"), "car": ("car", "cars"),
+               "ship": ("ship", "ships")}
 
 
-def count_sentence(n: int, name: str | None) -> str:
-    """The answer to how many there are: '21' (buildings, cars, ships, roads), '45 patches of vegetation (touching
-    ones count as one)' for a class counted as patches (a row of touching trees is one)."""
-    return f"{n} {_COUNTED_AS[name]} (touching ones count as one)" if name in PATCH_COUNTED else str(n)
+def _counted(n: int, name: str) -> str:
+    return f"{n} {_COUNTED_AS[name][n != 1]}"
 
 
-def comparison(mask: np.ndarray, labels: list[str], valid: np.ndarray, cmp, counts: dict[str, int]) -> str:
+def _touching(names: list[str], of: int = 1) -> str:
+    """What a count of connected mask regions cannot split, said of the classes counted that way among `of`."""
+    if not names:
+        return ""
+    return f" (touching {'ones' if len(names) == of else _COUNTED_AS[names[0]][1]} count as one)"
+
+
+def count_sentence(n: int, name: str | None, as_regions: bool) -> str:
+    """The answer to how many there are: '21' where the model splits the class's mask into instances (cores, a
+    network's bridged pieces); '45 patches of vegetation (touching ones count as one)' where it
+    counts connected regions of the mask (`as_regions`: a row of touching trees, or two parked cars, is one)."""
+    return f"{_counted(n, name)}{_touching([name])}" if as_regions else str(n)
+
+
+def comparison(mask: np.ndarray, labels: list[str], valid: np.ndarray, cmp, counts: dict[str, int],
+               as_regions: tuple[str, ...] = ()) -> str:
     """The answer to a question comparing two classes (rsapp.tasks.vocabulary.Comparison), from an all-classes mask
     (their areas) or the counts of their instances: 'yes: 21 buildings against 3 road pieces', 'no: building covers
     4.1 % of the area, water 9.8 %', or for a "which" question the class it holds for ('water: water covers 9.8 % of
-    the area, vegetation 4.1 %'); what was compared is always said."""
+    the area, vegetation 4.1 %'); what was compared is always said, and of a count, which of the two classes
+    (`as_regions`) were counted as connected regions of their mask."""
     if cmp.by == "count":
         a, b = counts.get(cmp.first, 0), counts.get(cmp.second, 0)
-        said = f"{a} {_COUNTED_AS[cmp.first]} against {b} {_COUNTED_AS[cmp.second]}"
+        merged = [c for c in (cmp.first, cmp.second) if c in as_regions]
+        said = f"{_counted(a, cmp.first)} against {_counted(b, cmp.second)}{_touching(merged, 2)}"
         same = a == b
     else:
         share = class_shares(mask, labels, valid)

@@ -259,7 +259,9 @@ _COMPARATIVE_RE = re.compile(r"\b(?:(?P<more>more|greater|larger|bigger|higher|o
 _COMPARED_RE = re.compile(r"\b(than|as (many|much)|equal|same)\b|^\s*(which|what)\b", re.I)
 _WHICH_RE = re.compile(r"^\s*(which|what)\b", re.I)
 _NUMBER_RE = re.compile(r"\b(numbers?|how many|as many|fewer|outnumbers?)\b", re.I)
-COUNTED_THINGS = ("building", "car", "ship")  # classes a person compares by count unless asked about area
+# classes a person compares by count unless asked about area (how the model counts them is the runtime's:
+# rsapp.model.counting.counting_method)
+COUNTED_THINGS = ("building", "car", "ship")
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,21 @@ def test_bundled_vegas_scene_roads_are_counted_as_streets_not_fragments(analyst)
     assert seg.counts == {"road": int(count.text)} and f"road: {count.text} found, " in seg.text
 
 
+def test_a_count_says_so_where_the_model_counts_connected_regions_of_a_mask(analyst):
+    """The release splits buildings by their cores and bridges roads into streets; trees and cars it counts as
+    connected regions of their masks, so two parked cars touching are one: their counts say what was counted."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        trees = analyst.ask([scene], "[VQA] how many trees are there?")
+        cars = analyst.ask([scene], "[VQA] how many cars are there?")
+        houses = analyst.ask([scene], "[VQA] how many houses are there?")
+    assert analyst.runtime.counted_by("building") == "cores" and analyst.runtime.counted_by("road") == "network"
+    assert trees.text.endswith(" (touching ones count as one)") and " of vegetation" in trees.text, trees.text
+    assert cars.text.endswith(" (touching ones count as one)") and " car" in cars.text, cars.text
+    assert houses.text.isdigit()
+
+
 def test_the_bundled_vegas_street_holds_no_water_in_its_shadows(analyst):
     """A dry street of row houses: the shadows beside the roofs are dark ground, not water (a mask head taught pasted
     ponds said "yes: 3.5 % of the area is water" here, its shadow strips; the release says 0.2 %)."""

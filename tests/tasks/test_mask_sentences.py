@@ -101,11 +101,18 @@ def test_two_classes_are_compared_by_area_or_by_count_and_the_answer_says_what_w
         "no: 21 buildings against 4 road pieces")
     assert comparison(mask, labels, valid, Comparison("car", "ship", ">", True, "count"), {"car": 0, "ship": 0}) == (
         "about the same: 0 cars against 0 ships")
+    # what the model counted as connected regions of its mask is said, of one class or of both
+    cars = Comparison("building", "car", ">", False, "count")
+    assert comparison(mask, labels, valid, cars, {"building": 21, "car": 12}, ("car",)) == (
+        "yes: 21 buildings against 12 cars (touching cars count as one)")
+    assert comparison(mask, labels, valid, Comparison("car", "ship", ">", False, "count"), {"car": 3, "ship": 1},
+                      ("car", "ship")) == "yes: 3 cars against 1 ship (touching ones count as one)"
 
 
 def test_a_count_of_patches_says_what_was_counted():
     from rsapp.tasks.mask_sentences import count_sentence
 
-    assert count_sentence(21, "building") == "21" and count_sentence(4, "road") == "4"
-    assert count_sentence(45, "vegetation") == "45 patches of vegetation (touching ones count as one)"
-    assert count_sentence(1, "water").startswith("1 water bod")
+    assert count_sentence(21, "building", False) == "21" and count_sentence(4, "road", False) == "4"
+    assert count_sentence(45, "vegetation", True) == "45 patches of vegetation (touching ones count as one)"
+    assert count_sentence(12, "car", True) == "12 cars (touching ones count as one)"
+    assert count_sentence(1, "water", True) == "1 water body (touching ones count as one)"
