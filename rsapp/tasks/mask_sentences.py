@@ -83,8 +83,9 @@ def _touching(names: list[str], of: int = 1) -> str:
 def count_sentence(n: int, name: str | None, as_regions: bool) -> str:
     """The answer to how many there are: '21' where the model splits the class's mask into instances (cores, a
     network's bridged pieces); '45 patches of vegetation (touching ones count as one)' where it
-    counts connected regions of the mask (`as_regions`: a row of touching trees, or two parked cars, is one)."""
-    return f"{_counted(n, name)}{_touching([name])}" if as_regions else str(n)
+    counts connected regions of the mask (`as_regions`: a row of touching trees, or two parked cars, is one; said
+    where there are two or more)."""
+    return f"{_counted(n, name)}{_touching([name] if n > 1 else [])}" if as_regions else str(n)
 
 
 def comparison(mask: np.ndarray, labels: list[str], valid: np.ndarray, cmp, counts: dict[str, int],
@@ -96,7 +97,7 @@ def comparison(mask: np.ndarray, labels: list[str], valid: np.ndarray, cmp, coun
     (`as_regions`) were counted as connected regions of their mask."""
     if cmp.by == "count":
         a, b = counts.get(cmp.first, 0), counts.get(cmp.second, 0)
-        merged = [c for c in (cmp.first, cmp.second) if c in as_regions]
+        merged = [c for c, n in ((cmp.first, a), (cmp.second, b)) if c in as_regions and n > 1]
         said = f"{_counted(a, cmp.first)} against {_counted(b, cmp.second)}{_touching(merged, 2)}"
         same = a == b
     else:

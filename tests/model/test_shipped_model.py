@@ -181,7 +181,8 @@ def test_a_count_says_so_where_the_model_counts_connected_regions_of_a_mask(anal
         houses = analyst.ask([scene], "[VQA] how many houses are there?")
     assert analyst.runtime.counted_by("building") == "cores" and analyst.runtime.counted_by("road") == "network"
     assert trees.text.endswith(" (touching ones count as one)") and " of vegetation" in trees.text, trees.text
-    assert cars.text.endswith(" (touching ones count as one)") and " car" in cars.text, cars.text
+    n = int(cars.text.split()[0])  # the release finds few cars at 0.3 m: said as a number of cars either way
+    assert cars.text.startswith(f"{n} car") and cars.text.endswith(" (touching ones count as one)") == (n > 1)
     assert houses.text.isdigit()
 
 

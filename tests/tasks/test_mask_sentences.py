@@ -106,7 +106,9 @@ def test_two_classes_are_compared_by_area_or_by_count_and_the_answer_says_what_w
     assert comparison(mask, labels, valid, cars, {"building": 21, "car": 12}, ("car",)) == (
         "yes: 21 buildings against 12 cars (touching cars count as one)")
     assert comparison(mask, labels, valid, Comparison("car", "ship", ">", False, "count"), {"car": 3, "ship": 1},
-                      ("car", "ship")) == "yes: 3 cars against 1 ship (touching ones count as one)"
+                      ("car", "ship")) == "yes: 3 cars against 1 ship (touching cars count as one)"
+    assert comparison(mask, labels, valid, Comparison("car", "ship", ">", False, "count"), {"car": 3, "ship": 2},
+                      ("car", "ship")) == "yes: 3 cars against 2 ships (touching ones count as one)"
 
 
 def test_a_count_of_patches_says_what_was_counted():
@@ -115,4 +117,4 @@ def test_a_count_of_patches_says_what_was_counted():
     assert count_sentence(21, "building", False) == "21" and count_sentence(4, "road", False) == "4"
     assert count_sentence(45, "vegetation", True) == "45 patches of vegetation (touching ones count as one)"
     assert count_sentence(12, "car", True) == "12 cars (touching ones count as one)"
-    assert count_sentence(1, "water", True) == "1 water body (touching ones count as one)"
+    assert count_sentence(1, "water", True) == "1 water body" and count_sentence(0, "car", True) == "0 cars"
