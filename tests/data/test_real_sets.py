@@ -102,6 +102,21 @@ def test_the_analyst_warns_beyond_the_gsd_range_each_class_trained_at(rasters):
     assert "at most ~8 m" in beyond_training(["water"], 30.0)
 
 
+def test_the_analyst_warns_about_classes_labelled_on_few_pixels(rasters):
+    """THINLY_LABELLED holds the classes the train splits label on fewer than THIN_LABEL_PX pixels, with their count."""
+    from rsapp.analyst import THIN_LABEL_PX, THINLY_LABELLED, thinly_labelled
+    from rsapp.data.real_sets import DENSE_INDEX
+
+    labelled: dict[str, int] = {}
+    for r in rasters:
+        if not r.held_out and r.dense is not None:
+            for name in r.known:
+                labelled[name] = labelled.get(name, 0) + int((r.dense == DENSE_INDEX[name]).sum())
+    assert {n: px for n, px in labelled.items() if px < THIN_LABEL_PX} == THINLY_LABELLED
+    assert "car on 1,185 labelled pixels" in thinly_labelled(["building", "car"])
+    assert thinly_labelled(["building", "ship"]) is None
+
+
 def test_touching_footprints_are_split_into_instances():
     from rsapp.data.real_sets import touching_split
 
