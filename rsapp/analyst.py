@@ -22,12 +22,13 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
-                                    scene_verdict, selection_of)
+                                    scene_verdict, selection_of, unmeasured_sentence)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
 MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
-                   "gsd": "gsd", "scene": "text", "composition": "mask", "compare": "mask"}
+                   "gsd": "gsd", "scene": "text", "composition": "mask", "compare": "mask",
+                   "unmeasured": "gsd"}  # a length the model does not measure: SSE-U alone, and that said
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -225,6 +226,8 @@ class Analyst:
                 answer.box_labels = [f"{req.dense_class} ({area})"]  # the layer's box: the class and its area
                 answer.text = f"{area} ({picked}, boxed on the map)"
             answer.raw_text = answer.text
+        elif measured is not None and measured[0] == "unmeasured":
+            answer.text = answer.raw_text = unmeasured_sentence(question)
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
         elif req.output == "count":

@@ -311,6 +311,17 @@ def test_a_question_about_the_resolution_is_answered_with_the_gsd(analyst, tmp_p
     assert abs(np.log10(guessed.gsd_m / 0.27)) < 0.3 and f"{guessed.gsd_m:.2g} m a pixel" in guessed.text
 
 
+def test_a_length_or_height_is_not_made_up(analyst):
+    """Asked how wide the street is or how tall the houses are, the language model said "4 buildings were built"; the
+    analyst says what it cannot measure, and draws nothing."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        answers = [analyst.ask([scene], q) for q in ("how wide is the street?", "[VQA] how tall are the buildings?")]
+    assert [a.text.split(":")[0] for a in answers] == ["cannot say", "cannot say"], [a.text for a in answers]
+    assert all(a.mask is None and not a.boxes_px and a.task == "[VQA]" for a in answers)
+
+
 def test_how_big_an_instance_is_is_its_area_on_the_ground(analyst):
     """'how big is the largest building?' (the language model answered "5 buildings"): the area of the instance
     [VG] picks, boxed on the map; on the Las Vegas sample about the size of its largest labelled row-house block

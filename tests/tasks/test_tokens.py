@@ -214,3 +214,23 @@ def test_a_question_comparing_two_classes_names_both_and_how(question, compared)
     got = compared_classes(question)
     assert (astuple(got) if got else None) == compared
     assert ((measured_question(question) or ("",))[0] == "compare") is (compared is not None)
+
+
+@pytest.mark.parametrize("question,what", [
+    ("how wide is the road?", "plan"), ("what is the length of the runway?", "plan"),
+    ("how far is the house from the road?", "plan"), ("how tall are the buildings?", "height"),
+    ("how many floors does the building have?", "height"), ("how deep is the pool?", "height"),
+    # measured, or the GSD: not a length the model leaves unsaid
+    ("how big is the largest building?", None), ("how many buildings are there?", None),
+    ("how wide is a pixel?", None), ("is there a long road?", None),
+])
+def test_a_length_or_height_the_model_does_not_measure_is_said_so(question, what):
+    """The language model answered every such question on the Las Vegas sample "4 buildings were built"."""
+    from rsapp.tasks.vocabulary import measured_question, unmeasured_length, unmeasured_sentence
+
+    kind = (measured_question(question) or ("",))[0]
+    assert (kind == "unmeasured") is (what is not None) and (kind == "gsd") is ("pixel" in question)
+    if what:
+        assert unmeasured_length(question) == what
+        assert unmeasured_sentence(question).startswith("cannot say: ")
+        assert ("heights" in unmeasured_sentence(question)) is (what == "height")
