@@ -28,7 +28,7 @@ from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, 
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
 MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
                    "gsd": "gsd", "scene": "text", "composition": "mask", "compare": "mask",
-                   "unmeasured": "gsd"}  # a length the model does not measure: SSE-U alone, and that said
+                   "unmeasured": "gsd"}  # a length, height or colour: not measured, said so
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -235,6 +235,12 @@ class Analyst:
                                          self.runtime.counted_by(req.dense_class) == "regions")
         elif measured is not None and measured[0] == "scene":
             answer.text = scene_verdict(measured[1], gen.text)
+        elif r.token == "[VQA]" and len(chips) == 1 and gen.text in (*CHANGE_SENTENCES, NO_CHANGE):
+            # a sentence about what changed between two dates is no answer about one image: the language model
+            # falls back on it for questions it never learned ("what is the building density?")
+            answer.text = "cannot say: the model has no answer to this question about one image"
+            answer.warnings.append(f"the language model answered '{gen.text}', a sentence about change between two "
+                                   "dates")
         elif gen.mask is not None:
             mask = gen.mask
             mask[~valid] = 0

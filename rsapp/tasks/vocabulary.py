@@ -96,7 +96,8 @@ def selection_of(phrase: str) -> str:
 
 _COUNT_RE = re.compile(r"\b(how many|count|number of)\b", re.I)
 # "how much of the image is water?", "what percentage is covered by trees?": the share of the area a class covers
-_COVER_RE = re.compile(r"\b(how much|percentage|percent|share|fraction|proportion|portion|what part|what area)\b|%",
+_COVER_RE = re.compile(r"\b(how much|percentage|percent|share|fraction|proportion|portion|what part|what area|"
+                       r"density|how dense)\b|%",
                        re.I)
 
 
@@ -134,29 +135,34 @@ def sized_class(question: str) -> str | None:
     return dense_class_of(question) if _SIZE_RE.search(question or "") else None
 
 
-# "how wide is the road?", "how tall are the buildings?": lengths and heights, which the model does not measure (the
-# language model, never taught them, answered all six such questions on the Las Vegas sample "4 buildings were built")
+# "how wide is the road?", "how tall are the buildings?", "what colour are the roofs?": lengths, heights and colours,
+# which the model does not measure (the language model, never taught them, answered all six length and height
+# questions on the Las Vegas sample "4 buildings were built", and the roofs' colour "medium residential"; colours named
+# from the pixels were tried and not kept: a sensor's cast made the street "cyan")
 _UNMEASURED_RE = re.compile(r"\bhow (?P<plan>wide|broad|long|narrow|far)\b|\b(?P<plan2>width|length|distance) (of|from|"
                             r"between|to)\b|"
-                            r"\bhow (?P<up>tall|high|deep|many (storeys|stories|floors))\b|\b(?P<up2>height|depth) of\b",
-                            re.I)
+                            r"\bhow (?P<up>tall|high|deep|many (storeys|stories|floors))\b|\b(?P<up2>height|depth) of\b|"
+                            r"\b(?P<colour>colou?rs?|colou?red)\b", re.I)
 
 
-def unmeasured_length(question: str) -> str | None:
+def unmeasured(question: str) -> str | None:
     """'plan' when a question asks for a length, width or distance on the ground ('how wide is the road?', 'how far
-    is the house from the road?'), 'height' when it
-    asks how tall or deep something is; None otherwise."""
+    is the house from the road?'), 'height' when it asks how tall or deep something is, 'colour' when it asks a
+    colour; None otherwise."""
     found = _UNMEASURED_RE.search(question or "")
     if found is None:
         return None
-    return "plan" if found.group("plan") or found.group("plan2") else "height"
+    return "plan" if found.group("plan") or found.group("plan2") else "colour" if found.group("colour") else "height"
 
 
 def unmeasured_sentence(question: str) -> str:
-    """The honest answer to a length or height question."""
-    if unmeasured_length(question) == "plan":
+    """The honest answer to a length, height or colour question."""
+    what = unmeasured(question)
+    if what == "plan":
         return ("cannot say: the model measures areas, not lengths, widths or distances (ask how big the largest one "
                 "is, or [SEG] to draw it on the map)")
+    if what == "colour":
+        return "cannot say: the model does not name colours (each sensor shows them differently)"
     return "cannot say: one image seen from above does not show heights or depths"
 
 
@@ -327,13 +333,13 @@ def asks_composition(question: str) -> bool:
 def measured_question(question: str) -> tuple[str, str | Comparison | None] | None:
     """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
     learned these: ("compare", Comparison), ("count" | "cover" | "size" | "where" | "presence", class),
-    ("scene", kind of scene asked), ("composition", None), ("gsd", None) or ("unmeasured", None: a length or
-    height the model does not measure, said so); None otherwise. A comparison comes first
+    ("scene", kind of scene asked), ("composition", None), ("gsd", None) or ("unmeasured", None: a length,
+    height or colour the model does not measure, said so); None otherwise. A comparison comes first
     ('is the number of buildings greater than the number of roads?' counts both); a dense class's presence before the
     scene: 'does it contain trees?' asks for vegetation, 'is this a forest?' what the scene is."""
     if (compared := compared_classes(question)) is not None:
         return "compare", compared
-    if unmeasured_length(question) is not None and not asks_gsd(question):  # "how many floors has the building?"
+    if unmeasured(question) is not None and not asks_gsd(question):  # "how many floors has the building?"
         return "unmeasured", None
     for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class),
                         ("where", located_class), ("presence", present_class), ("scene", asked_scene)):

@@ -311,15 +311,20 @@ def test_a_question_about_the_resolution_is_answered_with_the_gsd(analyst, tmp_p
     assert abs(np.log10(guessed.gsd_m / 0.27)) < 0.3 and f"{guessed.gsd_m:.2g} m a pixel" in guessed.text
 
 
-def test_a_length_or_height_is_not_made_up(analyst):
-    """Asked how wide the street is or how tall the houses are, the language model said "4 buildings were built"; the
-    analyst says what it cannot measure, and draws nothing."""
+def test_a_length_height_or_colour_is_not_made_up(analyst):
+    """Asked how wide the street is or how tall the houses are, the language model said "4 buildings were built", and
+    the roofs' colour "medium residential"; the analyst says what it cannot measure, and draws nothing. A change
+    sentence the language model falls back on for a question it never learned is no answer about one image."""
     from rsapp.geo import Scene
 
     with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
-        answers = [analyst.ask([scene], q) for q in ("how wide is the street?", "[VQA] how tall are the buildings?")]
-    assert [a.text.split(":")[0] for a in answers] == ["cannot say", "cannot say"], [a.text for a in answers]
+        answers = [analyst.ask([scene], q) for q in ("how wide is the street?", "[VQA] how tall are the buildings?",
+                                                     "what colour are the roofs?", "[VQA] how old are the buildings?")]
+        density = analyst.ask([scene], "[VQA] what is the building density?")
+    assert [a.text.split(":")[0] for a in answers] == ["cannot say"] * 4, [a.text for a in answers]
     assert all(a.mask is None and not a.boxes_px and a.task == "[VQA]" for a in answers)
+    assert "were built" in answers[3].raw_text and any("change between two dates" in w for w in answers[3].warnings)
+    assert density.text.endswith(" % of the area is building (0.0082 km²)") and density.mask is not None
 
 
 def test_how_big_an_instance_is_is_its_area_on_the_ground(analyst):

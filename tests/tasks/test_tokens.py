@@ -179,6 +179,8 @@ def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_sce
     # "land cover" names no class ("bare land"'s "land" is not meant); a named class is asked for itself
     ("how much of the land cover is water?", ("cover", "water")), ("what is the dominant cover, trees?", None),
     ("how much bare land is there?", ("cover", "bare land")), ("what is the main land use?", None),
+    # a class's density is its cover (the language model had answered "5 buildings were built")
+    ("what is the building density?", ("cover", "building")), ("how dense is the forest?", ("cover", "vegetation")),
 ])
 def test_a_question_about_what_covers_the_area_is_told_from_one_about_a_class(question, measured):
     from rsapp.tasks.vocabulary import measured_question
@@ -220,17 +222,19 @@ def test_a_question_comparing_two_classes_names_both_and_how(question, compared)
     ("how wide is the road?", "plan"), ("what is the length of the runway?", "plan"),
     ("how far is the house from the road?", "plan"), ("how tall are the buildings?", "height"),
     ("how many floors does the building have?", "height"), ("how deep is the pool?", "height"),
+    ("what colour are the roofs?", "colour"), ("what color is the water?", "colour"),
     # measured, or the GSD: not a length the model leaves unsaid
     ("how big is the largest building?", None), ("how many buildings are there?", None),
-    ("how wide is a pixel?", None), ("is there a long road?", None),
+    ("how wide is a pixel?", None), ("is there a long road?", None), ("is there a green area?", None),
 ])
 def test_a_length_or_height_the_model_does_not_measure_is_said_so(question, what):
     """The language model answered every such question on the Las Vegas sample "4 buildings were built"."""
-    from rsapp.tasks.vocabulary import measured_question, unmeasured_length, unmeasured_sentence
+    from rsapp.tasks.vocabulary import measured_question, unmeasured, unmeasured_sentence
 
     kind = (measured_question(question) or ("",))[0]
     assert (kind == "unmeasured") is (what is not None) and (kind == "gsd") is ("pixel" in question)
     if what:
-        assert unmeasured_length(question) == what
+        assert unmeasured(question) == what
         assert unmeasured_sentence(question).startswith("cannot say: ")
         assert ("heights" in unmeasured_sentence(question)) is (what == "height")
+        assert ("colours" in unmeasured_sentence(question)) is (what == "colour")
