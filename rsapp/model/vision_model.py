@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from scipy import ndimage
 from torch import nn
 from torch.nn.utils import parametrize
@@ -66,6 +67,11 @@ class VisionConfig:
     # by tools/choose_thresholds.py; 0.5 for a class without one)
     dense_tta: int = 1
     dense_thresholds: dict = field(default_factory=dict)
+    # ... and with the image read again at each of these smaller scales (a wider context per map cell), on an area
+    # of at most TURNED_TILES_MAX tiles: the class probabilities of all the reads are averaged (cores are native),
+    # but for the classes of dense_scales_skip, read at their own scale alone
+    dense_scales: tuple[float, ...] = ()
+    dense_scales_skip: tuple[str, ...] = ()
     # land-cover labels the scene head names besides scene_classes (a scene mostly of that cover); the tag the
     # language model reads holds the scene classes only
     cover_scenes: tuple[str, ...] = ()
@@ -112,7 +118,8 @@ class VisionConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "VisionConfig":
         d = dict(d)
-        for k in ("dense_classes", "scene_classes", "instance_classes", "cover_scenes"):
+        for k in ("dense_classes", "scene_classes", "instance_classes", "cover_scenes", "dense_scales",
+                  "dense_scales_skip"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -374,6 +381,41 @@ class VisionModel(nn.Module):
         the rest being the black frame of a square chip (beyond the scene's edge, nodata, a blanked AOI's outside); the
         pixel maps are then read from the picture alone, zero on the frame, as the heads were trained and scored
         (scene, tokens and SSE-U still read the whole chip)."""
+        enc = self._read_once(images, chip, cores, views, picture)
+        if len(images) == 1 and views > 1 and self.cfg.dense_scales:
+            self._average_smaller_reads(enc, images[0], chip, views, picture)
+        return enc
+
+    def _average_smaller_reads(self, enc: VisionOutput, image, chip: int, views: int, picture):
+        """enc's class probabilities averaged with those of the picture (the whole image without one) read at each of
+        cfg.dense_scales, resampled back to enc's maps in logit space, when the area takes at most TURNED_TILES_MAX
+        tiles; the classes of cfg.dense_scales_skip keep their own. The picture is cut out before it is made smaller,
+        so a frame around it (nodata, the chip's letterbox) changes nothing."""
+        h, w = image.shape[:2]
+        if max(h, w) > chip and math.prod(map(len, tile_grid(h, w, chip))) > TURNED_TILES_MAX:
+            return
+        r0, r1, c0, c1 = picture or (0, h, 0, w)
+        part = np.ascontiguousarray(image[r0:r1, c0:c1])  # a lazy window (WindowRGB) reads that part here
+        native = enc.dense[0].float().numpy()
+        per_px = native.shape[-2] / h  # map cells per image pixel: 1, or 1/4 for a tiled area
+        rows = slice(round(r0 * per_px), round(r1 * per_px))
+        cols = slice(round(c0 * per_px), round(c1 * per_px))
+        region = native[:, rows, cols].shape[-2:]
+        reads = [native[:, rows, cols]]
+        for f in self.cfg.dense_scales:
+            size = (max(1, round(part.shape[1] * f)), max(1, round(part.shape[0] * f)))
+            small = np.asarray(Image.fromarray(part).resize(size, Image.BICUBIC))
+            dense = self._read_once([small], chip, False, views, None).dense[0].float().numpy()
+            reads.append(np.stack([upsample(p, region) for p in dense]).astype(np.float32))
+        mean = native.copy()
+        mean[:, rows, cols] = np.mean(reads, axis=0)
+        for name in self.cfg.dense_scales_skip:
+            k = self.cfg.dense_classes.index(name)
+            mean[k] = native[k]
+        enc.dense = torch.from_numpy(mean[None]).to(enc.dense.dtype)
+
+    def _read_once(self, images: list[np.ndarray], chip: int, cores: bool, views: int,
+                   picture: tuple[int, int, int, int] | None) -> VisionOutput:
         h, w = images[0].shape[:2]
         if picture is not None and tuple(picture) == (0, h, 0, w):
             picture = None

@@ -25,7 +25,9 @@ VEGAS_MIN_IOU = 0.50  # measured 0.63 against the 26 buildings through the analy
 # found one by one (the labels draw each block as one building), small white carport and shed roofs mostly not.
 # Counted as mask regions it was 40.
 VEGAS_COUNT_TOLERANCE = 0.30
-XBD_MAX_COUNT_ERR = 0.70  # held-out xBD pair counted by cores: 0.59 int8 (0.57 fp32); as mask regions 0.78
+# held-out xBD pair counted by cores: 0.50 int8 with the maps read at two scales (0.59 at one); as mask regions 0.43
+# (0.78 at one scale: the averaged mask splits touching houses more often)
+XBD_MAX_COUNT_ERR = 0.70
 TAIZHOU_MIN_RECALL, TAIZHOU_MAX_FALSE_ALARM = 0.40, 0.05  # measured 0.56, 0.002
 LEVIR_MIN_F1 = 0.70  # held-out LEVIR-CD test_1 through the analyst (native tiles; issue #21's 0.5 m line), measured 0.74
 BEIJING_MIN_F1 = 0.50  # held-out Beijing B (~1–2 m) through the analyst (issue #21's ~2 m line), measured 0.54
@@ -379,16 +381,18 @@ def test_a_nodata_collar_does_not_change_a_pixel_answer(analyst, tmp_path):
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
-def test_instance_cores_count_held_out_buildings_better_than_mask_regions(runtime, monkeypatch):
-    """The instance head: on the held-out xBD Harvey pair (two dates of ~37 footprints each, never trained) counting
-    by cores misses by less, and its boxes match more footprints, than counting connected regions of the mask."""
+def test_instance_cores_box_held_out_buildings_better_than_mask_regions(runtime, monkeypatch):
+    """The instance head: on the held-out xBD Harvey pair (two dates of ~37 footprints each, never trained) the boxes
+    of the buildings its cores split match more footprints than connected regions of the mask do, and its count
+    stays within XBD_MAX_COUNT_ERR. (At one scale the regions also counted worse, 0.78 against 0.59; with the maps
+    read at two scales they count about as well, 0.43 against 0.50.)"""
     from rsapp.evaluate.real import RuntimePredictor, evaluate_real
     from rsapp.model.vision_model import VisionOutput
 
     cores = evaluate_real(RuntimePredictor(runtime), sets=("xbd-buildings",), progress=False)["xbd-buildings"]
     monkeypatch.setattr(VisionOutput, "core", lambda self, name: None)
     regions = evaluate_real(RuntimePredictor(runtime), sets=("xbd-buildings",), progress=False)["xbd-buildings"]
-    assert cores["count_rel_err"] <= XBD_MAX_COUNT_ERR < regions["count_rel_err"], (cores, regions)
+    assert cores["count_rel_err"] <= XBD_MAX_COUNT_ERR, (cores, regions)
     assert cores["box_f1"] > regions["box_f1"], (cores, regions)
 
 
