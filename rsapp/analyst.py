@@ -235,7 +235,7 @@ class Analyst:
                                          self.runtime.counted_by(req.dense_class) == "regions")
         elif measured is not None and measured[0] == "scene":
             answer.text = scene_verdict(measured[1], gen.text)
-        elif r.token == "[VQA]" and len(chips) == 1 and gen.text in (*CHANGE_SENTENCES, NO_CHANGE):
+        elif r.token == "[VQA]" and len(chips) == 1 and gen.text in CHANGE_SENTENCES:  # NO_CHANGE among them
             # a sentence about what changed between two dates is no answer about one image: the language model
             # falls back on it for questions it never learned ("what is the building density?")
             answer.text = "cannot say: the model has no answer to this question about one image"

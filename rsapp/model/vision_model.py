@@ -400,8 +400,8 @@ class VisionModel(nn.Module):
         per_px = native.shape[-2] / h  # map cells per image pixel: 1, or 1/4 for a tiled area
         rows = slice(round(r0 * per_px), round(r1 * per_px))
         cols = slice(round(c0 * per_px), round(c1 * per_px))
-        region = native[:, rows, cols].shape[-2:]
         reads = [native[:, rows, cols]]
+        region = reads[0].shape[-2:]
         for f in self.cfg.dense_scales:
             size = (max(1, round(part.shape[1] * f)), max(1, round(part.shape[0] * f)))
             small = np.asarray(Image.fromarray(part).resize(size, Image.BICUBIC))
