@@ -27,8 +27,8 @@ from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
 MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
-                   "gsd": "gsd", "scene": "text", "composition": "mask", "compare": "mask",
-                   "unmeasured": "gsd"}  # a length, height or colour: not measured, said so
+                   "gsd": "gsd", "scene": "text", "scene inside": "text", "composition": "mask", "compare": "mask",
+                   "unmeasured": "gsd"}  # a length, height, colour or unlearned thing: not measured, said so
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -180,7 +180,7 @@ class Analyst:
                 boxes, _ = text_to_boxes(question, chip_px)
                 box = boxes[0] if boxes else None
             return Request(r.token, question, r.expert, "region", box_px=box)
-        if measured is not None and measured[0] == "scene":  # the scene's label, read as [CLS] reads it
+        if measured is not None and measured[0] in ("scene", "scene inside"):  # the label, read as [CLS] reads it
             return Request("[CLS]", "", TASKS["[CLS]"].expert, "text", labels=self.runtime.config.vision.scene_labels,
                            log10_gsd=log10_gsd)
         if measured is not None and measured[0] == "compare":  # the all-classes map, and counts when compared by them
@@ -233,8 +233,8 @@ class Analyst:
         elif req.output == "count":
             answer.text = count_sentence(int(gen.text), req.dense_class,
                                          self.runtime.counted_by(req.dense_class) == "regions")
-        elif measured is not None and measured[0] == "scene":
-            answer.text = scene_verdict(measured[1], gen.text)
+        elif measured is not None and measured[0] in ("scene", "scene inside"):
+            answer.text = scene_verdict(measured[1], gen.text, inside=measured[0] == "scene inside")
         elif r.token == "[VQA]" and len(chips) == 1 and gen.text in CHANGE_SENTENCES:  # NO_CHANGE among them
             # a sentence about what changed between two dates is no answer about one image: the language model
             # falls back on it for questions it never learned ("what is the building density?")

@@ -148,16 +148,20 @@ _UNMEASURED_RE = re.compile(r"\bhow (?P<plan>wide|broad|long|narrow|far)\b|\b(?P
 def unmeasured(question: str) -> str | None:
     """'plan' when a question asks for a length, width or distance on the ground ('how wide is the road?', 'how far
     is the house from the road?'), 'height' when it asks how tall or deep something is, 'colour' when it asks a
-    colour; None otherwise."""
+    colour, 'object' when it asks whether a thing the model never learned is there ('are there solar panels?');
+    None otherwise."""
     found = _UNMEASURED_RE.search(question or "")
     if found is None:
-        return None
+        return "object" if unlearned_object(question) else None
     return "plan" if found.group("plan") or found.group("plan2") else "colour" if found.group("colour") else "height"
 
 
 def unmeasured_sentence(question: str) -> str:
-    """The honest answer to a length, height or colour question."""
+    """The honest answer to a length, height, colour or unlearned thing's question."""
     what = unmeasured(question)
+    if what == "object":
+        return (f"cannot say: the model has not learned to find {unlearned_object(question)} (it maps buildings, "
+                "roads, water, vegetation, bare land, cars and ships, and names the kind of scene)")
     if what == "plan":
         return ("cannot say: the model measures areas, not lengths, widths or distances (ask how big the largest one "
                 "is, or [SEG] to draw it on the map)")
@@ -185,6 +189,34 @@ def present_class(question: str) -> str | None:
     """The dense class a yes-or-no question asks the presence of ('does this picture contain trees?' → vegetation),
     else None."""
     return dense_class_of(question) if _PRESENT_RE.search(question or "") else None
+
+
+# Words of a question about what changed between two dates, which the language model answers on a pair
+_CHANGE_WORDS_RE = re.compile(r"\b(chang\w*|new|newly|differen\w*|built|demolish\w*|removed|appeared|damage\w*)\b",
+                              re.I)
+_AROUND_OBJECT_RE = re.compile(r"^(?:(?:is|are|there|any|some|a|an|the)\s+)+|\s*\b(?:(?:in|on|within) (?:this|the) "
+                               r"(?:image|picture|photo|scene|area|tile)|here)\b|[?.!\s]+$", re.I)
+
+
+def present_scene(question: str) -> str | None:
+    """The kind of scene a yes-or-no question asks for as a thing in the image ('is there a tennis court?' → 'tennis
+    court', 'are there any airplanes?' → 'airport'), else None: a dense class ('is there a pool?') is measured."""
+    if not _PRESENT_RE.search(question or "") or dense_class_of(question) or _CHANGE_WORDS_RE.search(question):
+        return None
+    return _scene_kind(question)
+
+
+def unlearned_object(question: str) -> str | None:
+    """The thing a yes-or-no question asks the presence of when it is neither a dense class nor a kind of scene, so
+    the model never learned it ('are there solar panels?' → 'solar panels'), else None. Questions about change are
+    left to the language model."""
+    found = _PRESENT_RE.search(question or "")
+    if found is None or dense_class_of(question) or _scene_kind(question) or _CHANGE_WORDS_RE.search(question):
+        return None
+    rest, previous = (question[:found.start()] + " " + question[found.end():]).strip(), None
+    while previous != rest:
+        previous, rest = rest, _AROUND_OBJECT_RE.sub("", rest).strip()
+    return rest or None
 
 
 # Kinds of scene a person asks about ("is this an airport?"), first match wins (the narrower words come first), each
@@ -270,17 +302,22 @@ def asked_scene(question: str) -> str | None:
     return " or ".join(kinds) if len(kinds) == 2 else _scene_kind(question)
 
 
-def scene_verdict(kind: str, label: str) -> str:
+def scene_verdict(kind: str, label: str, inside: bool = False) -> str:
     """The answer to 'is this a <kind>?' when [CLS] reads the scene as label: 'yes: a forest', 'no: it looks like a
     golf course', or for a kind no label is, 'cannot say: the model knows no grassland scenes; it looks like …'. To
-    'is this urban or rural?' the kind that is true: 'urban area: a dense residential area'."""
+    'is this urban or rural?' the kind that is true: 'urban area: a dense residential area'. Asked as a thing in the
+    image (inside: 'is there a tennis court?'), a scene of another kind may still hold one: 'probably not'."""
     said = SCENE_PHRASES.get(label, label)
     if " or " in kind:
         true = [k for k in kind.split(" or ") if label in SCENE_KIND_LABELS[k]]
         return f"{true[0]}: {said}" if true else f"neither: it looks like {said}"
     if not SCENE_KIND_LABELS[kind]:
         return f"cannot say: the model knows no {kind} scenes; it looks like {said}"
-    return f"yes: {said}" if label in SCENE_KIND_LABELS[kind] else f"no: it looks like {said}"
+    if label in SCENE_KIND_LABELS[kind]:
+        return f"yes: it looks like {said}" if inside else f"yes: {said}"
+    if inside:
+        return f"probably not: it looks like {said} (the model knows {kind} scenes, not one inside another scene)"
+    return f"no: it looks like {said}"
 
 
 # "are there more houses than trees?", "is the number of buildings equal to the number of roads?", "which covers more,
@@ -333,8 +370,9 @@ def asks_composition(question: str) -> bool:
 def measured_question(question: str) -> tuple[str, str | Comparison | None] | None:
     """How a [VQA] question is answered from the heads and the GSD instead of by the language model, which never
     learned these: ("compare", Comparison), ("count" | "cover" | "size" | "where" | "presence", class),
-    ("scene", kind of scene asked), ("composition", None), ("gsd", None) or ("unmeasured", None: a length,
-    height or colour the model does not measure, said so); None otherwise. A comparison comes first
+    ("scene", kind of scene asked), ("scene inside", kind of scene asked for as a thing in it), ("composition",
+    None), ("gsd", None) or ("unmeasured", None: a length, height, colour or thing the model does not measure or
+    never learned, said so); None otherwise. A comparison comes first
     ('is the number of buildings greater than the number of roads?' counts both); a dense class's presence before the
     scene: 'does it contain trees?' asks for vegetation, 'is this a forest?' what the scene is."""
     if (compared := compared_classes(question)) is not None:
@@ -342,7 +380,8 @@ def measured_question(question: str) -> tuple[str, str | Comparison | None] | No
     if unmeasured(question) is not None and not asks_gsd(question):  # "how many floors has the building?"
         return "unmeasured", None
     for kind, named in (("count", counted_class), ("cover", covered_class), ("size", sized_class),
-                        ("where", located_class), ("presence", present_class), ("scene", asked_scene)):
+                        ("where", located_class), ("presence", present_class), ("scene", asked_scene),
+                        ("scene inside", present_scene)):
         if (name := named(question)) is not None:
             return kind, name
     if asks_composition(question):

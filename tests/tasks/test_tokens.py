@@ -120,14 +120,47 @@ def test_a_question_about_where_a_class_lies_names_its_class(question, located):
 @pytest.mark.parametrize("question,present", [
     ("Does this picture contain trees?", "vegetation"), ("is there any water?", "water"),
     ("are there buildings in this image?", "building"), ("can you see boats?", "ship"),
-    ("are cars visible?", "car"), ("does this picture contain an airplane?", None), ("is there any change?", None),
-    ("what is the main road made of?", None),
+    ("are cars visible?", "car"), ("is there any change?", None), ("what is the main road made of?", None),
 ])
 def test_a_question_about_whether_a_class_is_there_names_its_class(question, present):
     from rsapp.tasks.vocabulary import measured_question, present_class
 
     assert present_class(question) == present
     assert measured_question(question) == (("presence", present) if present else None)
+
+
+@pytest.mark.parametrize("question,measured", [
+    # a kind of scene asked for as a thing in the image: read as [CLS] reads the scene
+    ("does this picture contain an airplane?", ("scene inside", "airport")),
+    ("are there any airplanes?", ("scene inside", "airport")), ("is there a tennis court?", ("scene inside",
+                                                                                             "tennis court")),
+    ("can you see a bridge?", ("scene inside", "overpass")), ("is there a parking lot here?", ("scene inside",
+                                                                                               "parking lot")),
+    # a thing the model never learned: said so
+    ("are there solar panels?", ("unmeasured", None)), ("is there any construction in this image?", ("unmeasured",
+                                                                                                      None)),
+    ("are wind turbines visible?", ("unmeasured", None)),
+    # a dense class is measured; change is the language model's on a pair
+    ("is there a swimming pool?", ("presence", "water")), ("are there any new buildings?", ("presence", "building")),
+    ("is there any change?", None), ("are there any differences?", None), ("is there a new tennis court?", None),
+])
+def test_a_question_whether_a_scene_kind_or_an_unlearned_thing_is_there(question, measured):
+    from rsapp.tasks.vocabulary import measured_question
+
+    assert measured_question(question) == measured
+
+
+@pytest.mark.parametrize("question,thing", [
+    ("are there solar panels?", "solar panels"), ("is there any construction in this image?", "construction"),
+    ("are wind turbines visible?", "wind turbines"), ("can you see any cranes here?", "cranes"),
+    ("does this image contain power lines?", "power lines"), ("are there trees?", None), ("is there an airport?", None),
+])
+def test_an_unlearned_thing_is_named_in_its_cannot_say_answer(question, thing):
+    from rsapp.tasks.vocabulary import unlearned_object, unmeasured_sentence
+
+    assert unlearned_object(question) == thing
+    if thing is not None:
+        assert unmeasured_sentence(question).startswith(f"cannot say: the model has not learned to find {thing} (")
 
 
 @pytest.mark.parametrize("question,kind", [
@@ -170,6 +203,12 @@ def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_sce
     # a kind no label is: neither yes nor no
     assert scene_verdict("grassland", "golf course") == ("cannot say: the model knows no grassland scenes; it looks "
                                                          "like a golf course")
+    # asked as a thing in the image: another kind of scene may still hold one
+    assert scene_verdict("tennis court", "tennis court", inside=True) == "yes: it looks like a tennis court"
+    assert scene_verdict("airport", "dense residential", inside=True) == (
+        "probably not: it looks like a dense residential area (the model knows airport scenes, not one inside "
+        "another scene)")
+    assert scene_verdict("industrial area", "buildings", inside=True).startswith("cannot say")
 
 
 @pytest.mark.parametrize("question,measured", [
