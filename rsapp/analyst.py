@@ -21,14 +21,16 @@ from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
-from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, dense_class_of, measured_question,
-                                    scene_verdict, selection_of, unmeasured_sentence)
+from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, asks_location, dense_class_of,
+                                    measured_question, scene_verdict, selection_of, unlearned_sentence,
+                                    unmeasured_sentence)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
 MEASURED_OUTPUT = {"count": "count", "cover": "mask", "size": "boxes", "where": "mask", "presence": "mask",
                    "gsd": "gsd", "scene": "text", "scene inside": "text", "composition": "mask", "compare": "mask",
-                   "unmeasured": "gsd"}  # a length, height, colour or unlearned thing: not measured, said so
+                   "unmeasured": "gsd",  # a length, height, colour or unlearned thing: not measured, said so
+                   "unlearned": "gsd"}  # a question about one image the language model never learned: said so
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "rsapp-v2"
@@ -99,6 +101,8 @@ class Analyst:
         if window is not None and len(scenes) != 1:
             raise RsappError("a pixel window is asked of one image")
         measured = measured_question(r.question) if r.token == "[VQA]" else None  # (kind, class) from the heads
+        if measured is None and r.token == "[VQA]" and len(scenes) == 1 and not asks_location(r.question):
+            measured = ("unlearned", None)  # of one image the language model learned only RSIVQA's location questions
         chips, question, ref_box = self._chips(scenes, r, measured, aoi, size, detail, window)
         valid = np.logical_and.reduce([c.valid for c in chips])
         if not valid.any():
@@ -226,8 +230,9 @@ class Analyst:
                 answer.box_labels = [f"{req.dense_class} ({area})"]  # the layer's box: the class and its area
                 answer.text = f"{area} ({picked}, boxed on the map)"
             answer.raw_text = answer.text
-        elif measured is not None and measured[0] == "unmeasured":
-            answer.text = answer.raw_text = unmeasured_sentence(question)
+        elif measured is not None and measured[0] in ("unmeasured", "unlearned"):
+            answer.text = answer.raw_text = (unmeasured_sentence if measured[0] == "unmeasured" else
+                                             unlearned_sentence)(question)
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
         elif req.output == "count":
@@ -235,12 +240,6 @@ class Analyst:
                                          self.runtime.counted_by(req.dense_class) == "regions")
         elif measured is not None and measured[0] in ("scene", "scene inside"):
             answer.text = scene_verdict(measured[1], gen.text, inside=measured[0] == "scene inside")
-        elif r.token == "[VQA]" and len(chips) == 1 and gen.text in CHANGE_SENTENCES:  # NO_CHANGE among them
-            # a sentence about what changed between two dates is no answer about one image: the language model
-            # falls back on it for questions it never learned ("what is the building density?")
-            answer.text = "cannot say: the model has no answer to this question about one image"
-            answer.warnings.append(f"the language model answered '{gen.text}', a sentence about change between two "
-                                   "dates")
         elif gen.mask is not None:
             mask = gen.mask
             mask[~valid] = 0

@@ -40,9 +40,13 @@ _BOX_RE = re.compile(r"\[\s*-?\d+(?:\.\d+)?\s*(?:,\s*-?\d+(?:\.\d+)?\s*){3}\]")
 # A question asking what the scene is: answered as [CLS] even when asked with [VQA] (RSIVQA's held-out "what is the
 # theme of this picture?": 0.85 as the language model's [VQA] answer, 0.91 as [CLS], counting 'agricultural' for its
 # 'farmland')
-_SCENE_CUE = re.compile(r"\b(classify|scene class|theme of|what (?:kind|type) of (?:scene|area|place|land)|"
+_SCENE_CUE = re.compile(r"\b(classify|scene class|theme of|what (?:kind|type|sort) of (?:scene|area|place|land|"
+                        r"landscape|terrain|region|site|environment|location|image|picture|photo)|categor(?:y|i[sz]e)|"
                         r"land[- ]?(?:use|cover) class|(?:main |primary )?land[- ]?use|what (?:is|are) (?:this|the) "
-                        r"(?:area|land|place|site|region|scene)s? used for)\b", re.I)
+                        r"(?:area|land|place|site|region|scene)s? used for|"
+                        r"what (?:scene|place|landscape) is (?:this|it))\b|"
+                        r"\bwhat(?:'s| is) (?:this|it|here)(?: (?:scene|place|area|location|region|site|landscape|image|"
+                        r"picture|photo))?\s*\??\s*$", re.I)
 # A request to describe the image, however worded: answered as [CAP] even when asked with [VQA] (the language model's
 # [VQA] answer to "what do you see?" was a scene label, "dense residential").
 _DESCRIBE_CUE = re.compile(r"\b(caption|describe|description|summari[sz]e|what (?:do|can) (?:you|we|i) see|"

@@ -179,6 +179,22 @@ def located_class(question: str) -> str | None:
     return dense_class_of(question) if _WHERE_RE.search(question or "") else None
 
 
+def asks_location(question: str) -> bool:
+    """'what is the location of the intersection in this picture?': RSIVQA's location questions, which the language
+    model learned for things no dense class is (it answers 'center', 'top left')."""
+    return bool(_WHERE_RE.search(question or ""))
+
+
+def unlearned_sentence(question: str) -> str:
+    """The honest answer to a question about one image that neither the heads measure nor the language model learned
+    ('what season is it?', 'how many storage tanks are there?'), which it answered with guesses ('beach', '1')."""
+    if _COUNT_RE.search(question or ""):
+        return ("cannot say: the model counts only buildings, cars and ships, and patches of water, vegetation, road or "
+                "bare land")
+    return ("cannot say: the model has not learned to answer this about one image (ask what the scene is, or how much, "
+            "how many, whether or where there are buildings, roads, water, vegetation, bare land, cars or ships)")
+
+
 # "does this picture contain trees?", "is there any water?", "can you see buildings?": whether a class is there
 _PRESENT_RE = re.compile(r"^\s*(is there|are there|(does|do) (this|the|these) (image|picture|photo|scene|area|tile)s? "
                          r"(contain|have|show|include|hold)|(can|do) (you|we|i) see)\b|\b(visible|present)\s*\??\s*$",

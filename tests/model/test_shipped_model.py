@@ -313,21 +313,28 @@ def test_a_question_about_the_resolution_is_answered_with_the_gsd(analyst, tmp_p
     assert abs(np.log10(guessed.gsd_m / 0.27)) < 0.3 and f"{guessed.gsd_m:.2g} m a pixel" in guessed.text
 
 
-def test_a_length_height_or_colour_is_not_made_up(analyst):
+def test_a_length_height_colour_or_unlearned_question_is_not_made_up(analyst):
     """Asked how wide the street is or how tall the houses are, the language model said "4 buildings were built", and
-    the roofs' colour "medium residential"; the analyst says what it cannot measure, and draws nothing. A change
-    sentence the language model falls back on for a question it never learned is no answer about one image."""
+    the roofs' colour "medium residential"; the analyst says what it cannot measure, and draws nothing. Questions
+    about one image the language model never learned ("what season is it?": "beach"; "how many storage tanks?": "1")
+    are said so too; RSIVQA's location questions, which it learned, it still answers."""
     from rsapp.geo import Scene
 
     with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
         answers = [analyst.ask([scene], q) for q in ("how wide is the street?", "[VQA] how tall are the buildings?",
-                                                     "what colour are the roofs?", "[VQA] how old are the buildings?")]
+                                                     "what colour are the roofs?", "[VQA] how old are the buildings?",
+                                                     "what season is it?", "[VQA] how many storage tanks are there?")]
         density = analyst.ask([scene], "[VQA] what is the building density?")
         cover = analyst.ask([scene], "[VQA] how much of the area is covered by buildings?")
-    assert [a.text.split(":")[0] for a in answers] == ["cannot say"] * 4, [a.text for a in answers]
+        located = analyst.ask([scene], "[VQA] what is the location of the intersection in this picture?")
+        scene_kind = analyst.ask([scene], "what is this?")
+    assert [a.text.split(":")[0] for a in answers] == ["cannot say"] * 6, [a.text for a in answers]
     assert all(a.mask is None and not a.boxes_px and a.task == "[VQA]" for a in answers)
-    assert "were built" in answers[3].raw_text and any("change between two dates" in w for w in answers[3].warnings)
+    assert "not learned to answer this about one image" in answers[4].text
+    assert answers[5].text.startswith("cannot say: the model counts only buildings"), answers[5].text
     assert density.text == cover.text and " % of the area is building (" in density.text and density.mask is not None
+    assert not located.text.startswith("cannot say"), located.text
+    assert scene_kind.task == "[CLS]" and scene_kind.text == "dense residential", scene_kind.text
 
 
 def test_a_thing_asked_for_is_judged_by_the_scene_or_said_unlearned(analyst):

@@ -49,7 +49,10 @@ def test_router_infers_a_token_without_one(prompt, n, token):
     ("[VQA] how many houses are there?", "[VQA]"), ("[VQA] what is the main road made of?", "[VQA]"),
     ("[VQA] what can you see?", "[CAP]"), ("[VQA] describe this scene", "[CAP]"),
     ("[VQA] what is this area used for?", "[CLS]"), ("[VQA] what is the main land use?", "[CLS]"),
-    ("[VQA] how much land is used for roads?", "[VQA]"),
+    ("[VQA] how much land is used for roads?", "[VQA]"), ("[VQA] what is this?", "[CLS]"),
+    ("[VQA] what scene is this?", "[CLS]"), ("[VQA] what's this place?", "[CLS]"),
+    ("[VQA] what kind of landscape is this?", "[CLS]"), ("[VQA] what category is this image?", "[CLS]"),
+    ("[VQA] what is this building?", "[VQA]"), ("[VQA] what is this road made of?", "[VQA]"),
 ])
 def test_a_vqa_question_asking_what_the_scene_is_or_to_describe_it_goes_to_its_task(prompt, token):
     r = route(prompt)
@@ -148,6 +151,15 @@ def test_a_question_whether_a_scene_kind_or_an_unlearned_thing_is_there(question
     from rsapp.tasks.vocabulary import measured_question
 
     assert measured_question(question) == measured
+
+
+def test_a_question_the_language_model_never_learned_gets_a_cannot_say_by_its_kind():
+    from rsapp.tasks.vocabulary import asks_location, unlearned_sentence
+
+    assert unlearned_sentence("how many storage tanks are there?").startswith("cannot say: the model counts only")
+    assert unlearned_sentence("what season is it?").startswith("cannot say: the model has not learned to answer this")
+    assert asks_location("what is the location of the intersection in this picture?")
+    assert asks_location("where is the tennis court?") and not asks_location("what season is it?")
 
 
 @pytest.mark.parametrize("question,thing", [
