@@ -22,8 +22,8 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, asks_location, dense_class_of,
-                                    measured_question, scene_verdict, selection_of, unlearned_sentence,
-                                    unmeasured_sentence)
+                                    measured_question, scene_verdict, selection_of, unknown_thing,
+                                    unlearned_sentence, unmeasured_sentence)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -250,6 +250,9 @@ class Analyst:
                 answer.raw_text = mask_to_text(grid, answer.mask_labels)
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
+                if len(chips) == 1 and (thing := unknown_thing(question)):  # "segment the airplanes"
+                    answer.warnings.append(f"the model has not learned to draw {thing}: drawn is every class it knows "
+                                           f"({', '.join(DENSE_CLASSES)})")
             elif r.token == "[VQA]" and req.output == "mask":  # how much of the area a class covers, where, or whether
                 label = answer.mask_labels[1]
                 if measured[0] == "composition":  # every class's share, the all-classes map drawn

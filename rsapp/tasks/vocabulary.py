@@ -75,6 +75,24 @@ def dense_class_of(text: str) -> str | None:
     return min(hits)[1] if hits else None
 
 
+# Words of a [SEG] request that name no thing: the verb, the image, every class ("segment the image", "map all land
+# cover"): what is left names the thing asked for
+_NOT_A_THING_RE = re.compile(r"\b(?:segment\w*|mask\w*|outline|delineate|map|show|me|draw|highlight|extract|label|"
+                             r"classify|please|can|could|you|all|every|each|the|a|an|of|in|on|this|that|these|image|"
+                             r"picture|photo|scene|area|tile|view|everything|classes|class|land|cover|use|types?|"
+                             r"pixels?|what|is|are|there|here|it|its|them|into|by|for|with|and|or|to|different|"
+                             r"main|visible)\b|[^\w\s]", re.I)
+
+
+def unknown_thing(phrase: str) -> str | None:
+    """What a [SEG] request asks to draw when it is no dense class ('segment the airplanes' → 'airplanes'), None when it
+    names one or asks for every class ('segment the image', 'map the land cover')."""
+    if dense_class_of(phrase) is not None:
+        return None
+    rest = " ".join(_NOT_A_THING_RE.sub(" ", phrase or "").split())
+    return rest or None
+
+
 # Which instances a [VG] phrase asks for; the first cue found wins, "all" when none.
 _SELECTION = (
     ("largest", r"largest|biggest|widest|longest"), ("smallest", r"smallest|tiniest|narrowest|shortest"),

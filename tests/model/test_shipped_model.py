@@ -358,6 +358,20 @@ def test_a_thing_asked_for_is_judged_by_the_scene_or_said_unlearned(analyst):
         assert airport.text.startswith("yes: it looks like an airport"), airport.text
 
 
+def test_a_seg_request_for_a_thing_the_model_never_learned_says_so_beside_its_map(analyst):
+    """'segment the solar panels' draws every class the model knows (it has no other answer), and says that is what
+    it drew; 'segment the image' asks for exactly that and gets no such note."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        panels = analyst.ask([scene], "[SEG] segment the solar panels")
+        everything = analyst.ask([scene], "[SEG] segment the image")
+    assert panels.mask is not None and panels.text == everything.text
+    assert any(w.startswith("the model has not learned to draw solar panels: drawn is every class") for w in
+               panels.warnings), panels.warnings
+    assert not any("not learned" in w for w in everything.warnings), everything.warnings
+
+
 def test_how_big_an_instance_is_is_its_area_on_the_ground(analyst):
     """'how big is the largest building?' (the language model answered "5 buildings"): the area of the instance
     [VG] picks, boxed on the map; on the Las Vegas sample about the size of its largest labelled row-house block

@@ -162,6 +162,18 @@ def test_a_question_the_language_model_never_learned_gets_a_cannot_say_by_its_ki
     assert asks_location("where is the tennis court?") and not asks_location("what season is it?")
 
 
+@pytest.mark.parametrize("phrase,thing", [
+    ("segment the airplanes", "airplanes"), ("outline the storage tanks", "storage tanks"),
+    ("segment the solar panels please", "solar panels"), ("segment the roads", None), ("mask the swimming pools", None),
+    ("segment the image", None), ("map the land cover", None), ("segment everything", None),
+    ("segment the image into classes", None), ("show me the land use", None),
+])
+def test_a_seg_request_for_a_thing_no_class_is_names_it(phrase, thing):
+    from rsapp.tasks.vocabulary import unknown_thing
+
+    assert unknown_thing(phrase) == thing
+
+
 @pytest.mark.parametrize("question,thing", [
     ("are there solar panels?", "solar panels"), ("is there any construction in this image?", "construction"),
     ("are wind turbines visible?", "wind turbines"), ("can you see any cranes here?", "cranes"),
