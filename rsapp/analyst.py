@@ -16,12 +16,13 @@ from rsapp.errors import RsappError
 from rsapp.geo import Chip, Scene, make_chip, make_pair
 from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
+from rsapp.model.counting import instance_count
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
-from rsapp.tasks.vocabulary import (CHANGE_SENTENCES, DENSE_CLASSES, NO_CHANGE, asks_location, dense_class_of,
+from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, asks_location, change_caption, dense_class_of,
                                     measured_question, scene_verdict, selection_of, unknown_thing,
                                     unlearned_sentence, unmeasured_sentence)
 
@@ -197,11 +198,12 @@ class Analyst:
             output = "boxes" if kind == "where" and select != "all" else MEASURED_OUTPUT[kind]  # where one of them is
             return Request(r.token, question, r.expert, output, dense_class=name, log10_gsd=log10_gsd,
                            select="largest" if kind == "size" and select == "all" else select)
+        if r.token == "[CCD]":  # the change map, and its sentence written from it (_decode)
+            return Request(r.token, question, r.expert, "mask", log10_gsd=log10_gsd)
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
-                       labels={"[CLS]": self.runtime.config.vision.scene_labels,  # the model's own label set
-                               "[CCD]": CHANGE_SENTENCES}.get(r.token, ()),
-                       empty_label=NO_CHANGE if r.token == "[CCD]" else None, select=selection_of(question))
+                       labels=self.runtime.config.vision.scene_labels if r.token == "[CLS]" else (),  # its label set
+                       select=selection_of(question))
 
     def _decode(self, answer: Answer, r: Route, measured, req, chips: list[Chip], gen) -> None:
         """The runtime's boxes / mask on the chip grid; their text in the DESIGN.md codecs; problems become
@@ -268,7 +270,9 @@ class Analyst:
                     answer.text = share_of_area(mask, label, valid, answer.chip_gsd_m)
                 answer.raw_text = answer.text
             else:  # [CCD]: the sentence, and its change map beside it
-                answer.text = f"{gen.text} ({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})"
+                answer.raw_text = change_sentence(mask, gen.building_gain)
+                answer.text = (f"{answer.raw_text} "
+                               f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")
 
 
 # The coarsest GSD each dense class was trained at: stage A resamples the real sets up to 8 × their GSD, and the
@@ -301,6 +305,16 @@ def answered_classes(answer: Answer, req, measured, valid: np.ndarray) -> list[s
         return []
     share = class_shares(answer.mask, answer.mask_labels, valid)
     return [name for name, sh in zip(answer.mask_labels[1:], share[1:]) if sh >= COMPOSITION_MIN_SHARE]
+
+
+def change_sentence(mask: np.ndarray, building_gain: float | None) -> str:
+    """What changed, in the sentences the model was trained to write (change_caption), from its change map: one
+    changed building per region of the map, built where the building probability rose over the changed pixels,
+    demolished where it fell; "no change" exactly when the map holds no region. (The language model, choosing among
+    those sentences, followed the question: "were any buildings demolished?" got "many buildings were demolished" on
+    a pair where every change is a new building.)"""
+    n = instance_count(mask > 0)
+    return change_caption(n, None if building_gain is None else building_gain >= 0) if n else NO_CHANGE
 
 
 def thinly_labelled(classes: list[str]) -> str | None:

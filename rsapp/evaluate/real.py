@@ -217,8 +217,7 @@ class RuntimePredictor(VisionPredictor):
     def text(self, images: list[np.ndarray], token: str, question: str) -> str:
         from rsapp.model.inference import Request
         from rsapp.tasks.tokens import TASKS
-        from rsapp.tasks.vocabulary import CHANGE_SENTENCES
 
-        labels = {"[CLS]": self.runtime.config.vision.scene_labels, "[CCD]": CHANGE_SENTENCES}.get(token, ())
+        labels = self.runtime.config.vision.scene_labels if token == "[CLS]" else ()
         req = Request(token, question, TASKS[token].expert, "text", labels=labels)
         return self.runtime.generate(images, req).text

@@ -95,3 +95,16 @@ def mask_instances(prob: np.ndarray, threshold: float, gsd_m: float, chip_px: in
         box = tuple(scale * float(v) for v in (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop))
         found.append((box, area, float(prob[sl][inside].mean())))
     return found
+
+
+# Regions smaller than this share of the chip are not counted as instances (speckle of the pixel head).
+MIN_INSTANCE_SHARE = 2e-4
+
+
+def instance_count(mask) -> int:
+    """Connected regions of a boolean (H, W) mask, ignoring speckle."""
+    labels, n = ndimage.label(mask)
+    if not n:
+        return 0
+    sizes = np.bincount(labels.ravel())[1:]
+    return int((sizes >= MIN_INSTANCE_SHARE * mask.size).sum())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 from rsapp.model.counting import NETWORK_CLASSES, counting_method, mask_instances
 from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
-from rsapp.model.vision_model import VisionOutput, instance_count, upsample
+from rsapp.model.vision_model import VisionOutput, upsample
 
 MAX_NEW_TOKENS = 48
 # Requests answered from the pixel heads alone (no language model)
@@ -38,8 +38,6 @@ class Request:
     dense_class: str | None = None  # the class the question names, if any
     log10_gsd: float | None = None  # None: SSE-U's prediction gates CS-HLoRA
     labels: tuple[str, ...] = ()  # answer with one of these ([CLS] labels, [CCD] sentences; empty: free text)
-    empty_label: str | None = None  # the label meaning "nothing changed": said when, and only when, the change
-    # map of two dates is empty, so the sentence never contradicts the map
     select: str = "all"  # [VG]: which instances (all, largest, smallest, leftmost, rightmost, topmost, …)
     box_px: tuple[float, float, float, float] | None = None  # [REF]: the box asked about, chip pixels
     turns: bool = True  # a pixel answer averages quarter turns (False: one view, as a whole-scene batch's tiles)
@@ -61,6 +59,8 @@ class Generation:
     box_areas_m2: list[float] = field(default_factory=list)  # each box's instance area on the ground
     counts: dict[str, int] = field(default_factory=dict)  # instances of a mask's class, where the model counts
     # them by its instance cores (the count a [VQA] "how many" gets)
+    building_gain: float | None = None  # two dates' change map: the mean rise of the building probability from the
+    # first date to the second over its changed pixels (> 0: buildings built; < 0: demolished)
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -125,6 +125,8 @@ class Runtime:
                                                                   picture))}
             if len(images) == 1:
                 gen.counts.update({c: len(self.instances(enc, c, s, images[0].shape[0], picture)) for c in req.counted})
+            else:
+                gen.building_gain = self.building_gain(enc)
         elif req.output == "boxes":
             gen.boxes_px, gen.box_scores, gen.box_areas_m2 = self.boxes(enc, req.dense_class, req.select, s,
                                                                         images[0].shape[0], picture)
@@ -136,19 +138,21 @@ class Runtime:
         elif req.output == "region":
             gen.text = self.describe_region(enc, req.box_px)
         else:
-            if len(images) == 2:  # a change question also gets its change map
-                gen.mask, gen.mask_labels = self.mask(enc, None, 2, images[0].shape[:2])
-                if req.empty_label in req.labels:
-                    changed = instance_count(gen.mask > 0) > 0
-                    req = replace(req, labels=tuple(lb for lb in req.labels if (lb == req.empty_label) != changed))
-            if req.labels == (req.empty_label,):
-                gen.text = req.empty_label
-            else:
-                ids = self.decode(enc, req, s)
-                n_new = len(ids)
-                gen.text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            ids = self.decode(enc, req, s)
+            n_new = len(ids)
+            gen.text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         gen.timings_s = {"encode": t1 - t0, "decode": time.perf_counter() - t1, "new_tokens": n_new}
         return gen
+
+    def building_gain(self, enc: VisionOutput) -> float | None:
+        """The mean rise of the building probability from the first date to the second over the pixels the change
+        map marks (None when nothing is marked): the change sentence's built or demolished."""
+        changed = enc.change[0].numpy() > 0.5
+        if not changed.any() or "building" not in self.config.vision.dense_classes:
+            return None
+        k = self.config.vision.dense_classes.index("building")
+        rise = enc.dense_after[0, k].numpy() - enc.dense[0, k].numpy()
+        return float(rise[changed].mean())
 
     def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int]
              ) -> tuple[np.ndarray, list[str]]:

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy import ndimage
 from torch import nn
 from torch.nn.utils import parametrize
 
+from rsapp.model.counting import instance_count
 from rsapp.model.efficientnet import PyramidTail
 from rsapp.model.heads import ChangeHead, DenseHead, InstanceHead, SceneHead, SSEU
 from rsapp.model.tower import VisionTower, VisualTokens, grid_positions, prune, token_budget
@@ -171,19 +171,6 @@ class VisionOutput:
             cm = (self.change[0] > 0.5).numpy()
             change = torch.tensor([[float(cm.mean()), math.log1p(instance_count(cm))]])
         return torch.cat([self.scene, (dense > 0.5).float().mean((2, 3)), torch.log1p(counts), change], -1)
-
-
-# Regions smaller than this share of the chip are not counted as instances (speckle of the pixel head).
-MIN_INSTANCE_SHARE = 2e-4
-
-
-def instance_count(mask) -> int:
-    """Connected regions of a boolean (H, W) mask, ignoring speckle."""
-    labels, n = ndimage.label(mask)
-    if not n:
-        return 0
-    sizes = np.bincount(labels.ravel())[1:]
-    return int((sizes >= MIN_INSTANCE_SHARE * mask.size).sum())
 
 
 # Tiles of a large area overlap by at least this many pixels, and their maps are averaged where they do; a tile

@@ -33,9 +33,8 @@ def change_caption(n: int, built: bool | None) -> str:
     return f"{n} buildings were {verb}" if n <= 9 else f"many buildings were {verb}"
 
 
-# [CCD] answers with one of these sentences (the ones it was trained to write); NO_CHANGE exactly when the change
-# map is empty.
-CHANGE_SENTENCES = tuple(dict.fromkeys(change_caption(n, built) for n in range(11) for built in (True, False)))
+# [CCD] answers with the sentences the model was trained to write, from its change map (rsapp.analyst.change_sentence);
+# NO_CHANGE exactly when the map is empty.
 NO_CHANGE = change_caption(0, None)
 
 # Words a person may use for a dense class (plural and near synonyms).

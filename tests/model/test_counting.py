@@ -63,3 +63,16 @@ def test_a_road_broken_by_a_tree_is_one_road_and_a_driveway_stub_is_none():
     roads = mask_instances(prob, 0.5, 1.0, 200, network=NETWORK_CLASSES["road"])
     assert [b for b, _, _ in roads] == [(0.0, 20.0, 200.0, 30.0), (0.0, 60.0, 200.0, 70.0)]
     assert [area for _, area, _ in roads] == [1970, 2000]  # the pieces' own pixels, not the bridge
+
+
+def test_the_change_sentence_counts_the_maps_regions_and_reads_built_or_demolished_from_the_building_gain():
+    from rsapp.analyst import change_sentence
+
+    change = np.zeros((100, 100), np.uint8)
+    assert change_sentence(change, None) == "no change"
+    change[10:20, 10:20] = 1
+    assert change_sentence(change, 0.4) == "a building was built"
+    change[50:60, 50:60] = change[80:90, 10:20] = 1
+    change[0, 99] = 1  # a speck under MIN_INSTANCE_SHARE of the map is not a change
+    assert change_sentence(change, -0.3) == "3 buildings were demolished"
+    assert change_sentence(change, None) == "3 buildings were built"  # no building seen either way: new
