@@ -23,8 +23,8 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, asks_location, change_caption, dense_class_of,
-                                    measured_question, scene_verdict, selection_of, unknown_thing,
-                                    unlearned_sentence, unmeasured_sentence)
+                                    measured_question, scene_verdict, selected_phrase, selection_of, unknown_thing,
+                                    unlearned_sentence, unmeasured_sentence, unresolved_relation)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -218,10 +218,11 @@ class Analyst:
             if r.task.asks_class and dense_class_of(question) is None:
                 answer.warnings.append("the phrase names no class the model knows "
                                        f"({', '.join(DENSE_CLASSES)})")
+            answer.warnings += [w for w in [relation_note(req, question, len(answer.boxes_px))] if w]
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
         elif r.token == "[VQA]" and req.output == "boxes":  # how big one instance is, or where, boxed on the map
             answer.boxes_px = clip_boxes(gen.boxes_px[:1], valid)
-            picked = f"the {req.select} {req.dense_class}"
+            picked = selected_phrase(req.select, req.dense_class)
             if not answer.boxes_px:
                 answer.text = f"no {req.dense_class} found"
             elif measured[0] == "where":
@@ -305,6 +306,18 @@ def answered_classes(answer: Answer, req, measured, valid: np.ndarray) -> list[s
         return []
     share = class_shares(answer.mask, answer.mask_labels, valid)
     return [name for name, sh in zip(answer.mask_labels[1:], share[1:]) if sh >= COMPOSITION_MIN_SHARE]
+
+
+def relation_note(req, question: str, n_boxes: int) -> str | None:
+    """A warning when a [VG] phrase picks by distance and the answer could not: the class it is measured from is
+    not in the picture (the runtime then boxes every instance), or it names nothing the model finds."""
+    reference = req.select.partition(" ")[2]
+    if reference and reference != "centre" and n_boxes > 1:
+        return f"no {reference} found to measure from: every {req.dense_class} shown"
+    if unresolved_relation(question):
+        return ("the phrase picks by distance to something the model does not find (it measures from "
+                f"{', '.join(DENSE_CLASSES)} or the centre): every one shown")
+    return None
 
 
 def change_sentence(mask: np.ndarray, building_gain: float | None) -> str:

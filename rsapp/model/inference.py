@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from rsapp.model.counting import NETWORK_CLASSES, counting_method, mask_instances
 from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
@@ -207,10 +208,39 @@ class Runtime:
               picture: tuple[int, int, int, int] | None = None) -> tuple[list, list, list]:
         """[VG]: the instances of the named class, then the selection the phrase asks for (largest, …): their boxes,
         scores and areas in m²."""
-        picked = select_instances(self.instances(enc, name, log10_gsd, chip_px, picture), select)
+        found = self.instances(enc, name, log10_gsd, chip_px, picture)
+        how, _, reference = select.partition(" ")  # "nearest road", "farthest centre": by distance
+        picked = self.by_distance(enc, found, how, reference, chip_px, picture) if reference else select_instances(
+            found, select)
         map_px_m2 = (10 ** log10_gsd * chip_px / enc.dense.shape[-2]) ** 2  # one cell of the maps, on the ground
         return ([b for b, _, _ in picked], [round(sc, 3) for _, _, sc in picked],
                 [area * map_px_m2 for _, area, _ in picked])
+
+    def by_distance(self, enc: VisionOutput, found: list, how: str, reference: str, chip_px: int,
+                    picture: tuple[int, int, int, int] | None = None) -> list:
+        """The one instance of `found` nearest to (how 'nearest') or farthest from ('farthest') the reference: a
+        dense class's mask (the distance from each instance's box to its nearest pixel) or 'centre' (the picture's
+        centre); all of them when the reference class is nowhere in the picture (the analyst says so)."""
+        if not found:
+            return []
+        r0, r1, c0, c1 = picture or (0, chip_px, 0, chip_px)
+        if reference == "centre":
+            cy, cx = (r0 + r1) / 2, (c0 + c1) / 2
+            dist = [math.hypot((y0 + y1) / 2 - cy, (x0 + x1) / 2 - cx) for (x0, y0, x1, y1), _, _ in found]
+        else:
+            classes = list(self.config.vision.dense_classes)
+            ref = enc.dense[0, classes.index(reference)].numpy() > self.config.vision.threshold(reference)
+            per_px = ref.shape[0] / chip_px
+            inside = np.zeros_like(ref)  # map cells wholly of the picture (a cell half frame reads the frame)
+            inside[math.ceil(r0 * per_px):int(r1 * per_px), math.ceil(c0 * per_px):int(c1 * per_px)] = True
+            if (ref & inside).sum() <= REFERENCE_MIN_SHARE * inside.sum():  # a speck is no road to measure from
+                return select_instances(found, "all")
+            away = ndimage.distance_transform_edt(~(ref & inside))
+            dist = [float(away[int(y0 * per_px):max(math.ceil(y1 * per_px), int(y0 * per_px) + 1),
+                               int(x0 * per_px):max(math.ceil(x1 * per_px), int(x0 * per_px) + 1)].min())
+                    for (x0, y0, x1, y1), _, _ in found]
+        pick = min if how == "nearest" else max
+        return [found[pick(range(len(found)), key=dist.__getitem__)]]
 
     def describe_region(self, enc: VisionOutput, box) -> str:
         """[REF]: the dense class covering most of the box, with how much of it."""
@@ -296,6 +326,10 @@ def winning_class(dense: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     above = dense > thresholds
     return np.where(above.any(0), np.where(above, dense, -1.0).argmax(0) + 1, 0).astype(np.uint8)
 
+
+# A class a [VG] phrase measures distance from ("the tree nearest the road") is there when its mask covers more than
+# this share of the picture: the share a presence answer calls there (rsapp.tasks.mask_sentences.PRESENT_MIN_SHARE).
+REFERENCE_MIN_SHARE = 0.005
 
 SELECTORS = {
     "largest": lambda f: max(f, key=lambda x: x[1]),

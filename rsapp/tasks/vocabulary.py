@@ -84,8 +84,8 @@ _NOT_A_THING_RE = re.compile(r"\b(?:segment\w*|mask\w*|outline|delineate|map|sho
 
 
 def unknown_thing(phrase: str) -> str | None:
-    """What a [SEG] request asks to draw when it is no dense class ('segment the airplanes' → 'airplanes'), None when it
-    names one or asks for every class ('segment the image', 'map the land cover')."""
+    """What a [SEG] request asks to draw when it is no dense class ('segment the airplanes' → 'airplanes'), None
+    when it names one or asks for every class ('segment the image', 'map the land cover')."""
     if dense_class_of(phrase) is not None:
         return None
     rest = " ".join(_NOT_A_THING_RE.sub(" ", phrase or "").split())
@@ -103,12 +103,43 @@ _SELECTION = (
 _SELECTION_RE = [(name, re.compile(rf"\b(?:{words})\b", re.I)) for name, words in _SELECTION]
 
 
+# "the tree nearest the road", "the building farthest from the centre": one instance picked by its distance to
+# another class's mask or to the image's centre
+_RELATION_RE = re.compile(r"\b(?:(?P<nearest>nearest|closest|next to|beside|adjacent to)|(?P<farthest>farthest|"
+                          r"furthest|most distant))\b", re.I)
+_CENTRE_RE = re.compile(r"\b(?:cent(?:re|er|ral)|middle)\b", re.I)
+
+
 def selection_of(phrase: str) -> str:
-    """'the largest pond' → 'largest'; 'all ships' → 'all'."""
+    """'the largest pond' → 'largest'; 'all ships' → 'all'; 'the tree nearest the road' → 'nearest road' (the
+    class it is measured from, or 'centre')."""
     for name, rx in _SELECTION_RE:
         if rx.search(phrase or ""):
             return name
+    relation = _RELATION_RE.search(phrase or "")
+    if relation is not None:
+        after = dense_classes_in(phrase[relation.end():])
+        reference = after[0] if after else "centre" if _CENTRE_RE.search(phrase) else None
+        if reference is not None:
+            return f"{relation.lastgroup} {reference}"
+    if re.search(r"\b(?:in|at) the (?:cent(?:re|er)|middle)\b", phrase or "", re.I):  # "the building in the middle"
+        return "nearest centre"
     return "all"
+
+
+def unresolved_relation(phrase: str) -> bool:
+    """'the building closest to the intersection': a phrase picking by distance to something the model cannot find
+    (no dense class, not the centre)."""
+    return bool(_RELATION_RE.search(phrase or "")) and selection_of(phrase) == "all"
+
+
+def selected_phrase(select: str, name: str | None) -> str:
+    """How an answer names what it picked: 'the largest building', 'the vegetation nearest the road', 'the building
+    farthest from the centre'."""
+    how, _, reference = select.partition(" ")
+    if not reference:
+        return f"the {select} {name}"
+    return f"the {name} {how} {'from ' if how == 'farthest' else ''}the {reference}"
 
 
 _COUNT_RE = re.compile(r"\b(how many|count|number of)\b", re.I)
@@ -206,8 +237,8 @@ def unlearned_sentence(question: str) -> str:
     """The honest answer to a question about one image that neither the heads measure nor the language model learned
     ('what season is it?', 'how many storage tanks are there?'), which it answered with guesses ('beach', '1')."""
     if _COUNT_RE.search(question or ""):
-        return ("cannot say: the model counts only buildings, cars and ships, and patches of water, vegetation, road or "
-                "bare land")
+        return ("cannot say: the model counts only buildings, cars and ships, and patches of water, vegetation, road "
+                "or bare land")
     return ("cannot say: the model has not learned to answer this about one image (ask what the scene is, or how much, "
             "how many, whether or where there are buildings, roads, water, vegetation, bare land, cars or ships)")
 

@@ -76,3 +76,24 @@ def test_the_change_sentence_counts_the_maps_regions_and_reads_built_or_demolish
     change[0, 99] = 1  # a speck under MIN_INSTANCE_SHARE of the map is not a change
     assert change_sentence(change, -0.3) == "3 buildings were demolished"
     assert change_sentence(change, None) == "3 buildings were built"  # no building seen either way: new
+
+
+def test_by_distance_picks_the_instance_nearest_or_farthest_from_a_class_mask_or_the_centre():
+    from types import SimpleNamespace
+
+    import torch
+
+    from rsapp.model.inference import Runtime
+
+    dense = torch.zeros(1, 2, 100, 100)
+    dense[0, 1, :, 45:55] = 1.0  # a road down the middle of the map (class 1), the chip 100 px
+    vision = SimpleNamespace(dense_classes=("building", "road"), threshold=lambda name: 0.5)
+    rt = SimpleNamespace(config=SimpleNamespace(vision=vision))
+    enc = SimpleNamespace(dense=dense)
+    found = [((5.0, 5.0, 15.0, 15.0), 100, 0.9), ((35.0, 40.0, 43.0, 48.0), 64, 0.9),
+             ((88.0, 80.0, 99.0, 95.0), 165, 0.9)]
+    assert Runtime.by_distance(rt, enc, found, "nearest", "road", 100) == [found[1]]
+    assert Runtime.by_distance(rt, enc, found, "farthest", "road", 100) == [found[2]]
+    assert Runtime.by_distance(rt, enc, found, "nearest", "centre", 100) == [found[1]]
+    dense[0, 1] = 0  # no road: every instance, for the analyst to say so
+    assert len(Runtime.by_distance(rt, enc, found, "nearest", "road", 100)) == 3

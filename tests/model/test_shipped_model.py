@@ -372,6 +372,25 @@ def test_a_seg_request_for_a_thing_the_model_never_learned_says_so_beside_its_ma
     assert not any("not learned" in w for w in everything.warnings), everything.warnings
 
 
+def test_one_instance_is_picked_by_its_distance_to_another_class(analyst):
+    """Issue #21's "the tree nearest the road": [VG] had boxed all 37 patches of vegetation. On the Las Vegas street
+    one tree, touching the road mask; the building farthest from the road another than the nearest; measured from
+    water the street does not hold, every building, and the answer says why."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        tree = analyst.ask([scene], "[VG] the tree nearest the road")
+        near = analyst.ask([scene], "[VG] the building nearest the road")
+        far = analyst.ask([scene], "[VG] the building farthest from the road")
+        water = analyst.ask([scene], "[VG] the building nearest the water")
+        road = analyst.ask([scene], "[SEG] segment the roads")
+    assert len(tree.boxes_px) == len(near.boxes_px) == len(far.boxes_px) == 1
+    assert near.boxes_px != far.boxes_px
+    x0, y0, x1, y1 = (int(round(v)) for v in tree.boxes_px[0])
+    assert road.mask[max(y0 - 3, 0):y1 + 3, max(x0 - 3, 0):x1 + 3].any()  # the tree's box meets the road
+    assert len(water.boxes_px) > 1 and any("no water found to measure from" in w for w in water.warnings)
+
+
 def test_how_big_an_instance_is_is_its_area_on_the_ground(analyst):
     """'how big is the largest building?' (the language model answered "5 buildings"): the area of the instance
     [VG] picks, boxed on the map; on the Las Vegas sample about the size of its largest labelled row-house block

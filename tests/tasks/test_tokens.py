@@ -174,6 +174,28 @@ def test_a_seg_request_for_a_thing_no_class_is_names_it(phrase, thing):
     assert unknown_thing(phrase) == thing
 
 
+@pytest.mark.parametrize("phrase,select,said", [
+    ("the tree nearest the road", "nearest road", "the vegetation nearest the road"),
+    ("the house next to the pond", "nearest water", "the building nearest the water"),
+    ("the building farthest from the road", "farthest road", "the building farthest from the road"),
+    ("the building closest to the centre", "nearest centre", "the building nearest the centre"),
+    ("the building in the middle", "nearest centre", "the building nearest the centre"),
+    ("the largest building near the road", "largest", "the largest building"),
+])
+def test_a_vg_phrase_can_pick_one_instance_by_its_distance_to_a_class_or_the_centre(phrase, select, said):
+    from rsapp.tasks.vocabulary import dense_class_of, selected_phrase, selection_of, unresolved_relation
+
+    assert selection_of(phrase) == select and not unresolved_relation(phrase)
+    assert selected_phrase(select, dense_class_of(phrase)) == said
+
+
+def test_a_distance_to_something_no_class_is_is_unresolved():
+    from rsapp.tasks.vocabulary import selection_of, unresolved_relation
+
+    assert selection_of("the building closest to the intersection") == "all"
+    assert unresolved_relation("the building closest to the intersection")
+
+
 @pytest.mark.parametrize("question,thing", [
     ("are there solar panels?", "solar panels"), ("is there any construction in this image?", "construction"),
     ("are wind turbines visible?", "wind turbines"), ("can you see any cranes here?", "cranes"),
