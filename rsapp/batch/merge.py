@@ -14,6 +14,7 @@ from pyproj import CRS
 from rsapp.batch.tiles import Tile
 from rsapp.batch.worker import TileResult
 from rsapp.geo.aoi import area_m2
+from rsapp.tasks.vocabulary import selection_of
 
 NMS_IOU = 0.5
 # A region smaller than one cell of the model's pixel maps (stride 4: 4 × 4 px) is resampling speckle, not an
@@ -31,6 +32,25 @@ def nms(boxes: list[tuple[shapely.Geometry, float | None]], iou: float = NMS_IOU
         if all(shapely.intersection(geom, g).area <= iou * shapely.union(geom, g).area for g, _ in kept):
             kept.append((geom, score))
     return kept
+
+
+# A [VG] phrase's pick ("the largest building") over a whole scene: each tile picked its own, and the merge picks
+# again among them in map coordinates (y grows north in a CRS, south in pixel space). A pick by distance ("the tree
+# nearest the road") stays one per tile: the tiles' distances are not kept.
+SCENE_PICKS = {
+    "largest": lambda b, north_up: (b[2] - b[0]) * (b[3] - b[1]),
+    "smallest": lambda b, north_up: -(b[2] - b[0]) * (b[3] - b[1]),
+    "leftmost": lambda b, north_up: -(b[0] + b[2]), "rightmost": lambda b, north_up: b[0] + b[2],
+    "topmost": lambda b, north_up: (b[1] + b[3]) * (1 if north_up else -1),
+    "bottommost": lambda b, north_up: (b[1] + b[3]) * (-1 if north_up else 1),
+}
+
+
+def pick_again(boxes: list[tuple[shapely.Geometry, float | None]], select: str, north_up: bool) -> list:
+    """The one box of a scene's tile picks that the selection asks for (SCENE_PICKS); all of them for any other."""
+    if select not in SCENE_PICKS or not boxes:
+        return boxes
+    return [max(boxes, key=lambda b: SCENE_PICKS[select](b[0].bounds, north_up))]
 
 
 def closed_union(geoms: list[shapely.Geometry], gap: float) -> shapely.Geometry:
@@ -58,7 +78,7 @@ def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[di
                 groups[(label, kind)].append((shapely.from_wkb(wkb), score))
         for (label, kind), items in groups.items():
             if kind == "box":
-                kept = nms(items)
+                kept = pick_again(nms(items), selection_of(prompt), north_up=crs is not None)
                 geoms, scores = [g for g, _ in kept], [s for _, s in kept]
             else:
                 geoms = [g for g in shapely.get_parts(closed_union([g for g, _ in items], CLOSE_PX * pixel ** 0.5))

@@ -6,7 +6,7 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from rsapp.batch.merge import MIN_OBJECT_PX, merge, nms, totals
+from rsapp.batch.merge import MIN_OBJECT_PX, merge, nms, pick_again, totals
 from rsapp.batch.store import Store, progress_path
 from rsapp.batch.tiles import Tile, cores, plan, starts
 from rsapp.batch.worker import TileResult
@@ -77,6 +77,23 @@ def test_pieces_a_pixel_apart_are_one_object_and_three_apart_are_two():
 def test_boxes_seen_twice_are_kept_once():
     kept = nms([(shapely.box(0, 0, 10, 10), 0.9), (shapely.box(1, 0, 11, 10), 0.8), (shapely.box(30, 0, 40, 10), 0.5)])
     assert [s for _, s in kept] == [0.9, 0.5]
+
+
+def test_a_pick_over_the_whole_scene_is_made_again_among_the_tiles_picks():
+    """'the largest building' on a scene of two tiles: each tile boxed its own largest; the scene has one. 'the
+    leftmost' and 'the topmost' are picked in map coordinates; a pick by distance stays one per tile."""
+    left, right = Tile("scene.tif", 0, 0, 100, 100, (0, 0, 50, 100)), Tile("scene.tif", 40, 0, 100, 100,
+                                                                          (50, 0, 140, 100))
+    small, big = shapely.box(10, 10, 20, 20), shapely.box(60, 50, 90, 90)
+    results = [_result(left.key, "b", "box", [small], shapely.box(0, 0, 100, 100), 0.9),
+               _result(right.key, "b", "box", [big], shapely.box(40, 0, 140, 100), 0.8)]
+    boxes = lambda prompt: list(merge(results, [left, right], prompt)[0]["b boxes"].geometry)  # noqa: E731
+    assert boxes("[VG] the largest building") == [big] and boxes("[VG] the smallest building") == [small]
+    assert boxes("[VG] the leftmost building") == [small]
+    assert boxes("[VG] the topmost building") == [small]  # pixel space: y grows down the image
+    assert len(boxes("[VG] the building nearest the road")) == 2 and len(boxes("[VG] all buildings")) == 2
+    # in a CRS y grows north: the top is the larger y
+    assert pick_again([(small, 0.9), (big, 0.8)], "topmost", north_up=True) == [(big, 0.8)]
 
 
 def test_progress_is_kept_and_other_settings_are_refused(tmp_path):
