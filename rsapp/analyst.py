@@ -270,7 +270,8 @@ class Analyst:
                 else:
                     answer.text = share_of_area(mask, label, valid, answer.chip_gsd_m)
                 answer.raw_text = answer.text
-            else:  # [CCD]: the sentence, and its change map beside it
+            else:  # [CCD]: the sentence, and its change map beside it; its layer counts the regions the sentence does
+                answer.counts = {"change": instance_count(mask > 0)}
                 answer.raw_text = change_sentence(mask, gen.building_gain)
                 answer.text = (f"{answer.raw_text} "
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")

@@ -531,6 +531,8 @@ def test_held_out_beijing_pair_change_map_finds_the_new_building(analyst):
     pred = ans.mask > 0
     f1 = 2 * (pred & truth).sum() / (pred.sum() + truth.sum())
     assert f1 >= BEIJING_MIN_F1, f1
+    # the sentence counts the map's regions, and the layer (its counts) says the same number
+    assert ans.text.startswith(f"{ans.counts['change']} buildings were built ("), (ans.text, ans.counts)
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
