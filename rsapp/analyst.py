@@ -272,7 +272,7 @@ class Analyst:
                 answer.raw_text = answer.text
             else:  # [CCD]: the sentence, and its change map beside it; its layer counts the regions the sentence does
                 answer.counts = {"change": instance_count(mask > 0)}
-                answer.raw_text = change_sentence(mask, gen.building_gain)
+                answer.raw_text = change_sentence(answer.counts["change"], gen.building_gain)
                 answer.text = (f"{answer.raw_text} "
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")
 
@@ -321,13 +321,12 @@ def relation_note(req, question: str, n_boxes: int) -> str | None:
     return None
 
 
-def change_sentence(mask: np.ndarray, building_gain: float | None) -> str:
-    """What changed, in the sentences the model was trained to write (change_caption), from its change map: one
-    changed building per region of the map, built where the building probability rose over the changed pixels,
-    demolished where it fell; "no change" exactly when the map holds no region. (The language model, choosing among
-    those sentences, followed the question: "were any buildings demolished?" got "many buildings were demolished" on
-    a pair where every change is a new building.)"""
-    n = instance_count(mask > 0)
+def change_sentence(n: int, building_gain: float | None) -> str:
+    """What changed, in the sentences the model was trained to write (change_caption), from its change map's n
+    regions (instance_count): one changed building per region, built where the building probability rose over the
+    changed pixels, demolished where it fell; "no change" exactly when the map holds no region. (The language
+    model, choosing among those sentences, followed the question: "were any buildings demolished?" got "many
+    buildings were demolished" on a pair where every change is a new building.)"""
     return change_caption(n, None if building_gain is None else building_gain >= 0) if n else NO_CHANGE
 
 

@@ -68,6 +68,7 @@ def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[di
     for r in results:
         by_scene[r.path].append(r)
     layers: dict[str, list[gpd.GeoDataFrame]] = defaultdict(list)
+    select = selection_of(prompt)  # a pick such as "the largest building": made again over each scene
     for path, rs in by_scene.items():
         crs = CRS.from_wkt(rs[0].crs_wkt) if rs[0].crs_wkt else None
         pixel = shapely.from_wkb(rs[0].tile_wkb).area / tile_px[rs[0].key]  # one pixel's area in map units
@@ -78,7 +79,7 @@ def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[di
                 groups[(label, kind)].append((shapely.from_wkb(wkb), score))
         for (label, kind), items in groups.items():
             if kind == "box":
-                kept = pick_again(nms(items), selection_of(prompt), north_up=crs is not None)
+                kept = pick_again(nms(items), select, north_up=crs is not None)
                 geoms, scores = [g for g, _ in kept], [s for _, s in kept]
             else:
                 geoms = [g for g in shapely.get_parts(closed_union([g for g, _ in items], CLOSE_PX * pixel ** 0.5))

@@ -38,7 +38,7 @@ class Request:
     # ([REF]: say what is in box_px) or "gsd" (SSE-U alone: what is the image's GSD)
     dense_class: str | None = None  # the class the question names, if any
     log10_gsd: float | None = None  # None: SSE-U's prediction gates CS-HLoRA
-    labels: tuple[str, ...] = ()  # answer with one of these ([CLS] labels, [CCD] sentences; empty: free text)
+    labels: tuple[str, ...] = ()  # answer with one of these ([CLS] labels; empty: free text)
     select: str = "all"  # [VG]: which instances (all, largest, smallest, leftmost, rightmost, topmost, …)
     box_px: tuple[float, float, float, float] | None = None  # [REF]: the box asked about, chip pixels
     turns: bool = True  # a pixel answer averages quarter turns (False: one view, as a whole-scene batch's tiles)
@@ -126,7 +126,7 @@ class Runtime:
                                                                   picture))}
             if len(images) == 1:
                 gen.counts.update({c: len(self.instances(enc, c, s, images[0].shape[0], picture)) for c in req.counted})
-            else:
+            elif req.dense_class is None:  # [CCD]: its sentence says built or demolished
                 gen.building_gain = self.building_gain(enc)
         elif req.output == "boxes":
             gen.boxes_px, gen.box_scores, gen.box_areas_m2 = self.boxes(enc, req.dense_class, req.select, s,

@@ -67,15 +67,17 @@ def test_a_road_broken_by_a_tree_is_one_road_and_a_driveway_stub_is_none():
 
 def test_the_change_sentence_counts_the_maps_regions_and_reads_built_or_demolished_from_the_building_gain():
     from rsapp.analyst import change_sentence
+    from rsapp.model.counting import instance_count
 
     change = np.zeros((100, 100), np.uint8)
-    assert change_sentence(change, None) == "no change"
+    assert change_sentence(instance_count(change > 0), None) == "no change"
     change[10:20, 10:20] = 1
-    assert change_sentence(change, 0.4) == "a building was built"
+    assert change_sentence(instance_count(change > 0), 0.4) == "a building was built"
     change[50:60, 50:60] = change[80:90, 10:20] = 1
     change[0, 99] = 1  # a speck under MIN_INSTANCE_SHARE of the map is not a change
-    assert change_sentence(change, -0.3) == "3 buildings were demolished"
-    assert change_sentence(change, None) == "3 buildings were built"  # no building seen either way: new
+    assert change_sentence(instance_count(change > 0), -0.3) == "3 buildings were demolished"
+    # no building seen either way: new
+    assert change_sentence(instance_count(change > 0), None) == "3 buildings were built"
 
 
 def test_by_distance_picks_the_instance_nearest_or_farthest_from_a_class_mask_or_the_centre():
