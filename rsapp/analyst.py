@@ -122,7 +122,7 @@ class Analyst:
             sources=[c.source for c in chips], transform=chips[0].transform, crs=chips[0].crs,
             chip_size=chips[0].size, chip_gsd_m=chip_gsd, gsd_source=source, gsd_m=chip_gsd / chips[0].scale,
             gsd_sigma_log10=gen.s_sigma if source == "predicted" else None, tokens_total=gen.tokens_total,
-            tokens_kept=gen.tokens_kept, quant=rt.quant, aoi_box_px=ref_box)
+            tokens_kept=gen.tokens_kept, language_model=gen.language_model, quant=rt.quant, aoi_box_px=ref_box)
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
         self._decode(answer, r, measured, req, chips, gen)

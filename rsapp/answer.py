@@ -39,6 +39,7 @@ class Answer:
     is_change: bool = False  # the mask is a two-date change map
     tokens_total: int = 0  # visual tokens before pruning
     tokens_kept: int = 0  # visual tokens the language model saw
+    language_model: bool = False  # the language model wrote or chose the text (else the vision heads answered)
     quant: str = "fp32"  # the inference path that ran
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -84,6 +85,7 @@ class Answer:
             "is_change": self.is_change,
             "tokens_total": self.tokens_total,
             "tokens_kept": self.tokens_kept,
+            "language_model": self.language_model,
             "quant": self.quant,
             "timings_s": self.timings_s,
             "warnings": self.warnings,

@@ -1,7 +1,8 @@
 """Assemble a release folder from the training runs (release tooling, not part of the app package): the stage-B
 checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
-(rsapp.train.scale), the change head (rsapp.train.change), the scene head (rsapp.train.scene), the instance
-head (rsapp.train.instances, which also gives the release its instance classes) and the mask head
+(rsapp.train.scale), the change head (rsapp.train.change) and a second one averaged with it, the scene head
+(rsapp.train.scene), the instance head (rsapp.train.instances, which also gives the release its instance classes)
+and the mask head
 (rsapp.train.dense, with the share of it pixel answers read; choose the thresholds again with
 tools/choose_thresholds.py). The stage-B folder may be a release: its heads are replaced by the fitted ones given.
 
@@ -21,22 +22,23 @@ from safetensors.torch import load_file
 from rsapp.model.vlm import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, RsappVLM, VLMConfig
 
 
-def graft(state: dict, fitted_folder: Path, head: str, source: Path) -> dict:
-    """`state` (a stage-B checkpoint's trained tensors) with vision.<head>.* replaced by the fitted run's, after
-    checking the run's tower is the checkpoint's (stage B stores fp16: equal after rounding)."""
+def graft(state: dict, fitted_folder: Path, head: str, source: Path, as_head: str | None = None) -> dict:
+    """`state` (a stage-B checkpoint's trained tensors) with vision.<as_head or head>.* replaced by the fitted run's
+    <head>.*, after checking the run's tower is the checkpoint's (stage B stores fp16: equal after rounding)."""
+    as_head = as_head or head
     fitted = load_file(str(fitted_folder / "vision.safetensors"))
     for k, v in fitted.items():
         if k.startswith("tower.") and f"vision.{k}" in state:
             mine = state[f"vision.{k}"]
             if not mine.equal(v.to(mine.dtype)):
                 raise SystemExit(f"{fitted_folder} was fitted on another tower than {source}'s ({k} differs)")
-    kept = {k: v for k, v in state.items() if not k.startswith(f"vision.{head}.")}
-    return kept | {f"vision.{k}": v for k, v in fitted.items() if k.startswith(f"{head}.")}
+    kept = {k: v for k, v in state.items() if not k.startswith(f"vision.{as_head}.")}
+    return kept | {f"vision.{as_head}.{k[len(head) + 1:]}": v for k, v in fitted.items() if k.startswith(f"{head}.")}
 
 
 def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None,
          scene: Path | None = None, instances: Path | None = None, dense: Path | None = None,
-         mask_share: float = 1.0) -> Path:
+         mask_share: float = 1.0, second_change: Path | None = None) -> Path:
     state = load_file(str(stage_b / WEIGHTS_FILE))
     cfg = VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text()))
     heads = (("sse_u", sse_u), ("change_head", change), ("scene_head", scene), ("instance_head", instances),
@@ -44,6 +46,9 @@ def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | Non
     for head, folder in heads:
         if folder is not None:
             state = graft(state, folder, head, stage_b)
+    if second_change is not None:  # a second change head, its logits averaged with the first's
+        state = graft(state, second_change, "change_head", stage_b, as_head="second_change_head")
+        cfg.vision.second_change_head = True
     if instances is not None:
         fitted = json.loads((instances / "run.json").read_text())["config"]
         cfg.vision.instance_classes = tuple(fitted["instance_classes"])
@@ -71,6 +76,8 @@ if __name__ == "__main__":
     p.add_argument("stage_b")
     p.add_argument("--sse-u", dest="sse_u")
     p.add_argument("--change", help="a change-head run (python -m rsapp train change) on the same tower")
+    p.add_argument("--second-change", dest="second_change",
+                   help="a second change-head run (e.g. with unchanged_pairs), its logits averaged with the first's")
     p.add_argument("--scene", help="a scene-head run (python -m rsapp train scene) on the same tower")
     p.add_argument("--instances", help="an instance-head run (python -m rsapp train instances) on the same tower")
     p.add_argument("--dense", help="a mask-head run (python -m rsapp train dense) on the same tower")
@@ -80,4 +87,4 @@ if __name__ == "__main__":
     a = p.parse_args()
     print(ship(Path(a.stage_b), Path(a.out),
                *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances, a.dense)),
-               mask_share=a.mask_share))
+               mask_share=a.mask_share, second_change=Path(a.second_change) if a.second_change else None))

@@ -13,6 +13,7 @@ from pathlib import Path
 from rsapp.data.real_sets import SPLITS
 
 ROWS = ("cls_top1", "cls_top1_lm", "cap_bleu4", "vqa_acc", "vqa_count_rel_err", "seg_iou", "change_f1",
+        "change_false_alarm",
         "count_rel_err", "box_f1", "gsd_abs_log10_err", "gsd_whole_abs_log10_err")
 
 

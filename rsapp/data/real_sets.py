@@ -43,6 +43,9 @@ SPLITS = {
     "levir-cd": "test_1 held out, test_4 / test_5 train",
     "xbd-buildings": "building footprints of the xBD Harvey images (both dates): pair 00000007 held out",
     "beijing": "pair B held out, pair A trains",
+    "xbd-unchanged": "xBD Harvey's pre / post pairs as real pairs without building change (same footprints; flood, "
+                     "colour and view angle differ): pair 00000007 held out (scored by its false alarms), the rest "
+                     "train the second change head",
     "landsat-nanjing": "trains (sparse labels); the Taizhou pair in sample_data is held out",
     "vegas-buildings": "evaluation only (the bundled sample)",
     "neon-trees": "OSBS_029 held out (61 crowns); YELL, SOAP, SJER and BLAN train (BLAN's 4 boxes are DeepForest's "
@@ -312,6 +315,21 @@ def load_xbd(root: Path) -> list[Raster]:
     return out
 
 
+def load_xbd_unchanged(root: Path) -> list[Raster]:
+    """xBD Harvey's two dates as a pair without building change: the footprints are the same on both dates (they
+    differ on under 0.02 % of the pixels, left unlabelled), while a flood, colour and the view angle differ. Every
+    pixel is 'no change' (LEVIR-CD's sense: buildings only); its GSD is scored with xbd-buildings."""
+    base = root / "change" / "xbd-harvey"
+    out = []
+    for pre in sorted((base / "images").glob("*_pre_disaster.png")):
+        post = pre.with_name(pre.name.replace("_pre_", "_post_"))
+        before, after = (np.asarray(Image.open(base / "masks" / p.name)) > 0 for p in (pre, post))
+        change = np.where(before == after, 0, IGNORE).astype(np.uint8)
+        out.append(Raster("xbd-unchanged", pre.stem.split("_")[1], _rgb(pre), None, "00000007" in pre.stem,
+                          after=_rgb(post), change=change))
+    return out
+
+
 def load_change(root: Path) -> list[Raster]:
     out = []
     levir = root / "change" / "levir-cd-full-tiles"
@@ -359,7 +377,9 @@ def load_samples() -> list[Raster]:
 
 
 LOADERS = (load_ucmerced, load_dubai, load_isprs, load_spacenet, load_deepglobe, load_ships, load_xbd, load_change,
-           load_neon_trees)
+           load_neon_trees, load_xbd_unchanged)
+# sets of pairs without change: only the change heads that ask for them train on them (ChangeRun.unchanged_pairs)
+UNCHANGED_SETS = ("xbd-unchanged",)
 
 
 @lru_cache(maxsize=1)

@@ -54,7 +54,7 @@ class IoUAccumulator:
 
 class F1Accumulator:
     def __init__(self):
-        self.tp = self.fp = self.fn = 0.0
+        self.tp = self.fp = self.fn = self.tn = 0.0
 
     def add(self, pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> None:
         p, t = pred > 0, truth > 0
@@ -63,10 +63,19 @@ class F1Accumulator:
         self.tp += float((p & t).sum())
         self.fp += float((p & ~t).sum())
         self.fn += float((~p & t).sum())
+        self.tn += float((~p & ~t).sum())
 
     def f1(self) -> float:
         d = 2 * self.tp + self.fp + self.fn
         return 2 * self.tp / d if d else 1.0
+
+    @property
+    def labelled_positive(self) -> bool:
+        return self.tp + self.fn > 0
+
+    def false_alarm(self) -> float:
+        """The share of the labelled negatives predicted positive."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
 
 
 def bleu4(predictions: list[str], references: list[str]) -> float:

@@ -97,7 +97,9 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
     for (s, name), u in union.items():
         out[s].setdefault("seg_iou", {})[name] = round(inter[(s, name)] / u, 4) if u else None
     for s, acc in f1s.items():
-        out[s]["change_f1"] = round(acc.f1(), 4)
+        if acc.labelled_positive:  # a set of unchanged pairs has no F1, only false alarms
+            out[s]["change_f1"] = round(acc.f1(), 4)
+        out[s]["change_false_alarm"] = round(acc.false_alarm(), 5)
     for s, (matched, predicted, true, miscount) in box_hits.items():
         out[s]["count_rel_err"] = round(miscount / max(true, 1), 4)  # Σ |counted − true| / Σ true over images
         out[s]["box_f1"] = round(2 * matched / max(predicted + true, 1), 4)  # boxes matched at IoU ≥ 0.5

@@ -60,6 +60,7 @@ class Generation:
     box_areas_m2: list[float] = field(default_factory=list)  # each box's instance area on the ground
     counts: dict[str, int] = field(default_factory=dict)  # instances of a mask's class, where the model counts
     # them by its instance cores (the count a [VQA] "how many" gets)
+    language_model: bool = False  # the language model wrote or chose the text (else the heads' maps answered)
     building_gain: float | None = None  # two dates' change map: the mean rise of the building probability from the
     # first date to the second over its changed pixels (> 0: buildings built; < 0: demolished)
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -141,6 +142,7 @@ class Runtime:
         else:
             ids = self.decode(enc, req, s)
             n_new = len(ids)
+            gen.language_model = self.cover_answer(enc, req) is None
             gen.text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         gen.timings_s = {"encode": t1 - t0, "decode": time.perf_counter() - t1, "new_tokens": n_new}
         return gen
@@ -290,12 +292,16 @@ class Runtime:
         head's log-probability (a product of the two experts, the head's raised to that power).
         A land-cover word (cfg.cover_scenes) is the answer when the scene head names it (VisionConfig.cover_scene):
         the language model never learned to write those."""
-        vision = self.config.vision
-        cover = vision.cover_scene(enc.labels[0])
-        if cover in req.labels:
+        cover = self.cover_answer(enc, req)
+        if cover is not None:
             return cover
         labels, written, head = self.label_scores(enc, req, s)
-        return labels[int((written + vision.scene_head_weight * head).argmax())]
+        return labels[int((written + self.config.vision.scene_head_weight * head).argmax())]
+
+    def cover_answer(self, enc: VisionOutput, req: Request) -> str | None:
+        """The land-cover word a [CLS] request is answered with without the language model, or None."""
+        cover = self.config.vision.cover_scene(enc.labels[0])
+        return cover if req.labels and cover in req.labels else None
 
     def label_scores(self, enc: VisionOutput, req: Request, s: float) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         """(req's labels but the land-cover words, the LM's log-likelihood of writing each and ending the turn, the

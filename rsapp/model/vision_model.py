@@ -86,6 +86,9 @@ class VisionConfig:
     # The mask head reads its own copy of the tower's stride-16 and stride-32 blocks (PyramidTail), tuned for land
     # cover with it (rsapp.train.dense; False: it reads the shared tower, as every other head does)
     mask_tail: bool = False
+    # A second change head (fitted with real pairs without building change too: rsapp.train.change unchanged_pairs)
+    # whose logits are averaged with the first's (False: the first alone)
+    second_change_head: bool = False
 
     @property
     def scene_labels(self) -> tuple[str, ...]:
@@ -268,6 +271,8 @@ class VisionModel(nn.Module):
         if cfg.mask_tail:
             self.mask_tail = PyramidTail()
         self.change_head = ChangeHead()
+        if cfg.second_change_head:
+            self.second_change_head = ChangeHead()
         if cfg.instance_classes:
             self.instance_head = InstanceHead(len(cfg.instance_classes))
         self.scene_head = SceneHead(self.tower.pooled_dim, len(cfg.scene_labels))
@@ -280,10 +285,12 @@ class VisionModel(nn.Module):
 
     def change_probability(self, x: torch.Tensor, levels: list[torch.Tensor]) -> torch.Tensor:
         """(1, h, w) change probability at stride 4 of the pair x (2, 3, H, W) whose pyramid is `levels`,
-        averaged over cfg.change_tta quarter turns."""
+        averaged over cfg.change_tta quarter turns (of the change heads' mean logits)."""
         prob = 0.0
+        heads = [self.change_head] + ([self.second_change_head] if self.cfg.second_change_head else [])
         for k, lv in self.turned(x, levels, self.cfg.change_tta):
-            turned = torch.sigmoid(self.change_head([v[:1] for v in lv], [v[1:] for v in lv]))
+            before, after = [v[:1] for v in lv], [v[1:] for v in lv]
+            turned = torch.sigmoid(sum(head(before, after) for head in heads) / len(heads))
             prob = prob + torch.rot90(turned, -k, (1, 2))
         return prob / self.cfg.change_tta
 

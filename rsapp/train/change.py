@@ -1,6 +1,7 @@
 """The change head on the frozen stage-A tower: real pairs (set-balanced) and pairs made from single-date
 building labels (rsapp.data.real_chips.synthetic_change: buildings inpainted away, pasted from elsewhere in the
-raster, and other classes changed where nothing counts as change), BCE + Dice over labelled pixels.
+raster, and other classes changed where nothing counts as change), BCE + Dice over labelled pixels; with
+unchanged_pairs, xBD's real pairs without building change too (the release's second change head).
 
 The tower stays as stage A left it, so the language model trained on its tokens (stage B) and SSE-U fitted on
 its pooled features stay valid; tools/ship_model.py grafts the trained head into the release.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from rsapp.data.real_sets import split
+from rsapp.data.real_sets import UNCHANGED_SETS, split
 from rsapp.model.heads import ChangeHead
 from rsapp.train import fit_head, read_run, start_run, vision_model
 from rsapp.train.losses import change_loss
@@ -31,6 +32,7 @@ class ChangeRun:
     synthetic_change_share: float = 0.5
     paste_share: float = 0.0  # made pairs that also gain buildings copied from elsewhere in their raster
     distractor_share: float = 0.0  # made pairs whose roads, vegetation, bare land or water change too (not change)
+    unchanged_pairs: bool = False  # real pairs without building change (real_sets.UNCHANGED_SETS) train too
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
@@ -40,7 +42,8 @@ def train_change(run: ChangeRun, out: Path) -> Path:
     rng = start_run(out, run.seed)
     model = vision_model(run.vision, fresh=("change_head",))
     model.change_head = ChangeHead()
-    pairs = [r for r in split(held_out=False) if r.change is not None]
+    pairs = [r for r in split(held_out=False)
+             if r.change is not None and (run.unchanged_pairs or r.set not in UNCHANGED_SETS)]
     buildings = [r for r in split(held_out=False) if r.dense is not None and "building" in r.known]
 
     def loss_of_step() -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from rsapp.data.real_sets import split
+from rsapp.data.real_sets import UNCHANGED_SETS, split
 from rsapp.model.vision_model import VisionConfig, VisionModel
 from rsapp.model.pretrained import vision_state_dict
 from rsapp.tasks.vocabulary import SCENE_CLASSES
@@ -79,7 +79,7 @@ def train_vision(run: VisionRun, out: Path) -> Path:
     train = split(held_out=False)
     dense_sets = [r for r in train if r.dense is not None]
     scenes = [r for r in train if r.scene is not None]
-    pairs = [r for r in train if r.change is not None]
+    pairs = [r for r in train if r.change is not None and r.set not in UNCHANGED_SETS]  # as stage A was trained
     building_sets = [r for r in dense_sets if "building" in r.known]
     backbone = [p for n, p in model.named_parameters() if n.startswith("tower.backbone.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("tower.backbone.")]

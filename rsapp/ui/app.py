@@ -337,9 +337,11 @@ def answer_markdown(a, layer) -> str:
         gsd = f"{a.gsd_m:.3g} m ({a.gsd_source})" if a.gsd_m else "unknown"
     if a.gsd_m and a.chip_gsd_m and a.chip_gsd_m > 1.05 * a.gsd_m:
         gsd += f", read at {a.chip_gsd_m:.3g} m"
+    reader = (f"language model read {a.tokens_kept}/{a.tokens_total} visual tokens" if a.language_model
+              else "answered by the vision heads")
     lines = [f"**{a.text}**", "",
              f"`{a.task}` · expert {a.expert} ({a.expert_name}) · GSD {gsd} · "
-             f"{a.tokens_kept}/{a.tokens_total} visual tokens · {a.quant} · {a.timings_s.get('total', 0):.2f} s"]
+             f"{reader} · {a.quant} · {a.timings_s.get('total', 0):.2f} s"]
     if layer is not None:
         lines.append(f"Layer added: *{layer.name}* — {layer.summary()}")
     for w in a.warnings:

@@ -395,3 +395,28 @@ def test_a_cast_shadow_darkens_land_in_place_and_is_labelled_not_water(rasters):
     add_dense(batch, [atlanta] * 8, 8, 256, len(DENSE_CLASSES), rng, water_windows([dubai]), 1.0, 1.0)
     assert sum(((w[water] == 1) & (t[water] == 0)).any() for t, w in zip(batch.dense_targets, batch.dense_weights)) >= 4
     assert sum(t[water].any() for t in batch.dense_targets) >= 4
+
+
+class _Changed:
+    """A change predictor marking the top `share` of every picture changed."""
+
+    def __init__(self, share: float):
+        self.share = share
+
+    def change(self, before, after):
+        prob = np.zeros(before.shape[:2], np.float32)
+        prob[:round(self.share * prob.shape[0])] = 1.0
+        return prob
+
+
+def test_xbd_pairs_are_real_pairs_without_change_scored_by_their_false_alarms(rasters):
+    from rsapp.data.real_sets import IGNORE, SPLITS, UNCHANGED_SETS
+    from rsapp.evaluate.real import evaluate_real
+
+    pairs = [r for r in rasters if r.set in UNCHANGED_SETS]
+    assert [r.name for r in pairs if r.held_out] == ["00000007"] and len(pairs) == 5 and "xbd-unchanged" in SPLITS
+    for r in pairs:  # both dates of one place, every labelled pixel unchanged; footprints that differ are unlabelled
+        assert r.after.shape == r.rgb.shape and not (r.after == r.rgb).all()
+        assert set(np.unique(r.change)) <= {0, IGNORE} and (r.change == 0).mean() > 0.999
+    scored = evaluate_real(_Changed(0.1), sets=("xbd-unchanged",), progress=False)["xbd-unchanged"]
+    assert "change_f1" not in scored and scored["change_false_alarm"] == pytest.approx(0.1, abs=0.001)

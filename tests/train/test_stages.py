@@ -65,6 +65,15 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
                                 distractor_share=1.0), tmp_path / "c2")
     again = RsappVLM.load(ship(tmp_path / "release", tmp_path / "release3", change=c2))
     assert all(torch.equal(again.vision.tower.state_dict()[k], tower[k]) for k in tower)
+    # a second change head, fitted with real pairs without building change too, grafts beside the first
+    c3 = train_change(ChangeRun(vision=str(tmp_path / "release"), steps=1, pairs_per_step=2, unchanged_pairs=True),
+                      tmp_path / "c3")
+    both = RsappVLM.load(ship(tmp_path / "release3", tmp_path / "release4", second_change=c3))
+    assert both.cfg.vision.second_change_head and not again.cfg.vision.second_change_head
+    second, fitted = both.vision.second_change_head.state_dict(), load_file(str(c3 / "vision.safetensors"))
+    assert all(torch.equal(second[k], fitted[f"change_head.{k}"].half().float()) for k in second)
+    first = both.vision.change_head.state_dict()
+    assert all(torch.equal(first[k], again.vision.change_head.state_dict()[k]) for k in first)
     # the dense head refitted on the release's tower (land-cover chips and scenes ruling classes out) grafts into it
     # as its mask head, beside the dense head the tag reads
     d = train_dense(DenseRun(vision=str(tmp_path / "release"), steps=2, chips_per_step=1, ruled_out_per_step=1),

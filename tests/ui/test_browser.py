@@ -135,7 +135,7 @@ def draw_rectangle(page, fx0, fy0, fx1, fy1) -> None:
 def ask(page, prompt: str, n_answers: int) -> None:
     page.locator("#rsapp-prompt textarea, #rsapp-prompt input").first.fill(prompt)
     page.locator("#rsapp-send").click()
-    wait_chat(page, "visual tokens", n_answers)
+    wait_chat(page, " · expert ", n_answers)
 
 
 def upload(page, path) -> None:
