@@ -2,8 +2,7 @@
 checkpoint (everything trained), with heads taken from later fits on the same frozen tower grafted in — SSE-U
 (rsapp.train.scale), the change head (rsapp.train.change) and a second one averaged with it, the scene head
 (rsapp.train.scene), the instance head (rsapp.train.instances, which also gives the release its instance classes)
-and the mask head
-(rsapp.train.dense, with the share of it pixel answers read; choose the thresholds again with
+and the mask head (rsapp.train.dense, with the share of it pixel answers read; choose the thresholds again with
 tools/choose_thresholds.py). The stage-B folder may be a release: its heads are replaced by the fitted ones given.
 
     PYTHONPATH=. python tools/ship_model.py runs/v2b2 --sse-u runs/v2s_b --change runs/v2c --scene runs/v2sc2 \

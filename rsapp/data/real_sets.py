@@ -302,8 +302,9 @@ def building_instances(dense: np.ndarray) -> dict:
 
 
 def load_xbd(root: Path) -> list[Raster]:
-    """xBD Hurricane Harvey (Maxar, ~0.5–0.8 m): building footprints of each date as [SEG] buildings. Its damage
-    classes are not building change (a flooded house is still there), so the pairs are not change pairs here."""
+    """xBD Hurricane Harvey (Maxar, ~0.5–0.8 m): building footprints of each date as [SEG] buildings, and the two
+    dates of each place as a pair without building change (xbd_unchanged). Its damage classes are not building
+    change (a flooded house is still there)."""
     base = root / "change" / "xbd-harvey"
     out = []
     for path in sorted((base / "images").glob("*.png")):
@@ -312,21 +313,23 @@ def load_xbd(root: Path) -> list[Raster]:
         ids = touching_split(mask > 0)
         out.append(Raster("xbd-buildings", path.stem, _rgb(path), 0.6, "00000007" in path.stem, dense,
                           ("building",), instances=ids, instance_class="building"))
-    return out
+    return out + xbd_unchanged(out)
 
 
-def load_xbd_unchanged(root: Path) -> list[Raster]:
-    """xBD Harvey's two dates as a pair without building change: the footprints are the same on both dates (they
-    differ on under 0.02 % of the pixels, left unlabelled), while a flood, colour and the view angle differ. Every
-    pixel is 'no change' (LEVIR-CD's sense: buildings only); its GSD is scored with xbd-buildings."""
-    base = root / "change" / "xbd-harvey"
+def xbd_unchanged(dates: list[Raster]) -> list[Raster]:
+    """xBD Harvey's two dates of each place (load_xbd's rasters, 'hurricane-harvey_<id>_pre_disaster' / '_post_')
+    as a pair without building change: the footprints are the same on both dates (they differ on under 0.02 % of
+    the pixels, left unlabelled), while a flood, colour and the view angle differ. Every pixel is 'no change'
+    (LEVIR-CD's sense: buildings only); its GSD is scored with xbd-buildings."""
+    by_place: dict[str, dict[str, Raster]] = {}
+    for r in dates:
+        _, place, date, _ = r.name.split("_")
+        by_place.setdefault(place, {})[date] = r
     out = []
-    for pre in sorted((base / "images").glob("*_pre_disaster.png")):
-        post = pre.with_name(pre.name.replace("_pre_", "_post_"))
-        before, after = (np.asarray(Image.open(base / "masks" / p.name)) > 0 for p in (pre, post))
-        change = np.where(before == after, 0, IGNORE).astype(np.uint8)
-        out.append(Raster("xbd-unchanged", pre.stem.split("_")[1], _rgb(pre), None, "00000007" in pre.stem,
-                          after=_rgb(post), change=change))
+    for place, d in sorted(by_place.items()):
+        pre, post = d["pre"], d["post"]
+        change = np.where(pre.dense == post.dense, 0, IGNORE).astype(np.uint8)
+        out.append(Raster("xbd-unchanged", place, pre.rgb, None, pre.held_out, after=post.rgb, change=change))
     return out
 
 
@@ -377,7 +380,7 @@ def load_samples() -> list[Raster]:
 
 
 LOADERS = (load_ucmerced, load_dubai, load_isprs, load_spacenet, load_deepglobe, load_ships, load_xbd, load_change,
-           load_neon_trees, load_xbd_unchanged)
+           load_neon_trees)
 # sets of pairs without change: only the change heads that ask for them train on them (ChangeRun.unchanged_pairs)
 UNCHANGED_SETS = ("xbd-unchanged",)
 
