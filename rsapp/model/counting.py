@@ -101,10 +101,17 @@ def mask_instances(prob: np.ndarray, threshold: float, gsd_m: float, chip_px: in
 MIN_INSTANCE_SHARE = 2e-4
 
 
-def instance_count(mask) -> int:
-    """Connected regions of a boolean (H, W) mask, ignoring speckle."""
+def without_specks(mask) -> np.ndarray:
+    """A boolean (H, W) mask without its speckle: connected regions under MIN_INSTANCE_SHARE of it are removed, so
+    what is drawn and exported holds exactly the regions instance_count counts."""
     labels, n = ndimage.label(mask)
     if not n:
-        return 0
-    sizes = np.bincount(labels.ravel())[1:]
-    return int((sizes >= MIN_INSTANCE_SHARE * mask.size).sum())
+        return np.zeros(np.shape(mask), bool)
+    kept = np.bincount(labels.ravel()) >= MIN_INSTANCE_SHARE * labels.size
+    kept[0] = False
+    return kept[labels]
+
+
+def instance_count(mask) -> int:
+    """Connected regions of a boolean (H, W) mask, ignoring speckle."""
+    return ndimage.label(without_specks(mask))[1]

@@ -67,7 +67,9 @@ def test_a_road_broken_by_a_tree_is_one_road_and_a_driveway_stub_is_none():
 
 def test_the_change_sentence_counts_the_maps_regions_and_reads_built_or_demolished_from_the_building_gain():
     from rsapp.analyst import change_sentence
-    from rsapp.model.counting import instance_count
+    from scipy import ndimage
+
+    from rsapp.model.counting import instance_count, without_specks
 
     change = np.zeros((100, 100), np.uint8)
     assert change_sentence(instance_count(change > 0), None) == "no change"
@@ -78,6 +80,9 @@ def test_the_change_sentence_counts_the_maps_regions_and_reads_built_or_demolish
     assert change_sentence(instance_count(change > 0), -0.3) == "3 buildings were demolished"
     # no building seen either way: new
     assert change_sentence(instance_count(change > 0), None) == "3 buildings were built"
+    # the speck is what the drawn and exported map leaves out: it holds the three regions counted
+    kept = without_specks(change > 0)
+    assert kept.sum() == 300 and not kept[0, 99] and ndimage.label(kept)[1] == 3
 
 
 def test_by_distance_picks_the_instance_nearest_or_farthest_from_a_class_mask_or_the_centre():
