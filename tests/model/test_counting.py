@@ -83,6 +83,11 @@ def test_the_change_sentence_counts_the_maps_regions_and_reads_built_or_demolish
     # the speck is what the drawn and exported map leaves out: it holds the three regions counted
     kept = without_specks(change > 0)
     assert kept.sum() == 300 and not kept[0, 99] and ndimage.label(kept)[1] == 3
+    # an area read larger than SPECK_REFERENCE_PX² does not make a house-sized change a speck: 300 px of a 4096² pair
+    # (at 0.5 m, 75 m²) was under 2e-4 of it
+    large = np.zeros((4096, 4096), bool)
+    large[100:115, 100:120] = large[2000:2002, 2000:2020] = True  # a house, a 40 px speck
+    assert instance_count(large) == 1 and without_specks(large).sum() == 300
 
 
 def test_by_distance_picks_the_instance_nearest_or_farthest_from_a_class_mask_or_the_centre():
