@@ -203,7 +203,8 @@ class Analyst:
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
                        labels=self.runtime.config.vision.scene_labels if r.token == "[CLS]" else (),  # its label set
-                       select=selection_of(question))
+                       select=selection_of(question),
+                       scene_expert=TASKS["[CLS]"].expert if r.token == "[CAP]" else None)  # of the class [CLS] says
 
     def _decode(self, answer: Answer, r: Route, measured, req, chips: list[Chip], gen) -> None:
         """The runtime's boxes / mask on the chip grid; their text in the DESIGN.md codecs; problems become

@@ -37,7 +37,7 @@ def graft(state: dict, fitted_folder: Path, head: str, source: Path, as_head: st
 
 def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | None = None,
          scene: Path | None = None, instances: Path | None = None, dense: Path | None = None,
-         mask_share: float = 1.0, second_change: Path | None = None) -> Path:
+         mask_share: float = 1.0, second_change: Path | None = None, captions: bool = False) -> Path:
     state = load_file(str(stage_b / WEIGHTS_FILE))
     cfg = VLMConfig.from_dict(json.loads((stage_b / CONFIG_FILE).read_text()))
     heads = (("sse_u", sse_u), ("change_head", change), ("scene_head", scene), ("instance_head", instances),
@@ -62,12 +62,31 @@ def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | Non
             state = graft(state, dense, "mask_tail", stage_b)
         else:
             state = {k: v for k, v in state.items() if not k.startswith("vision.mask_tail.")}
+    if captions:
+        cfg.captions = real_caption_bank()
     model = RsappVLM(cfg)
     model.load_bases()
     model.load_trained(state)
     model.save(out)
     shutil.copy(stage_b / TOKENIZER_FILE, out / TOKENIZER_FILE)
     return out
+
+
+def real_caption_bank() -> dict[str, list[str]]:
+    """The [CAP] caption bank of the real train scenes (UC Merced's; rsapp.data.real_text.caption_bank)."""
+    from rsapp.data.real_sets import split
+    from rsapp.data.real_text import caption_bank
+
+    return caption_bank(split(held_out=False))
+
+
+def add_captions(release: Path) -> Path:
+    """A release's config.json with the caption bank (its weights untouched, so git stores no new copy of them)."""
+    path = release / CONFIG_FILE
+    cfg = json.loads(path.read_text())
+    cfg["captions"] = real_caption_bank()
+    path.write_text(json.dumps(cfg, indent=1))
+    return path
 
 
 if __name__ == "__main__":
@@ -82,8 +101,17 @@ if __name__ == "__main__":
     p.add_argument("--dense", help="a mask-head run (python -m rsapp train dense) on the same tower")
     p.add_argument("--mask-share", type=float, default=1.0,
                    help="the share of the mask head's probability in pixel answers (the rest: the dense head's)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--captions", action="store_true", help="give the release the real train scenes' caption bank")
+    p.add_argument("--captions-only", dest="captions_only", action="store_true",
+                   help="only add the caption bank to the release STAGE_B (its config.json; no --out)")
+    p.add_argument("--out")
     a = p.parse_args()
-    print(ship(Path(a.stage_b), Path(a.out),
-               *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances, a.dense)),
-               mask_share=a.mask_share, second_change=Path(a.second_change) if a.second_change else None))
+    if a.captions_only:
+        print(add_captions(Path(a.stage_b)))
+    elif not a.out:
+        p.error("--out is required")
+    else:
+        print(ship(Path(a.stage_b), Path(a.out),
+                   *(Path(v) if v else None for v in (a.sse_u, a.change, a.scene, a.instances, a.dense)),
+                   mask_share=a.mask_share, second_change=Path(a.second_change) if a.second_change else None,
+                   captions=a.captions))

@@ -88,7 +88,9 @@ def write_card(folder: Path, runs: list[Path], evaluation: dict, notes: str = ""
               "python -m rsapp train dense --run configs/runs/v2_dense2.json --out runs/v2d6  # its water, refitted",
               "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --dense runs/v2d6 --mask-share 0.5 "
               "--out runs/rsapp-v2d6",
-              "cp runs/rsapp-v2d6/model.safetensors weights/rsapp-v2/", "```", ""]
+              "cp runs/rsapp-v2d6/model.safetensors weights/rsapp-v2/",
+              "PYTHONPATH=. python tools/ship_model.py weights/rsapp-v2 --captions-only  # the [CAP] caption bank",
+              "```", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

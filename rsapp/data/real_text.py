@@ -5,6 +5,7 @@ paraphrases people use; answers are the words a person would say."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,20 @@ NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six sev
                                            .split())}
 TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
 MIN_INSTANCE_PX = 30  # label regions smaller than this on the chip are not counted
+
+
+# [CAP] answers with one of the CAPTION_BANK_SIZE captions people wrote most often for the scene class the scene head
+# names (train scenes only), the one the language model scores highest (rsapp.model.inference.Runtime.choose_caption)
+CAPTION_BANK_SIZE = 8
+
+
+def caption_bank(rasters: list[Raster], size: int = CAPTION_BANK_SIZE) -> dict[str, list[str]]:
+    """{scene class: its `size` most written captions, most written first} over the captioned train scenes."""
+    written: dict[str, Counter] = {}
+    for r in rasters:
+        if r.captions and r.scene and not r.held_out:
+            written.setdefault(r.scene, Counter()).update(r.captions)
+    return {scene: [c for c, _ in n.most_common(size)] for scene, n in sorted(written.items())}
 
 
 @dataclass

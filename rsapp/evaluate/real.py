@@ -221,5 +221,6 @@ class RuntimePredictor(VisionPredictor):
         from rsapp.tasks.tokens import TASKS
 
         labels = self.runtime.config.vision.scene_labels if token == "[CLS]" else ()
-        req = Request(token, question, TASKS[token].expert, "text", labels=labels)
+        req = Request(token, question, TASKS[token].expert, "text", labels=labels,
+                      scene_expert=TASKS["[CLS]"].expert if token == "[CAP]" else None)  # as the analyst asks
         return self.runtime.generate(images, req).text

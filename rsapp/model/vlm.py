@@ -45,6 +45,9 @@ class VLMConfig:
     # [SEG] is answered from the dense / change head's pixel probabilities (the Text4Seg text is written from
     # them); each class's threshold is vision.dense_thresholds'.
     seg_grid: int = 24  # Text4Seg descriptor grid the mask answers are also written in (DESIGN.md)
+    # [CAP]: per scene class, the captions people wrote most for it (rsapp.data.real_text.caption_bank); a caption
+    # is the one of the scene head's class the LM scores highest. Empty, or a class without: the LM's greedy text.
+    captions: dict[str, list[str]] = field(default_factory=dict)
     vision_base: str = VISION_BASE.package
     lm_base: str = LM_BASE.package
 

@@ -420,3 +420,21 @@ def test_xbd_pairs_are_real_pairs_without_change_scored_by_their_false_alarms(ra
         assert set(np.unique(r.change)) <= {0, IGNORE} and (r.change == 0).mean() > 0.999
     scored = evaluate_real(_Changed(0.1), sets=("xbd-unchanged",), progress=False)["xbd-unchanged"]
     assert "change_f1" not in scored and scored["change_false_alarm"] == pytest.approx(0.1, abs=0.001)
+
+
+def test_the_caption_bank_holds_each_scene_class_s_most_written_train_captions(rasters):
+    import json
+
+    from rsapp.analyst import default_weights
+    from rsapp.data.real_sets import Raster
+    from rsapp.data.real_text import caption_bank
+
+    def scene(name, held_out, captions):
+        return Raster("ucmerced", name, np.zeros((4, 4, 3), np.uint8), 0.3, held_out, scene="beach", captions=captions)
+
+    made = [scene("a", False, ["waves on sand.", "a beach."]), scene("b", False, ["a beach.", "sea."]),
+            scene("c", True, ["held out.", "held out.", "held out."])]
+    assert caption_bank(made, size=2) == {"beach": ["a beach.", "waves on sand."]}  # most written first; never held out
+    # the shipped bank is the train scenes' own: no held-out scene's captions chose it
+    shipped = json.loads((default_weights() / "config.json").read_text())["captions"]
+    assert shipped == caption_bank(list(rasters)) and len(shipped) == 21
