@@ -33,8 +33,8 @@ TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy
 MIN_INSTANCE_PX = 30  # label regions smaller than this on the chip are not counted
 
 
-# [CAP] answers with one of the CAPTION_BANK_SIZE captions people wrote most often for the scene class the scene head
-# names (train scenes only), the one the language model scores highest (rsapp.model.inference.Runtime.choose_caption)
+# [CAP] answers with one of the CAPTION_BANK_SIZE captions people wrote most often for the scene class [CLS] names
+# (train scenes only), the one the language model scores highest (rsapp.model.inference.Runtime.choose_caption)
 CAPTION_BANK_SIZE = 8
 
 

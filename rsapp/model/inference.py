@@ -5,7 +5,7 @@ analyst filled from the task registry. Pixel answers ([SEG], the [CCD] change ma
 dense and change heads, at the resolution of the chip (an area larger than the model's input is read in native-
 resolution tiles, VisionModel.encode_tiled); text answers are written by the language model, greedily with a KV
 cache; a [CLS] answer is the label the LM scores highest (with the scene head's probability: both scores summed),
-a [CAP] answer the caption of the scene head's class it scores highest (VLMConfig.captions), where the release has
+a [CAP] answer the caption of that label's class it scores highest (VLMConfig.captions), where the release has
 them.
 """
 
@@ -311,7 +311,7 @@ class Runtime:
         return self.choose_label(enc, Request("[CLS]", "", req.scene_expert, "text", labels=vision.scene_labels), s)
 
     def choose_caption(self, enc: VisionOutput, req: Request, s: float, bank: list[str]) -> str:
-        """The caption of `bank` (the scene head's class's) the LM writes most readily, per token: the LM's greedy
+        """The caption of `bank` (the [CLS] label's) the LM writes most readily, per token: the LM's greedy
         caption contradicted the scene head (0.95 top-1) on most held-out scenes it got wrong ("a straight runway"
         for a freeway, "two tennis courts in the golf course" for a block of buildings)."""
         written, lengths = self.written_scores(enc, req, s, bank)
