@@ -38,13 +38,21 @@ MIN_INSTANCE_PX = 30  # label regions smaller than this on the chip are not coun
 CAPTION_BANK_SIZE = 8
 
 
+# The land-cover words' captions, written here in UC Merced's manner (no captioned scene of them exists): greedy, the
+# language model described held-out open water as "two straight freeways" and bare desert as "a white boat docked at
+# the harbor".
+COVER_CAPTIONS = {"bare land": ["It is a piece of bare land.", "This is a large area of bare land."],
+                  "water": ["It is a piece of open water.", "This is a large area of water."]}
+
+
 def caption_bank(rasters: list[Raster], size: int = CAPTION_BANK_SIZE) -> dict[str, list[str]]:
-    """{scene class: its `size` most written captions, most written first} over the captioned train scenes."""
+    """{scene class: its `size` most written captions, most written first} over the captioned train scenes, and
+    COVER_CAPTIONS for the land-cover words."""
     written: dict[str, Counter] = {}
     for r in rasters:
         if r.captions and r.scene and not r.held_out:
             written.setdefault(r.scene, Counter()).update(r.captions)
-    return {scene: [c for c, _ in n.most_common(size)] for scene, n in sorted(written.items())}
+    return {scene: [c for c, _ in n.most_common(size)] for scene, n in sorted(written.items())} | COVER_CAPTIONS
 
 
 @dataclass

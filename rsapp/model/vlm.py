@@ -46,7 +46,8 @@ class VLMConfig:
     # them); each class's threshold is vision.dense_thresholds'.
     seg_grid: int = 24  # Text4Seg descriptor grid the mask answers are also written in (DESIGN.md)
     # [CAP]: per scene class, the captions people wrote most for it (rsapp.data.real_text.caption_bank); a caption
-    # is the one of the class [CLS] names that the LM scores highest. Empty, or a class without: the LM's greedy text.
+    # is the one of the class [CLS] names that the LM scores highest. Empty, or a class without: the LM's greedy text
+    # (a release before the bank).
     captions: dict[str, list[str]] = field(default_factory=dict)
     vision_base: str = VISION_BASE.package
     lm_base: str = LM_BASE.package

@@ -427,14 +427,16 @@ def test_the_caption_bank_holds_each_scene_class_s_most_written_train_captions(r
 
     from rsapp.analyst import default_weights
     from rsapp.data.real_sets import Raster
-    from rsapp.data.real_text import caption_bank
+    from rsapp.data.real_text import COVER_CAPTIONS, caption_bank
 
     def scene(name, held_out, captions):
         return Raster("ucmerced", name, np.zeros((4, 4, 3), np.uint8), 0.3, held_out, scene="beach", captions=captions)
 
     made = [scene("a", False, ["waves on sand.", "a beach."]), scene("b", False, ["a beach.", "sea."]),
             scene("c", True, ["held out.", "held out.", "held out."])]
-    assert caption_bank(made, size=2) == {"beach": ["a beach.", "waves on sand."]}  # most written first; never held out
-    # the shipped bank is the train scenes' own: no held-out scene's captions chose it
-    shipped = json.loads((default_weights() / "config.json").read_text())["captions"]
-    assert shipped == caption_bank(list(rasters)) and len(shipped) == 21
+    # most written first; never held out; the land-cover words' own
+    assert caption_bank(made, size=2) == {"beach": ["a beach.", "waves on sand."]} | COVER_CAPTIONS
+    # the shipped bank is the train scenes' own (no held-out scene's captions chose it), for every label [CLS] names
+    config = json.loads((default_weights() / "config.json").read_text())
+    assert config["captions"] == caption_bank(list(rasters))
+    assert sorted(config["captions"]) == sorted(config["vision"]["scene_classes"] + config["vision"]["cover_scenes"])

@@ -696,6 +696,24 @@ def test_held_out_captions_describe_the_kind_of_scene_the_scene_is_named(analyst
     assert sacrebleu.corpus_bleu(captions, streams).score / 100 >= UCM_MIN_CAPTION_BLEU
 
 
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_held_out_open_water_and_bare_land_are_described_as_such(analyst, tmp_path):
+    """Held-out Dubai crops that one land cover fills (part 009 of tiles 5 and 2): written greedily, the open water
+    was "two straight freeways closed to each other" and the desert "a white boat docked at the harbor"."""
+    from PIL import Image
+
+    from rsapp.data.real_text import COVER_CAPTIONS
+    from rsapp.geo import Scene
+
+    tiles = REAL / "segmentation" / "dubai-landcover"
+    for tile, (y, x), cover in (("tile5", (0, 256), "water"), ("tile2", (0, 128), "bare land")):
+        rgb = np.asarray(Image.open(tiles / tile / "images" / "image_part_009.jpg").convert("RGB"))
+        Image.fromarray(rgb[y:y + 256, x:x + 256]).save(tmp_path / f"{tile}.png")
+        with Scene(tmp_path / f"{tile}.png") as scene:
+            caption = analyst.ask([scene], "[CAP] describe the image")
+        assert caption.text in COVER_CAPTIONS[cover], (tile, caption.text)
+
+
 # "is this a forest?" asked in a person's words of image 71 of each held-out class, once naming its own kind of scene
 # and once another's: measured 20 / 21 yes and 21 / 21 no (the language model answering: 0.26 / 0.70 on every 3rd)
 UCM_MIN_SCENE_YES_NO = 0.85
