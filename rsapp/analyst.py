@@ -16,7 +16,7 @@ from rsapp.errors import RsappError
 from rsapp.geo import Chip, Scene, make_chip, make_pair
 from rsapp.geo.chips import make_detail_chip, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
-from rsapp.model.counting import instance_count, without_specks
+from rsapp.model.counting import speckless_regions
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
@@ -272,8 +272,9 @@ class Analyst:
                     answer.text = share_of_area(mask, label, valid, answer.chip_gsd_m)
                 answer.raw_text = answer.text
             else:  # [CCD]: the sentence, and its change map beside it, without the specks the sentence does not
-                mask[~without_specks(mask > 0)] = 0  # count: its layer and export hold the regions the sentence counts
-                answer.counts = {"change": instance_count(mask > 0)}
+                regions, n = speckless_regions(mask > 0)  # count: its layer and export hold the regions it counts
+                mask[regions == 0] = 0
+                answer.counts = {"change": n}
                 answer.raw_text = change_sentence(answer.counts["change"], gen.building_gain)
                 answer.text = (f"{answer.raw_text} "
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")

@@ -105,18 +105,23 @@ MIN_INSTANCE_SHARE = 2e-4
 SPECK_REFERENCE_PX = 1024
 
 
-def without_specks(mask) -> np.ndarray:
-    """A boolean (H, W) mask without its speckle: connected regions under MIN_INSTANCE_SHARE of it (of at most
-    SPECK_REFERENCE_PX² pixels) are removed, so what is drawn and exported holds exactly the regions instance_count
-    counts."""
+def speckless_regions(mask) -> tuple[np.ndarray, int]:
+    """(ids 1..n of a boolean (H, W) mask's connected regions, 0 elsewhere and on its speckle, n): a region under
+    MIN_INSTANCE_SHARE of the mask (of at most SPECK_REFERENCE_PX² pixels) is speckle."""
     labels, n = ndimage.label(mask)
     if not n:
-        return np.zeros(np.shape(mask), bool)
+        return labels, 0
     kept = np.bincount(labels.ravel()) >= MIN_INSTANCE_SHARE * min(labels.size, SPECK_REFERENCE_PX ** 2)
     kept[0] = False
-    return kept[labels]
+    return (np.cumsum(kept) * kept)[labels], int(kept.sum())
+
+
+def without_specks(mask) -> np.ndarray:
+    """A boolean (H, W) mask without its speckle, so what is drawn and exported holds exactly the regions
+    instance_count counts."""
+    return speckless_regions(mask)[0] > 0
 
 
 def instance_count(mask) -> int:
     """Connected regions of a boolean (H, W) mask, ignoring speckle."""
-    return ndimage.label(without_specks(mask))[1]
+    return speckless_regions(mask)[1]

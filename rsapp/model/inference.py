@@ -279,7 +279,8 @@ class Runtime:
         """Greedy answer with the KV cache; with req.labels, the label the LM and the scene head agree on."""
         if req.labels:
             return self.tokenizer.encode(self.choose_label(enc, req, s)).ids
-        if req.token == "[CAP]" and (bank := self.config.captions.get(self.caption_class(enc, req, s))):
+        if req.token == "[CAP]" and self.config.captions and (
+                bank := self.config.captions.get(self.caption_class(enc, req, s))):
             return self.tokenizer.encode(self.choose_caption(enc, req, s, bank)).ids
         model = self.model
         last, cache, gate_s, visual = self.prefill(enc, req, s)
@@ -306,7 +307,7 @@ class Runtime:
     def caption_class(self, enc: VisionOutput, req: Request, s: float) -> str:
         """The scene class a [CAP] answer describes: the [CLS] answer (with req.scene_expert), else the scene head's."""
         vision = self.config.vision
-        if not self.config.captions or req.scene_expert is None:
+        if req.scene_expert is None:
             return vision.scene_name(enc)
         return self.choose_label(enc, Request("[CLS]", "", req.scene_expert, "text", labels=vision.scene_labels), s)
 
