@@ -14,7 +14,7 @@ import shapely
 from rsapp.answer import Answer
 from rsapp.errors import RsappError
 from rsapp.geo import Chip, Scene, make_chip, make_pair
-from rsapp.geo.chips import make_detail_chip, native_side, picture_box
+from rsapp.geo.chips import make_detail_chip, native_area, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.model.counting import speckless_regions
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
@@ -114,7 +114,8 @@ class Analyst:
         chip_gsd, source, s = self._scale(chips[0], gsd)
         req = replace(self._request(r, measured, question, s, ref_box, chips[0].size), turns=turns)
         picture = chips[0].picture if len(chips) == 1 else picture_box(valid)  # a pair: where both dates are
-        gen = rt.generate([c.rgb for c in chips], req, picture=picture)
+        native_gsd = self._native_gsd(scenes[0], aoi, window, chips[0]) if source == "predicted" else None
+        gen = rt.generate([c.rgb for c in chips], req, picture=picture, native_gsd=native_gsd)
         if source == "predicted":  # SSE-U read the chip
             chip_gsd = 10 ** gen.s_mu
         answer = Answer(
@@ -173,6 +174,18 @@ class Analyst:
         if chip.gsd_m is not None:
             return chip.gsd_m, "metadata", math.log10(chip.gsd_m)
         return None, "predicted", None
+
+    def _native_gsd(self, scene: Scene, aoi, window, chip: Chip) -> tuple[float, float] | None:
+        """SSE-U's (log10 GSD, variance) of the native tiles of an area resampled into the chip from more than
+        NATIVE_GSD_ABOVE chips across, brought to the chip's pixels; None otherwise (an area read at native
+        resolution has the runtime read its own tiles)."""
+        from rsapp.model.vision_model import reads_native_gsd
+
+        size = self.runtime.image_size
+        if chip.scale <= 1 or not reads_native_gsd(native_side(scene, aoi, window), size):
+            return None
+        mu, var = self.runtime.model.vision.native_gsd(native_area(scene, aoi, window), size)
+        return mu + math.log10(chip.scale), var
 
     def _request(self, r: Route, measured, question: str, log10_gsd: float | None, ref_box, chip_px: int):
         """What the runtime needs to know of the request, from the task registry and the vocabulary."""

@@ -196,7 +196,8 @@ class VisionPredictor:
         return float(self._encode([rgb]).s_mu[0])
 
     def log10_gsd_whole(self, rgb):
-        """SSE-U on the whole image resampled into the chip (its global view), brought back to its own pixels."""
+        """SSE-U as the analyst reads a whole image: its global view (resampled into the chip) brought back to its own
+        pixels, combined with its native tiles' reading when it is more than two chips across."""
         return self._encode([rgb]).area_log10_gsd(max(rgb.shape[:2]), TILE)
 
     def instances(self, rgb, name, gsd_m):

@@ -164,6 +164,11 @@ def native_side(scene, aoi: shapely.Geometry | None = None, window: Window | Non
     return int(max(window.width, window.height))
 
 
+def native_area(scene, aoi: shapely.Geometry | None = None, window: Window | None = None) -> WindowRGB:
+    """The window asked about (area_window), clipped to the scene, at native resolution as a lazy reader."""
+    return WindowRGB(scene, area_window(scene, aoi_to_scene(aoi, scene) if aoi is not None else None, window))
+
+
 def make_detail_chip(scene, aoi: shapely.Geometry | None = None, max_side_px: int = 8192,
                      window: Window | None = None) -> Chip:
     """The AOI (or scene, or given window) at native resolution for the UHR path: pixels are read lazily, tile

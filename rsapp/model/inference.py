@@ -101,10 +101,12 @@ class Runtime:
 
     # --- the request ----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, images: list[np.ndarray], req: Request, picture: tuple[int, int, int, int] | None = None
-                 ) -> Generation:
+    def generate(self, images: list[np.ndarray], req: Request, picture: tuple[int, int, int, int] | None = None,
+                 native_gsd: tuple[float, float] | None = None) -> Generation:
         """The answer to req about one chip or a pair. picture (row0, row1, col0, col1): the part of the chip that is
-        picture (rsapp.geo.chips.picture_box); pixel answers read their maps from it alone, not the frame."""
+        picture (rsapp.geo.chips.picture_box); pixel answers read their maps from it alone, not the frame.
+        native_gsd: SSE-U's (log10 GSD, variance) of the native tiles of the area the chip was resampled from,
+        brought to the chip's pixels (VisionModel.native_gsd), which the GSD estimate then combines."""
         t0 = time.perf_counter()
         # the instance head runs only for a request that counts a class it knows (a count, boxes, a class's mask)
         known = self.config.vision.instance_classes
@@ -116,9 +118,11 @@ class Runtime:
         enc = self.model.vision.read(images, self.image_size, cores=cores, views=views,  # native tiles above the chip
                                      picture=picture if pixels else None)
         t1 = time.perf_counter()
-        # SSE-U read the chip (or a tiled area's global view): its log10 GSD, brought to the chip's own pixels
-        mu = enc.area_log10_gsd(max(images[0].shape[:2]), self.image_size)
-        sigma = float(torch.exp(0.5 * enc.s_logvar[0]))
+        if native_gsd is not None:
+            enc.native_gsd = native_gsd
+        # SSE-U read the chip (or a tiled area's global view, and native tiles of a large area): its log10 GSD,
+        # brought to the chip's own pixels
+        mu, sigma = enc.area_gsd(max(images[0].shape[:2]), self.image_size)
         s = mu if req.log10_gsd is None else float(req.log10_gsd)
         gen = Generation(text="", s_mu=mu, s_sigma=sigma, s_used=s, tokens_total=enc.tokens.total,
                          tokens_kept=enc.tokens.tokens.shape[1] * len(images))

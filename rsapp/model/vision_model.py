@@ -46,6 +46,32 @@ def widened_once(method):
     return wrapper
 
 
+# SSE-U reads an area more than NATIVE_GSD_ABOVE chips across from up to NATIVE_GSD_TILES of its native tiles as
+# well as from its global view: resampled more than twice, the global view reads sub-metre scenes as finer than they
+# are (0.15-0.41 m for 0.5 m LEVIR-CD tiles mirrored to 2048 px; EXPERIMENTS "GSD of an image larger than the chip").
+NATIVE_GSD_ABOVE = 2
+NATIVE_GSD_TILES = 8
+
+
+def reads_native_gsd(area_px: int, chip: int) -> bool:
+    """Whether SSE-U reads the native tiles of an area `area_px` across, besides its global view."""
+    return area_px > NATIVE_GSD_ABOVE * chip
+
+
+def gsd_tiles(row_spans: list, col_spans: list) -> set[tuple]:
+    """The tiles ((row0, row1), (col0, col1)) of a tiled area whose GSD SSE-U reads: up to NATIVE_GSD_TILES, spread
+    evenly over the grid in reading order."""
+    spans = [(r, c) for r in row_spans for c in col_spans]
+    picked = np.linspace(0, len(spans) - 1, min(NATIVE_GSD_TILES, len(spans))).round().astype(int)
+    return {spans[i] for i in picked}
+
+
+def combine_readings(readings: list[tuple[float, float]]) -> tuple[float, float]:
+    """Independent (log10 GSD, variance) readings combined by their inverse variances: (mean, its variance)."""
+    weights = [1.0 / var for _, var in readings]
+    return sum(w * mu for w, (mu, _) in zip(weights, readings)) / sum(weights), 1.0 / sum(weights)
+
+
 # A land-cover word answers [CLS] only when the scene head gives it more than this probability, more than all other
 # labels together.
 COVER_MIN_PROB = 0.5
@@ -148,6 +174,9 @@ class VisionOutput:
     # tag reads them (None: the tag reads `dense` / `dense_after`)
     tag_dense: torch.Tensor | None = None
     tag_dense_after: torch.Tensor | None = None
+    # (log10 GSD, variance) of the pixels read, SSE-U on native tiles of an area more than NATIVE_GSD_ABOVE chips
+    # across (encode_tiled's own tiles, or VisionModel.native_gsd for a chip resampled from such an area); else None
+    native_gsd: tuple[float, float] | None = None
 
     def core(self, name: str | None) -> np.ndarray | None:
         """The instance-core map (h, w) of a dense class, or None when there is none for it."""
@@ -155,10 +184,17 @@ class VisionOutput:
             return None
         return self.cores[0, self.core_classes.index(name)].numpy()
 
+    def area_gsd(self, area_px: int, chip: int) -> tuple[float, float]:
+        """SSE-U's (log10 GSD, its sigma) of the pixels of the area it read: an area larger than the chip was read
+        through its global view, `chip` px across, whose pixels are area_px / chip times coarser; that reading is
+        combined with native_gsd's where there is one."""
+        whole = (float(self.s_mu[0]) + math.log10(min(chip / area_px, 1.0)), math.exp(float(self.s_logvar[0])))
+        mu, var = whole if self.native_gsd is None else combine_readings([whole, self.native_gsd])
+        return mu, math.sqrt(var)
+
     def area_log10_gsd(self, area_px: int, chip: int) -> float:
-        """SSE-U's log10 GSD brought to the pixels of the area it read: an area larger than the chip was read
-        through its global view, `chip` px across, whose pixels are area_px / chip times coarser."""
-        return float(self.s_mu[0]) + math.log10(min(chip / area_px, 1.0))
+        """area_gsd's log10 GSD."""
+        return self.area_gsd(area_px, chip)[0]
 
     def tag(self, after: bool = False) -> torch.Tensor:
         """(1, S + 2K + 2) what the heads already know, for the LM's tag token: scene probabilities, the share of
@@ -368,6 +404,27 @@ class VisionModel(nn.Module):
         return out
 
     @torch.no_grad()
+    def tile_gsd(self, x: torch.Tensor, levels: list[torch.Tensor]) -> tuple[float, float]:
+        """SSE-U's (log10 GSD, variance) of the first image of x, whose pyramid is `levels`."""
+        mu, logvar = self.sse_u(self.tower.pooled([lv[:1] for lv in levels]), x[:1])
+        return float(mu[0]), math.exp(float(logvar[0]))
+
+    @torch.no_grad()
+    @widened_once
+    def native_gsd(self, image, chip: int, picture: tuple[int, int, int, int] | None = None) -> tuple[float, float]:
+        """SSE-U's (log10 GSD, variance) of an area larger than the chip ((H, W, 3) uint8, or a reader sliced by
+        window) from its native tiles: the gsd_tiles of the grid encode_tiled lays over its picture (row0, row1,
+        col0, col1; the whole area without one), combined. Only those tiles are read."""
+        h, w = image.shape[:2]
+        r0, r1, c0, c1 = (0, h, 0, w) if picture is None else picture
+        r0, c0 = r0 // 4 * 4, c0 // 4 * 4
+        row_spans, col_spans = tile_grid(r1 - r0, c1 - c0, chip)
+        readings = []
+        for (y, y1), (x, x1) in sorted(gsd_tiles(row_spans, col_spans)):
+            tile = to_tensor(np.ascontiguousarray(image[r0 + y:r0 + y1, c0 + x:c0 + x1]))
+            readings.append(self.tile_gsd(tile, self.tower.pyramid(tile)))
+        return combine_readings(readings)
+
     def read(self, images: list[np.ndarray], chip: int, cores: bool = False, views: int = 1,
              picture: tuple[int, int, int, int] | None = None) -> VisionOutput:
         """One image or a pair ((H, W, 3) uint8) as the answers read them: in one pass up to `chip` px, in native
@@ -481,16 +538,19 @@ class VisionModel(nn.Module):
         r0, r1, c0, c1 = (0, h, 0, w) if picture is None else picture
         r0, c0 = r0 // 4 * 4, c0 // 4 * 4
         row_spans, col_spans = tile_grid(r1 - r0, c1 - c0, chip)
-        row_spans = [(a + r0, b + r0) for a, b in row_spans]
-        col_spans = [(a + c0, b + c0) for a, b in col_spans]
+        gsd_read = gsd_tiles(row_spans, col_spans) if reads_native_gsd(max(h, w), chip) else set()
+        gsd_readings = []
         if len(row_spans) * len(col_spans) > TURNED_TILES_MAX:
             views = 1
-        for y, y1 in row_spans:
-            for x, x1 in col_spans:
+        for rows_span in row_spans:
+            for cols_span in col_spans:
+                (y, y1), (x, x1) = (rows_span[0] + r0, rows_span[1] + r0), (cols_span[0] + c0, cols_span[1] + c0)
                 parts = [im[y:y1, x:x1] for im in images]
                 ph, pw = y1 - y, x1 - x
                 batch = torch.cat([to_tensor(np.ascontiguousarray(part)) for part in parts])
                 levels = self.tower.pyramid(batch)
+                if (rows_span, cols_span) in gsd_read:
+                    gsd_readings.append(self.tile_gsd(batch, levels))
                 q = np.s_[y // 4:y // 4 + -(-ph // 4), x // 4:x // 4 + -(-pw // 4)]
                 rows, cols = q[0].stop - q[0].start, q[1].stop - q[1].start
                 probs, core, own_probs = self.pixel_maps(batch, levels, views, core_sums is not None)
@@ -512,6 +572,8 @@ class VisionModel(nn.Module):
         kept, kept_pos = prune(torch.cat(tokens), torch.cat(positions), cfg.token_budget, cfg.background_clusters,
                                cfg.background_share)
         enc.tokens = VisualTokens(kept[None], kept_pos[None], sum(t.shape[0] for t in tokens))
+        if gsd_readings:
+            enc.native_gsd = combine_readings(gsd_readings)
         for total in (*dense, *own, change, core_sums):  # sums → means, in place
             if total is not None:
                 np.divide(total, np.maximum(seen, 1), out=total, casting="unsafe")  # 0 where no tile read

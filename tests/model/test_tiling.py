@@ -149,3 +149,23 @@ def test_a_framed_area_is_tiled_over_its_picture_only(model):
     assert torch.allclose(framed.dense[..., 64:192].float(), alone.dense.float(), atol=2e-3)
     assert torch.allclose(framed.cores[..., 64:192].float(), alone.cores.float(), atol=2e-3)
     assert not framed.dense[..., :64].any() and not framed.dense[..., 192:].any()
+
+
+def test_sse_u_reads_the_same_native_tiles_of_an_area_more_than_two_chips_across(model):
+    """encode_tiled's GSD reading of its own tiles is the one native_gsd makes of the image alone (the analyst's, for a
+    chip resampled from the area), and the area's GSD lies between it and the global view's; up to two chips across,
+    the global view reads the GSD alone."""
+    from rsapp.model.vision_model import NATIVE_GSD_TILES, gsd_tiles
+
+    rng = np.random.default_rng(4)
+    large = rng.integers(0, 255, (300, 290, 3), dtype=np.uint8)
+    enc = model.encode_tiled([large], 128)
+    mu, var = model.native_gsd(large, 128)
+    assert enc.native_gsd == pytest.approx((mu, var), rel=1e-4)
+    whole = float(enc.s_mu[0]) + np.log10(128 / 300)
+    combined, sigma = enc.area_gsd(300, 128)
+    assert min(whole, mu) <= combined <= max(whole, mu) and sigma ** 2 < min(var, float(enc.s_logvar[0].exp()))
+    assert model.encode_tiled([large[:250, :250]], 128).native_gsd is None
+    rows, cols = tile_grid(2048, 2048, 512)
+    picked = gsd_tiles(rows, cols)
+    assert len(picked) == NATIVE_GSD_TILES and {r for r, _ in picked} == set(rows) and {c for _, c in picked} == set(cols)
