@@ -396,5 +396,5 @@ def gsd_sentence(answer: Answer) -> str:
     user, or SSE-U's estimate from the pixels with its uncertainty)."""
     if answer.gsd_source == "predicted":
         return (f"about {answer.gsd_m:.2g} m a pixel (estimated from the pixels, within ×/÷ "
-                f"{10 ** answer.gsd_sigma_log10:.2g})")
+                f"{10 ** answer.gsd_sigma_log10:.2f})")
     return f"{answer.gsd_m:.3g} m a pixel ({'as given' if answer.gsd_source == 'user' else 'from the file'})"

@@ -155,7 +155,7 @@ def test_sse_u_reads_the_same_native_tiles_of_an_area_more_than_two_chips_across
     """encode_tiled's GSD reading of its own tiles is the one native_gsd makes of the image alone (the analyst's, for a
     chip resampled from the area), and the area's GSD lies between it and the global view's; up to two chips across,
     the global view reads the GSD alone."""
-    from rsapp.model.vision_model import NATIVE_GSD_TILES, gsd_tiles
+    from rsapp.model.vision_model import NATIVE_GSD_TILES, combine_readings, gsd_tiles
 
     rng = np.random.default_rng(4)
     large = rng.integers(0, 255, (300, 290, 3), dtype=np.uint8)
@@ -164,8 +164,18 @@ def test_sse_u_reads_the_same_native_tiles_of_an_area_more_than_two_chips_across
     assert enc.native_gsd == pytest.approx((mu, var), rel=1e-4)
     whole = float(enc.s_mu[0]) + np.log10(128 / 300)
     combined, sigma = enc.area_gsd(300, 128)
-    assert min(whole, mu) <= combined <= max(whole, mu) and sigma ** 2 < min(var, float(enc.s_logvar[0].exp()))
+    assert min(whole, mu) <= combined <= max(whole, mu)
+    assert sigma ** 2 == pytest.approx(combine_readings([(whole, float(enc.s_logvar[0].exp())), (mu, var)])[1])
     assert model.encode_tiled([large[:250, :250]], 128).native_gsd is None
     rows, cols = tile_grid(2048, 2048, 512)
     picked = gsd_tiles(rows, cols)
-    assert len(picked) == NATIVE_GSD_TILES and {r for r, _ in picked} == set(rows) and {c for _, c in picked} == set(cols)
+    assert len(picked) == NATIVE_GSD_TILES
+    assert {r for r, _ in picked} == set(rows) and {c for _, c in picked} == set(cols)  # every row and column
+
+
+def test_readings_that_agree_narrow_their_gsd_and_readings_that_disagree_widen_it():
+    from rsapp.model.vision_model import combine_readings
+
+    assert combine_readings([(0.0, 0.01), (0.01, 0.01)]) == pytest.approx((0.005, 0.005))
+    mean, var = combine_readings([(0.0, 1e-4), (1.0, 1e-4)])  # two sure readings a decade apart
+    assert mean == pytest.approx(0.5) and var ** 0.5 == pytest.approx(0.5)
