@@ -189,7 +189,8 @@ class VisionPredictor:
         return upsample(self._encode([before, after]).change[0].numpy(), before.shape[:2])
 
     def scene(self, rgb):
-        out = self._encode([rgb])
+        """The scene head's label, read over quarter turns as a question about the scene reads it."""
+        out = self.model.read([rgb], TILE, scene_views=self.model.cfg.dense_tta)
         return self.model.cfg.scene_name(out)
 
     def log10_gsd(self, rgb):

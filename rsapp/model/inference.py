@@ -115,8 +115,10 @@ class Runtime:
         # a pixel answer of one image averages its maps over quarter turns; text answers read one view
         views = self.config.vision.dense_tta if req.turns and len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
         pixels = req.output in PIXEL_OUTPUTS or len(images) == 2  # a change question draws its change map too
+        # a question about the scene ([CLS] and its labels, [CAP] and its class) reads the scene head over quarter turns
+        scene_views = self.config.vision.dense_tta if req.labels or req.token == "[CAP]" else 1
         enc = self.model.vision.read(images, self.image_size, cores=cores, views=views,  # native tiles above the chip
-                                     picture=picture if pixels else None)
+                                     picture=picture if pixels else None, scene_views=scene_views)
         t1 = time.perf_counter()
         if native_gsd is not None:
             enc.native_gsd = native_gsd

@@ -339,6 +339,17 @@ class VisionModel(nn.Module):
         for k in range(0, turns, step):
             yield k, levels if k == 0 else self.tower.pyramid(torch.rot90(x, k, (2, 3)))
 
+    def scene_log_probs(self, x: torch.Tensor, levels: list[torch.Tensor], pooled: torch.Tensor, views: int = 1
+                        ) -> torch.Tensor:
+        """(1, S + C) the scene head's log-probabilities of every label for the first image of x (pyramid `levels`,
+        pooled features `pooled`), averaged over `views` quarter turns of it: a scene seen turned is the same scene,
+        and the average reads coarser or softer collections better (docs/EXPERIMENTS.md, the scene head)."""
+        first = [lv[:1] for lv in levels]
+        step = 1 if x.shape[-1] == x.shape[-2] else 2
+        reads = [self.scene_head(pooled[:1] if k == 0 else self.tower.pooled(lv)).log_softmax(-1)
+                 for k, lv in self.turned(x[:1], first, views, step)]
+        return torch.stack(reads).mean(0)
+
     def mask_levels(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
         """The pyramid the mask head reads: the tower's, with C4 and C5 from its own tuned copy when it has one."""
         tail = getattr(self, "mask_tail", None)
@@ -374,12 +385,14 @@ class VisionModel(nn.Module):
 
     @torch.no_grad()
     @widened_once
-    def encode(self, images: list[torch.Tensor], change: bool = True, cores: bool = False, views: int = 1
-               ) -> VisionOutput:
+    def encode(self, images: list[torch.Tensor], change: bool = True, cores: bool = False, views: int = 1,
+               scene_views: int = 1) -> VisionOutput:
         """images: one or two (1, 3, H, W) tensors in [0, 1] of the same size; change=False skips the change
         map of a pair (encode_tiled makes its own); cores=True adds the first image's instance cores (only a
         request that counts needs them); views > 1 averages the class maps and cores over that many quarter turns
-        (pixel answers; the tag the language model reads is of the maps of one view, as it was trained)."""
+        (pixel answers; the tag the language model reads is of the maps of one view, as it was trained);
+        scene_views > 1 averages the scene head's reading over that many quarter turns of the first image (a
+        question about the scene)."""
         x = torch.cat(images)
         levels = self.tower.pyramid(x)
         size = x.shape[-2:]
@@ -390,10 +403,10 @@ class VisionModel(nn.Module):
         cores = cores and bool(self.cfg.instance_classes)
         dense, core, own = self.pixel_maps(x, levels, views, cores, size)
         mu, logvar = self.sse_u(pooled[:1], x[:1])
-        logits = self.scene_head(pooled[:1])
+        log_probs = self.scene_log_probs(x, levels, pooled, scene_views)
         out = VisionOutput(tokens=budget(grid[:1]), dense=dense[:1],
-                           scene=logits[:, :len(self.cfg.scene_classes)].softmax(-1), s_mu=mu, s_logvar=logvar,
-                           labels=logits.softmax(-1))
+                           scene=log_probs[:, :len(self.cfg.scene_classes)].softmax(-1), s_mu=mu, s_logvar=logvar,
+                           labels=log_probs.softmax(-1))
         if own is not None:
             out.tag_dense = own[:1]
         if cores:
@@ -430,13 +443,13 @@ class VisionModel(nn.Module):
         return combine_readings(readings)
 
     def read(self, images: list[np.ndarray], chip: int, cores: bool = False, views: int = 1,
-             picture: tuple[int, int, int, int] | None = None) -> VisionOutput:
+             picture: tuple[int, int, int, int] | None = None, scene_views: int = 1) -> VisionOutput:
         """One image or a pair ((H, W, 3) uint8) as the answers read them: in one pass up to `chip` px, in native
         tiles above it (encode_tiled). picture (row0, row1, col0, col1): the part of the images that is picture,
         the rest being the black frame of a square chip (beyond the scene's edge, nodata, a blanked AOI's outside); the
         pixel maps are then read from the picture alone, zero on the frame, as the heads were trained and scored
-        (scene, tokens and SSE-U still read the whole chip)."""
-        enc = self._read_once(images, chip, cores, views, picture)
+        (scene, tokens and SSE-U still read the whole chip). scene_views: encode's."""
+        enc = self._read_once(images, chip, cores, views, picture, scene_views)
         if len(images) == 1 and views > 1 and self.cfg.dense_scales:
             self._average_smaller_reads(enc, images[0], chip, views, picture)
         return enc
@@ -470,16 +483,17 @@ class VisionModel(nn.Module):
         enc.dense = torch.from_numpy(mean[None]).to(enc.dense.dtype)
 
     def _read_once(self, images: list[np.ndarray], chip: int, cores: bool, views: int,
-                   picture: tuple[int, int, int, int] | None) -> VisionOutput:
+                   picture: tuple[int, int, int, int] | None, scene_views: int = 1) -> VisionOutput:
         h, w = images[0].shape[:2]
         if picture is not None and tuple(picture) == (0, h, 0, w):
             picture = None
         if max(h, w) > chip:
-            return self.encode_tiled(images, chip, cores=cores, views=views, picture=picture)
+            return self.encode_tiled(images, chip, cores=cores, views=views, picture=picture,
+                                     scene_views=scene_views)
         if picture is None:
-            return self.encode([to_tensor(im) for im in images], cores=cores, views=views)
+            return self.encode([to_tensor(im) for im in images], cores=cores, views=views, scene_views=scene_views)
         # the whole chip once for the tokens, scene and SSE-U; its pixel maps come from the picture alone
-        enc = self.encode([to_tensor(im) for im in images], change=False)
+        enc = self.encode([to_tensor(im) for im in images], change=False, scene_views=scene_views)
         self._maps_of_picture(enc, images, picture, cores, views)
         return enc
 
@@ -512,7 +526,7 @@ class VisionModel(nn.Module):
     @torch.no_grad()
     @widened_once
     def encode_tiled(self, images: list, chip: int, cores: bool = False, views: int = 1,
-                     picture: tuple[int, int, int, int] | None = None) -> VisionOutput:
+                     picture: tuple[int, int, int, int] | None = None, scene_views: int = 1) -> VisionOutput:
         """An area larger than the chip (one image, or two dates on one grid; (H, W, 3) uint8 arrays, or square
         readers sliced by window, up to 8192 px) at native resolution. Scene, GSD and the tag come from the global
         view (the area resampled to `chip`); the area is read in overlapping tiles of about the chip (tile_grid);
@@ -528,7 +542,7 @@ class VisionModel(nn.Module):
             squares = [np.pad(im, ((0, max(h, w) - h), (0, max(h, w) - w), (0, 0))) for im in images]
         else:
             squares = images
-        enc = self.encode([global_view(im, chip) for im in squares], change=False)
+        enc = self.encode([global_view(im, chip) for im in squares], change=False, scene_views=scene_views)
         h4, w4 = -(-h // 4), -(-w // 4)
         k = len(self.cfg.dense_classes)
         # sums of the tiles' probabilities (float16 holds a sum of a few values in [0, 1] to ~1e-3)
