@@ -442,6 +442,7 @@ class VisionModel(nn.Module):
             readings.append(self.tile_gsd(tile, self.tower.pyramid(tile)))
         return combine_readings(readings)
 
+    @torch.no_grad()
     def read(self, images: list[np.ndarray], chip: int, cores: bool = False, views: int = 1,
              picture: tuple[int, int, int, int] | None = None, scene_views: int = 1) -> VisionOutput:
         """One image or a pair ((H, W, 3) uint8) as the answers read them: in one pass up to `chip` px, in native
