@@ -51,8 +51,14 @@ def caption_bank(rasters: list[Raster], size: int = CAPTION_BANK_SIZE) -> dict[s
     written: dict[str, Counter] = {}
     for r in rasters:
         if r.captions and r.scene and not r.held_out:
-            written.setdefault(r.scene, Counter()).update(r.captions)
+            written.setdefault(r.scene, Counter()).update(tidy_caption(c) for c in r.captions)
     return {scene: [c for c, _ in n.most_common(size)] for scene, n in sorted(written.items())} | COVER_CAPTIONS
+
+
+def tidy_caption(caption: str) -> str:
+    """A written caption as an answer shows it: one space between words, one full stop at the end (UCM-Captions has
+    'Lots of plants scattered on the ground..')."""
+    return " ".join(caption.split()).rstrip(" .") + "."
 
 
 @dataclass
