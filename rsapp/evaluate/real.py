@@ -172,9 +172,10 @@ class VisionPredictor:
         if self._last is not None and len(self._last[0]) == len(images) and all(
                 a is b for a, b in zip(self._last[0], images)):
             return self._last[1]
-        # with the instance cores (a raster's instances reuse this encoding), one image's maps over quarter turns
+        # with the instance cores (a raster's instances reuse this encoding), one image's maps and scene over quarter
+        # turns (as a pixel answer reads the maps, and a question about the scene the scene)
         views = self.model.cfg.dense_tta if len(images) == 1 else 1
-        enc = self.model.read(images, TILE, cores=True, views=views)
+        enc = self.model.read(images, TILE, cores=True, views=views, scene_views=views)
         self._last = (list(images), enc)
         return enc
 
@@ -189,9 +190,7 @@ class VisionPredictor:
         return upsample(self._encode([before, after]).change[0].numpy(), before.shape[:2])
 
     def scene(self, rgb):
-        """The scene head's label, read over quarter turns as a question about the scene reads it."""
-        out = self.model.read([rgb], TILE, scene_views=self.model.cfg.dense_tta)
-        return self.model.cfg.scene_name(out)
+        return self.model.cfg.scene_name(self._encode([rgb]))
 
     def log10_gsd(self, rgb):
         return float(self._encode([rgb]).s_mu[0])
