@@ -17,6 +17,7 @@ from rsapp.geo import Chip, Scene, make_chip, make_pair
 from rsapp.geo.chips import make_detail_chip, native_area, native_side, picture_box
 from rsapp.geo.aoi import aoi_to_scene
 from rsapp.model.counting import speckless_regions
+from rsapp.model.trained_range import TRAINED_MAX_GSD_M, TRAINED_MIN_GSD_M, coarser_than_trained, finer_than_trained
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
@@ -293,17 +294,6 @@ class Analyst:
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")
 
 
-# The coarsest GSD each dense class was trained at: stage A resamples the real sets up to 8 × their GSD, and the
-# coarsest labelling each land-cover class is Dubai's (~0.5–1 m); cars come from ISPRS (≤ 0.09 m), ships from
-# Sentinel-2 (10 m). tests/data/test_real_sets.py recomputes these from the train splits.
-TRAINED_MAX_GSD_M = {"building": 8.0, "road": 8.0, "water": 8.0, "vegetation": 8.0, "bare land": 8.0, "car": 0.72,
-                     "ship": 80.0}
-# The finest: each set's own GSD (training never upsamples; Dubai's taken at the finer end of its ~0.5–1 m). A
-# 0.3 m harbour's boats are 30 × finer than any ship the model saw, and it finds none of them.
-TRAINED_MIN_GSD_M = {"building": 0.05, "road": 0.05, "water": 0.5, "vegetation": 0.05, "bare land": 0.5, "car": 0.05,
-                     "ship": 10.0}
-# An answer warns beyond this factor of the trained range (coarser, finer).
-BEYOND_COARSER, BEYOND_FINER = 1.5, 2.0
 # Classes the real train splits label on fewer than THIN_LABEL_PX pixels in all, with that number: an answer about
 # them is unreliable at any GSD (cars: one ISPRS panel's; the car mask finds none of the Las Vegas sample's cars, and
 # scores IoU 0.11 on the panel it trained on). tests/data/test_real_sets.py recounts them.
@@ -356,16 +346,14 @@ def thinly_labelled(classes: list[str]) -> str | None:
 
 
 def beyond_training(classes: list[str], gsd_m: float) -> str | None:
-    """A warning when a pixel answer is about classes the model never saw as coarse as gsd_m (by more than
-    BEYOND_COARSER: at 30 m its land-cover masks mark forest as water) or as fine (by more than BEYOND_FINER: at
-    0.3 m it finds no boats). None when it is within what it was trained on."""
-    coarse = [c for c in classes if c in TRAINED_MAX_GSD_M and gsd_m > BEYOND_COARSER * TRAINED_MAX_GSD_M[c]]
-    if coarse:
+    """A warning when a pixel answer is about classes the model never saw as coarse as gsd_m (at 30 m its
+    land-cover masks mark forest as water) or as fine (at 0.3 m it finds no boats); rsapp.model.trained_range says
+    by how much. None when it is within what it was trained on."""
+    if coarse := coarser_than_trained(classes, gsd_m):
         trained = max(TRAINED_MAX_GSD_M[c] for c in coarse)
         return (f"the model learned {', '.join(coarse)} on imagery of at most ~{trained:g} m a pixel; at "
                 f"{gsd_m:.3g} m this answer is unreliable")
-    fine = [c for c in classes if c in TRAINED_MIN_GSD_M and gsd_m * BEYOND_FINER < TRAINED_MIN_GSD_M[c]]
-    if fine:
+    if fine := finer_than_trained(classes, gsd_m):
         trained = min(TRAINED_MIN_GSD_M[c] for c in fine)
         return (f"the model learned {', '.join(fine)} on imagery of at least ~{trained:g} m a pixel; at "
                 f"{gsd_m:.3g} m this answer is unreliable")

@@ -39,7 +39,8 @@ class Predictor(Protocol):
 
     def threshold(self, name: str) -> float: ...  # a class is drawn where its probability exceeds this
 
-    def change(self, before: np.ndarray, after: np.ndarray) -> np.ndarray: ...  # (H, W) probability
+    # (H, W) probability of the change answer's map, at the pair's GSD (None: as the model reads it)
+    def change(self, before: np.ndarray, after: np.ndarray, gsd_m: float | None) -> np.ndarray: ...
 
     def scene(self, rgb: np.ndarray) -> str: ...
 
@@ -81,7 +82,7 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
                 counted[name] = len(predictor.instances(r.rgb, name, r.gsd_m))
             asked[(r.set, name)] += (abs(counted[name] - n), n)
         if r.change is not None:
-            prob = predictor.change(r.rgb, r.after)
+            prob = predictor.change(r.rgb, r.after, r.gsd_m)
             f1s[r.set].add(prob > 0.5, r.change == 1, r.change != IGNORE)
         if r.gsd_m is not None and r.set != "landsat-taizhou":
             # GSD from pixels: on a 256 px centre crop of a sub-metre scene, as issue #21's check does
@@ -184,10 +185,13 @@ class VisionPredictor:
 
         return np.stack([upsample(p, rgb.shape[:2]) for p in self._encode([rgb]).dense[0].numpy()])
 
-    def change(self, before, after):
-        from rsapp.model.vision_model import upsample
+    def change(self, before, after, gsd_m):
+        """The change answer's map (building_change), at the pair's GSD (SSE-U's where unknown), as [CCD] draws it."""
+        from rsapp.model.vision_model import building_change, upsample
 
-        return upsample(self._encode([before, after]).change[0].numpy(), before.shape[:2])
+        enc = self._encode([before, after])
+        gsd = gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(before.shape[:2]), TILE)
+        return upsample(building_change(enc, self.model.cfg, gsd), before.shape[:2])
 
     def scene(self, rgb):
         return self.model.cfg.scene_name(self._encode([rgb]))

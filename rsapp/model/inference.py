@@ -23,7 +23,7 @@ from scipy import ndimage
 from rsapp.model.counting import NETWORK_CLASSES, counting_method, mask_instances
 from rsapp.model.quant import choose_path, held_bytes, nf4_bytes, quantize, shipped_bytes
 from rsapp.model.vlm import IM_END, RsappVLM, chat_prompt, load_tokenizer
-from rsapp.model.vision_model import VisionOutput, upsample
+from rsapp.model.vision_model import VisionOutput, building_change, upsample
 
 MAX_NEW_TOKENS = 48
 # Requests answered from the pixel heads alone (no language model)
@@ -130,14 +130,14 @@ class Runtime:
                          tokens_kept=enc.tokens.tokens.shape[1] * len(images))
         n_new = 0
         if req.output == "mask":
-            gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2])
+            gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2], 10 ** s)
             if len(images) == 1 and self.counted_by(req.dense_class) != "regions":
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}
             if len(images) == 1:
                 gen.counts.update({c: len(self.instances(enc, c, s, images[0].shape[0], picture)) for c in req.counted})
             elif req.dense_class is None:  # [CCD]: its sentence says built or demolished
-                gen.building_gain = self.building_gain(enc)
+                gen.building_gain = self.building_gain(enc, building_change(enc, self.config.vision, 10 ** s))
         elif req.output == "boxes":
             gen.boxes_px, gen.box_scores, gen.box_areas_m2 = self.boxes(enc, req.dense_class, req.select, s,
                                                                         images[0].shape[0], picture)
@@ -156,31 +156,32 @@ class Runtime:
         gen.timings_s = {"encode": t1 - t0, "decode": time.perf_counter() - t1, "new_tokens": n_new}
         return gen
 
-    def building_gain(self, enc: VisionOutput) -> float | None:
+    def building_gain(self, enc: VisionOutput, change: np.ndarray) -> float | None:
         """The mean rise of the building probability from the first date to the second over the pixels the change
-        map marks (None when nothing is marked): the change sentence's built or demolished."""
-        changed = enc.change[0].numpy() > 0.5
+        answer's map (`change`, building_change's) marks (None when nothing is marked): the change sentence's built
+        or demolished."""
+        changed = change > 0.5
         if not changed.any() or "building" not in self.config.vision.dense_classes:
             return None
         k = self.config.vision.dense_classes.index("building")
         rise = enc.dense_after[0, k].numpy() - enc.dense[0, k].numpy()
         return float(rise[changed].mean())
 
-    def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int]
+    def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int], gsd_m: float
              ) -> tuple[np.ndarray, list[str]]:
         """The pixel answer on the chip's grid: the named class (one image), every class where it wins (none
-        named), or the change (two dates; of the named class when one is named). Maps of a tiled area (stride
-        4) are resampled bilinearly; the all-classes label map is taken at the map's stride and repeated."""
+        named), or the change (two dates: of the named class when one is named, else building_change's map at the
+        chip's GSD gsd_m). Maps of a tiled area (stride 4) are resampled bilinearly; the all-classes label map is
+        taken at the map's stride and repeated."""
         vision = self.config.vision
         classes = list(vision.dense_classes)
         at_chip = lambda prob, t=0.5: upsample(prob, chip_shape) > t  # noqa: E731
         if n_images == 2:
-            change = at_chip(enc.change[0].numpy())
             if name in classes:
                 k, t = classes.index(name), vision.threshold(name)
                 either = at_chip(enc.dense[0, k].numpy(), t) | at_chip(enc.dense_after[0, k].numpy(), t)
-                return (change & either).astype(np.uint8), ["others", name]
-            return change.astype(np.uint8), ["others", "change"]
+                return (at_chip(enc.change[0].numpy()) & either).astype(np.uint8), ["others", name]
+            return at_chip(building_change(enc, vision, gsd_m)).astype(np.uint8), ["others", "change"]
         if name in classes:
             return (at_chip(enc.dense[0, classes.index(name)].numpy(), vision.threshold(name)).astype(np.uint8),
                     ["others", name])

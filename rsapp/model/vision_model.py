@@ -23,6 +23,7 @@ from torch.nn.utils import parametrize
 from rsapp.model.counting import instance_count
 from rsapp.model.efficientnet import PyramidTail
 from rsapp.model.heads import ChangeHead, DenseHead, InstanceHead, SceneHead, SSEU
+from rsapp.model.trained_range import coarser_than_trained
 from rsapp.model.tower import VisionTower, VisualTokens, grid_positions, prune, token_budget
 
 # The class lists are data of the checkpoint (config.json); these are what v2 was built with (rsapp.tasks
@@ -294,6 +295,24 @@ def upsample(prob: np.ndarray, shape: tuple[int, int], band: int = 1024) -> np.n
         rows = prob[r0[sl]] * (1 - fr[sl, None]) + prob[r1[sl]] * fr[sl, None]
         out[sl] = 1 / (1 + np.exp(-(rows[:, c0] * (1 - fc) + rows[:, c1] * fc)))
     return out
+
+
+def building_change(enc: VisionOutput, cfg: VisionConfig, gsd_m: float) -> np.ndarray:
+    """A pair's change answer (H, W probability, on the grid of enc.change): the change head's map without the
+    pixels that either date draws as road and neither as building, where the pair's GSD is within the road class's
+    training. The answer is building change, as LEVIR-CD labels it and as its sentence says ("12 buildings were
+    built"); asked what changed, the head also marked a new estate's roads, most of held-out LEVIR-CD test_1's false
+    alarms. Two-date [SEG] of a class reads enc.change itself, so "[SEG] the new roads" still draws them; at 30 m
+    the road mask means nothing and the map stays whole."""
+    change = enc.change[0].numpy()
+    if not {"road", "building"} <= set(cfg.dense_classes) or coarser_than_trained(["road"], gsd_m):
+        return change
+
+    def drawn(name: str) -> np.ndarray:  # in either date
+        k = cfg.dense_classes.index(name)
+        return np.maximum(enc.dense[0, k].numpy(), enc.dense_after[0, k].numpy()) > cfg.threshold(name)
+
+    return np.where(drawn("road") & ~drawn("building"), 0.0, change).astype(change.dtype)
 
 
 def tag_dim(cfg: "VisionConfig") -> int:

@@ -84,7 +84,8 @@ def test_a_distractor_changes_other_classes_and_never_the_kept_pixels(rasters):
 def test_the_analyst_warns_beyond_the_gsd_range_each_class_trained_at(rasters):
     """TRAINED_MAX_GSD_M / TRAINED_MIN_GSD_M are what stage A saw: each train raster resampled from its own GSD up
     to MAX_FACTOR × it (Dubai's, the one set without a GSD, taken at its documented ~0.5–1 m)."""
-    from rsapp.analyst import TRAINED_MAX_GSD_M, TRAINED_MIN_GSD_M, beyond_training
+    from rsapp.analyst import beyond_training
+    from rsapp.model.trained_range import TRAINED_MAX_GSD_M, TRAINED_MIN_GSD_M
     from rsapp.data.real_chips import MAX_FACTOR
 
     train = [r for r in rasters if not r.held_out and r.dense is not None]
@@ -403,7 +404,7 @@ class _Changed:
     def __init__(self, share: float):
         self.share = share
 
-    def change(self, before, after):
+    def change(self, before, after, gsd_m):
         prob = np.zeros(before.shape[:2], np.float32)
         prob[:round(self.share * prob.shape[0])] = 1.0
         return prob

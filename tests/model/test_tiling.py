@@ -121,6 +121,21 @@ def test_each_class_is_drawn_above_its_own_threshold():
     assert winning_class(dense, np.full((2, 1, 1), 0.5)).tolist() == [[0, 2, 0]]
 
 
+def test_the_change_answer_leaves_out_road_that_is_no_building_within_the_roads_trained_gsd():
+    from rsapp.model.vision_model import VisionOutput, building_change
+
+    cfg = VisionConfig(dense_classes=("building", "road"), dense_thresholds={"road": 0.35})
+    before, after = torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4)
+    after[0, 1, 0] = 0.4  # a new road along the top row: drawn above the road's own 0.35
+    after[0, 1, 1, :2], after[0, 0, 1, :2] = 0.9, 0.6  # road under a new building: a building change
+    before[0, 1, 2] = 0.3  # under the road's threshold: not drawn
+    enc = VisionOutput(tokens=None, dense=before, dense_after=after, scene=None, s_mu=None, s_logvar=None,
+                       change=torch.full((1, 4, 4), 0.9))
+    kept = building_change(enc, cfg, gsd_m=0.5)
+    assert (kept[0] == 0).all() and (kept[1:] == np.float32(0.9)).all() and kept.dtype == np.float32
+    assert (building_change(enc, cfg, gsd_m=30.0) == np.float32(0.9)).all()  # a road mask at 30 m means nothing
+
+
 def test_a_framed_chip_reads_its_maps_from_the_picture_alone(model):
     """A non-square area's square chip (or a nodata collar, or the scene's edge) frames the picture in black: its
     pixel maps, instance cores and change map are the picture's own, read without the frame, and zero on it."""
