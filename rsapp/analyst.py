@@ -23,9 +23,10 @@ from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
-from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, asks_location, change_caption, dense_class_of,
-                                    measured_question, scene_verdict, selected_phrase, selection_of, unknown_thing,
-                                    unlearned_sentence, unmeasured_sentence, unresolved_relation)
+from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_location, change_caption,
+                                    dense_class_of, measured_question, option_answer, scene_options, scene_verdict,
+                                    selected_phrase, selection_of, unknown_thing, unlearned_sentence,
+                                    unmeasured_sentence, unresolved_relation)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -214,9 +215,13 @@ class Analyst:
                            select="largest" if kind == "size" and select == "all" else select)
         if r.token == "[CCD]":  # the change map, and its sentence written from it (_decode)
             return Request(r.token, question, r.expert, "mask", log10_gsd=log10_gsd)
+        labels = self.runtime.config.vision.scene_labels if r.token == "[CLS]" else ()  # its label set, or
+        options = scene_options(question, labels) if r.token == "[CLS]" else ()
+        if any(o.labels for o in options):
+            labels = tuple(dict.fromkeys(lb for o in options for lb in o.labels))  # those of the options it lists
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
-                       labels=self.runtime.config.vision.scene_labels if r.token == "[CLS]" else (),  # its label set
+                       labels=labels,
                        select=selection_of(question),
                        scene_expert=TASKS["[CLS]"].expert if r.token == "[CAP]" else None)  # of the class [CLS] says
 
@@ -256,6 +261,8 @@ class Analyst:
         elif req.output == "count":
             answer.text = count_sentence(int(gen.text), req.dense_class,
                                          self.runtime.counted_by(req.dense_class) == "regions")
+        elif r.token == "[CLS]" and (options := scene_options(question, self.runtime.config.vision.scene_labels)):
+            self._choose_option(answer, options, gen)
         elif measured is not None and measured[0] in ("scene", "scene inside"):
             answer.text = scene_verdict(measured[1], gen.text, inside=measured[0] == "scene inside")
         elif gen.mask is not None:
@@ -293,6 +300,19 @@ class Analyst:
                 answer.text = (f"{answer.raw_text} "
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")
 
+    @staticmethod
+    def _choose_option(answer: Answer, options, gen) -> None:
+        """A [CLS] question listing the kinds of scene to choose among: the answer in the question's own word
+        (the runtime chose among the labels they cover); options no label covers are said, and not chosen."""
+        unknown = [o.word for o in options if not o.labels]
+        if len(unknown) == len(options):
+            answer.text = (f"cannot say: the model knows no {' or '.join(unknown)} scenes; it looks like "
+                           f"{SCENE_PHRASES.get(gen.text, gen.text)}")
+            return
+        answer.text = option_answer(gen.text, options, gen.scene_label)
+        if unknown:
+            answer.warnings.append(f"the model knows no {' or '.join(unknown)} scenes: "
+                                   f"{'that option was' if len(unknown) == 1 else 'those options were'} not chosen")
 
 # Classes the real train splits label on fewer than THIN_LABEL_PX pixels in all, with that number: an answer about
 # them is unreliable at any GSD (cars: one ISPRS panel's; the car mask finds none of the Las Vegas sample's cars, and

@@ -66,6 +66,7 @@ class Generation:
     language_model: bool = False  # the language model wrote or chose the text (else the heads' maps answered)
     building_gain: float | None = None  # two dates' change map: the mean rise of the building probability from the
     # first date to the second over its changed pixels (> 0: buildings built; < 0: demolished)
+    scene_label: str | None = None  # a [CLS] answer among given labels: the scene head's own label, free of them
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -151,7 +152,10 @@ class Runtime:
         else:
             ids = self.decode(enc, req, s)
             n_new = len(ids)
-            gen.language_model = self.cover_answer(enc, req) is None
+            cover_only = bool(req.labels) and set(req.labels) <= set(self.config.vision.cover_scenes)
+            gen.language_model = self.cover_answer(enc, req) is None and not cover_only
+            if req.labels:
+                gen.scene_label = self.config.vision.scene_name(enc)
             gen.text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         gen.timings_s = {"encode": t1 - t0, "decode": time.perf_counter() - t1, "new_tokens": n_new}
         return gen
@@ -308,6 +312,9 @@ class Runtime:
         cover = self.cover_answer(enc, req)
         if cover is not None:
             return cover
+        vision = self.config.vision
+        if set(req.labels) <= set(vision.cover_scenes):  # land-cover words only: the head's likeliest of them
+            return max(req.labels, key=lambda lb: float(enc.labels[0, list(vision.scene_labels).index(lb)]))
         labels, written, head = self.label_scores(enc, req, s)
         return labels[int((written + self.config.vision.scene_head_weight * head).argmax())]
 

@@ -384,6 +384,67 @@ def scene_verdict(kind: str, label: str, inside: bool = False) -> str:
     return f"no: it looks like {said}"
 
 
+# "which of these is it: forest, river or beach?", "classify it as one of: farmland, residential, parking lot",
+# "is this a beach, a harbor or a parking lot?": the options a scene question lists (after a colon, "one of",
+# "among" or "between", else the whole question when it says "or")
+_OPTIONS_LEAD_RE = re.compile(r":|\bone of\b|\bamong\b|\bbetween\b", re.I)
+_OPTIONS_SPLIT_RE = re.compile(r",|;|/|\bor\b|\band\b", re.I)
+OPTION_MAX_WORDS = 4  # a listed option is a short phrase; a longer piece is the question's own words
+
+
+@dataclass(frozen=True)
+class SceneOption:
+    word: str  # as the question says it ("farmland", "parking lot")
+    labels: tuple[str, ...]  # the [CLS] labels it covers (none: a kind of scene no label is)
+
+
+def scene_options(question: str, labels: tuple[str, ...] = SCENE_LABELS) -> tuple[SceneOption, ...]:
+    """The kinds of scene a question asks to choose among, each with the labels of `labels` it covers; () unless it
+    lists at least two. A [CLS] label is an option of its own name; anything else is read as _SCENE_KINDS reads
+    it."""
+    text = question or ""
+    lead = None
+    for lead in _OPTIONS_LEAD_RE.finditer(text):
+        pass
+    if lead is not None:
+        text = text[lead.end():]
+    elif not re.search(r"\bor\b", text, re.I):
+        return ()
+    options: dict[str, SceneOption] = {}
+    for piece in _OPTIONS_SPLIT_RE.split(text):
+        piece = re.sub(r"[?.!]", "", piece).strip()
+        if not piece or len(piece.split()) > OPTION_MAX_WORDS:
+            continue
+        exact = next((lb for lb in labels if re.search(rf"\b{re.escape(lb)}\b", piece, re.I)), None)
+        if exact is not None:
+            options.setdefault(exact, SceneOption(exact, (exact,)))
+            continue
+        hits = [(rx.search(piece), kind) for kind, rx, _ in _SCENE_KIND_RE]
+        found = [(m, kind) for m, kind in hits if m]
+        if found:
+            m, kind = found[0]
+            word = m.group(0).lower()
+            options.setdefault(word, SceneOption(word, tuple(lb for lb in SCENE_KIND_LABELS[kind] if lb in labels)))
+    return tuple(options.values()) if len(options) >= 2 else ()
+
+
+def option_of(label: str, options: tuple[SceneOption, ...]) -> SceneOption:
+    """The listed option a chosen label answers: the one named as the label, else the narrowest that covers it."""
+    covering = [o for o in options if label in o.labels]
+    return next((o for o in covering if o.word == label), min(covering, key=lambda o: len(o.labels)))
+
+
+def option_answer(label: str, options: tuple[SceneOption, ...], unrestricted: str | None) -> str:
+    """A choice among the listed options in the question's own word, the label beside it where it says more
+    ('farmland (agricultural)', 'residential (dense residential)'), and what the scene looks like when the model,
+    free to name any label, names one no option covers."""
+    word = option_of(label, options).word
+    text = word if word == label else f"{word} ({label})"
+    if unrestricted is not None and not any(unrestricted in o.labels for o in options):
+        text += f", of the options given; it looks most like {SCENE_PHRASES.get(unrestricted, unrestricted)}"
+    return text
+
+
 # "are there more houses than trees?", "is the number of buildings equal to the number of roads?", "which covers more,
 # water or vegetation?": two classes compared, by their counts where a person counts them (things, or a question
 # about their number), else by the area they cover

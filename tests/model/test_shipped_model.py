@@ -646,6 +646,29 @@ def test_a_question_about_the_scene_reads_it_over_quarter_turns(runtime):
     assert said == ["freeway", "freeway"], said
 
 
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_a_scene_question_listing_options_is_answered_among_them_in_the_users_words(analyst):
+    """"classify it as one of: farmland, residential or parking lot" was answered with a label of the model's own
+    whatever the options ("beach" among farmland, industrial, residential, parking lot). Now the choice is among the
+    labels the options cover, said in the question's words; an option no label covers is said, and what the scene
+    looks like when none of the options fits. Measured (105 held-out files, each asked among its class and three
+    others): 0.981 among the options, 0.962 asked plainly."""
+    from rsapp.geo import Scene
+
+    images = REAL / "scenes" / "ucmerced" / "images"
+    with Scene(images / "agricultural" / "agricultural72.jpg") as field:
+        among = analyst.ask([field], "[CLS] which of these is it: farmland, industrial, residential or parking lot?")
+        unknown = analyst.ask([field], "[CLS] is it industrial or grassland?")
+    with Scene(images / "denseresidential" / "denseresidential72.jpg") as houses:
+        misfit = analyst.ask([houses], "[CLS] is it a forest, a river or a beach?")
+        urban = analyst.ask([houses], "[CLS] urban or rural?")
+    assert among.text == "farmland (agricultural)", among.text
+    assert among.warnings == ["the model knows no industrial scenes: that option was not chosen"]
+    assert unknown.text == "cannot say: the model knows no industrial or grassland scenes; it looks like farmland"
+    assert misfit.text.endswith(", of the options given; it looks most like a dense residential area"), misfit.text
+    assert urban.text == "urban (dense residential)", urban.text
+
+
 # Three held-out tiles mirrored to 2048 px: read through the global view alone (4x resampled) they were 0.28, 0.21
 # and 0.39 m, a mean error of 0.26 decades, each said to be within x/÷ 1.05-1.10; with their native tiles 0.68, 0.32
 # and 0.54 m (int8), 0.12, within x/÷ 1.36, 1.40 and 1.20

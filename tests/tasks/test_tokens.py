@@ -323,3 +323,25 @@ def test_a_length_or_height_the_model_does_not_measure_is_said_so(question, what
         assert unmeasured_sentence(question).startswith("cannot say: ")
         assert ("heights" in unmeasured_sentence(question)) is (what == "height")
         assert ("colours" in unmeasured_sentence(question)) is (what == "colour")
+
+
+def test_a_scene_question_listing_options_reads_each_in_the_users_words_and_answers_in_them():
+    from rsapp.tasks.vocabulary import option_answer, option_of, scene_options
+
+    options = scene_options("[CLS] classify the scene as one of: farmland, industrial, residential, parking lot")
+    assert [(o.word, o.labels[:2]) for o in options] == [
+        ("farmland", ("agricultural",)), ("industrial", ()),
+        ("residential", ("dense residential", "medium residential")), ("parking lot", ("parking lot",))]
+    assert [o.word for o in scene_options("is this a beach, a harbor or a parking lot?")] == [
+        "beach", "harbor", "parking lot"]
+    assert [o.word for o in scene_options("choose between airplane and runway")] == ["airplane", "runway"]
+    # a question that lists nothing, or one thing, is a plain [CLS] question
+    assert scene_options("what kind of scene is this?") == () == scene_options("which kind: forest?")
+    assert scene_options("is there a river or a road visible in the image?") == ()  # long pieces are its own words
+    # the answer: the option in the user's word, the label beside it when it says more, and what the scene looks
+    # like when no option covers the scene head's own label
+    assert option_answer("agricultural", options, "agricultural") == "farmland (agricultural)"
+    assert option_answer("parking lot", options, "beach") == ("parking lot, of the options given; it looks most "
+                                                              "like a beach")
+    both = scene_options("is it an airport or a runway?")  # "airport" covers runway too: the runway option is named
+    assert option_of("runway", both).word == "runway" and option_of("airplane", both).word == "airport"
