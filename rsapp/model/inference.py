@@ -131,14 +131,17 @@ class Runtime:
                          tokens_kept=enc.tokens.tokens.shape[1] * len(images))
         n_new = 0
         if req.output == "mask":
-            gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2], 10 ** s)
+            # [CCD]: the change answer's map, building change at the chip's GSD (its sentence says built or demolished)
+            ccd = len(images) == 2 and req.dense_class is None
+            change = building_change(enc, self.config.vision, 10 ** s) if ccd else None
+            gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2], change)
             if len(images) == 1 and self.counted_by(req.dense_class) != "regions":
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}
             if len(images) == 1:
                 gen.counts.update({c: len(self.instances(enc, c, s, images[0].shape[0], picture)) for c in req.counted})
-            elif req.dense_class is None:  # [CCD]: its sentence says built or demolished
-                gen.building_gain = self.building_gain(enc, building_change(enc, self.config.vision, 10 ** s))
+            elif ccd:
+                gen.building_gain = self.building_gain(enc, change)
         elif req.output == "boxes":
             gen.boxes_px, gen.box_scores, gen.box_areas_m2 = self.boxes(enc, req.dense_class, req.select, s,
                                                                         images[0].shape[0], picture)
@@ -171,11 +174,11 @@ class Runtime:
         rise = enc.dense_after[0, k].numpy() - enc.dense[0, k].numpy()
         return float(rise[changed].mean())
 
-    def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int], gsd_m: float
-             ) -> tuple[np.ndarray, list[str]]:
+    def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int],
+             change: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
         """The pixel answer on the chip's grid: the named class (one image), every class where it wins (none
-        named), or the change (two dates: of the named class when one is named, else building_change's map at the
-        chip's GSD gsd_m). Maps of a tiled area (stride 4) are resampled bilinearly; the all-classes label map is
+        named), or the change (two dates: of the named class when one is named, else `change`, the change answer's
+        map: building_change's). Maps of a tiled area (stride 4) are resampled bilinearly; the all-classes label map is
         taken at the map's stride and repeated."""
         vision = self.config.vision
         classes = list(vision.dense_classes)
@@ -185,7 +188,7 @@ class Runtime:
                 k, t = classes.index(name), vision.threshold(name)
                 either = at_chip(enc.dense[0, k].numpy(), t) | at_chip(enc.dense_after[0, k].numpy(), t)
                 return (at_chip(enc.change[0].numpy()) & either).astype(np.uint8), ["others", name]
-            return at_chip(building_change(enc, vision, gsd_m)).astype(np.uint8), ["others", "change"]
+            return at_chip(change).astype(np.uint8), ["others", "change"]
         if name in classes:
             return (at_chip(enc.dense[0, classes.index(name)].numpy(), vision.threshold(name)).astype(np.uint8),
                     ["others", name])
