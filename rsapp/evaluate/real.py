@@ -180,6 +180,11 @@ class VisionPredictor:
         self._last = (list(images), enc)
         return enc
 
+    @staticmethod
+    def _gsd(enc, rgb, gsd_m: float | None) -> float:
+        """The set's GSD, or SSE-U's reading of the image as the analyst reads it where the set has none."""
+        return gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(rgb.shape[:2]), TILE)
+
     def dense(self, rgb):
         from rsapp.model.vision_model import upsample
 
@@ -190,8 +195,7 @@ class VisionPredictor:
         from rsapp.model.vision_model import building_change, upsample
 
         enc = self._encode([before, after])
-        gsd = gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(before.shape[:2]), TILE)
-        return upsample(building_change(enc, self.model.cfg, gsd), before.shape[:2])
+        return upsample(building_change(enc, self.model.cfg, self._gsd(enc, before, gsd_m)), before.shape[:2])
 
     def scene(self, rgb):
         return self.model.cfg.scene_name(self._encode([rgb]))
@@ -209,7 +213,7 @@ class VisionPredictor:
         from rsapp.model.counting import NETWORK_CLASSES, mask_instances
 
         enc = self._encode([rgb])
-        gsd = gsd_m if gsd_m is not None else 10 ** enc.area_log10_gsd(max(rgb.shape[:2]), TILE)
+        gsd = self._gsd(enc, rgb, gsd_m)
         prob = enc.dense[0, self.dense_classes.index(name)].numpy()
         return mask_instances(prob, self.threshold(name), gsd, rgb.shape[0], enc.core(name), NETWORK_CLASSES.get(name))
 

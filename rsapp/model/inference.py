@@ -155,8 +155,7 @@ class Runtime:
         else:
             ids = self.decode(enc, req, s)
             n_new = len(ids)
-            cover_only = bool(req.labels) and set(req.labels) <= set(self.config.vision.cover_scenes)
-            gen.language_model = self.cover_answer(enc, req) is None and not cover_only
+            gen.language_model = self.cover_answer(enc, req) is None and not self.cover_only(req)
             if req.labels:
                 gen.scene_label = self.config.vision.scene_name(enc)
             gen.text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
@@ -315,9 +314,9 @@ class Runtime:
         cover = self.cover_answer(enc, req)
         if cover is not None:
             return cover
-        vision = self.config.vision
-        if set(req.labels) <= set(vision.cover_scenes):  # land-cover words only: the head's likeliest of them
-            return max(req.labels, key=lambda lb: float(enc.labels[0, list(vision.scene_labels).index(lb)]))
+        if self.cover_only(req):  # land-cover words only: the head's likeliest of them
+            names = list(self.config.vision.scene_labels)
+            return max(req.labels, key=lambda lb: float(enc.labels[0, names.index(lb)]))
         labels, written, head = self.label_scores(enc, req, s)
         return labels[int((written + self.config.vision.scene_head_weight * head).argmax())]
 
@@ -334,6 +333,10 @@ class Runtime:
         for a freeway, "two tennis courts in the golf course" for a block of buildings)."""
         written, lengths = self.written_scores(enc, req, s, bank)
         return bank[int((written / lengths).argmax())]
+
+    def cover_only(self, req: Request) -> bool:
+        """A [CLS] request whose labels are all land-cover words: the scene head chooses among them alone."""
+        return bool(req.labels) and set(req.labels) <= set(self.config.vision.cover_scenes)
 
     def cover_answer(self, enc: VisionOutput, req: Request) -> str | None:
         """The land-cover word a [CLS] request is answered with without the language model, or None."""

@@ -403,11 +403,9 @@ def scene_options(question: str, labels: tuple[str, ...] = SCENE_LABELS) -> tupl
     lists at least two. A [CLS] label is an option of its own name; anything else is read as _SCENE_KINDS reads
     it."""
     text = question or ""
-    lead = None
-    for lead in _OPTIONS_LEAD_RE.finditer(text):
-        pass
-    if lead is not None:
-        text = text[lead.end():]
+    leads = list(_OPTIONS_LEAD_RE.finditer(text))
+    if leads:
+        text = text[leads[-1].end():]
     elif not re.search(r"\bor\b", text, re.I):
         return ()
     options: dict[str, SceneOption] = {}
@@ -419,11 +417,9 @@ def scene_options(question: str, labels: tuple[str, ...] = SCENE_LABELS) -> tupl
         if exact is not None:
             options.setdefault(exact, SceneOption(exact, (exact,)))
             continue
-        hits = [(rx.search(piece), kind) for kind, rx, _ in _SCENE_KIND_RE]
-        found = [(m, kind) for m, kind in hits if m]
-        if found:
-            m, kind = found[0]
-            word = m.group(0).lower()
+        found = next(((m, kind) for kind, rx, _ in _SCENE_KIND_RE if (m := rx.search(piece))), None)
+        if found:  # the first kind in _SCENE_KINDS' order, as _scene_kind reads it, in the question's word
+            word, kind = found[0].group(0).lower(), found[1]
             options.setdefault(word, SceneOption(word, tuple(lb for lb in SCENE_KIND_LABELS[kind] if lb in labels)))
     return tuple(options.values()) if len(options) >= 2 else ()
 
