@@ -75,7 +75,7 @@ def cmd_ask(args) -> int:
         _print_json(summary)
     else:
         print(f"{answer.task} (expert {answer.expert}: {answer.expert_name}) {answer.text}")
-        print(f"GSD {answer.gsd_m} m ({answer.gsd_source}); {answer.n_boxes} boxes, {answer.n_mask_pixels} mask px")
+        print(f"GSD {answer.gsd_m:.3g} m ({answer.gsd_source}); {answer.n_boxes} boxes, {answer.n_mask_pixels} mask px")
     return 0
 
 

@@ -140,3 +140,13 @@ def test_ask_answers_on_a_sample_and_writes_geojson(tmp_path):
               "what changed?", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["task"] == "[CCD]"
+
+
+def test_ask_without_json_prints_the_answer_and_a_readable_gsd(utm_tif):
+    """The two lines a person reads: the answer, and the GSD to three significant figures (not 0.5002000800071549)."""
+    r = rsapp("ask", utm_tif, "--prompt", "[CLS] what kind of scene is this?")
+    assert r.returncode == 0, r.stderr
+    answer, gsd = r.stdout.strip().splitlines()[-2:]
+    assert answer.startswith("[CLS] (expert 0: image) ")
+    value = gsd.split()[1]
+    assert gsd.startswith("GSD ") and " m (metadata); " in gsd and len(value.replace(".", "").lstrip("0")) <= 3, gsd
