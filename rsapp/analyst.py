@@ -26,7 +26,7 @@ from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_location, change_caption,
                                     dense_class_of, measured_question, option_answer, scene_options, scene_verdict,
                                     selected_phrase, selection_of, unknown_thing, unlearned_sentence,
-                                    unmeasured_sentence, unresolved_relation)
+                                    unmeasured_sentence, unresolved_relation, water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -292,6 +292,10 @@ class Analyst:
                 else:
                     answer.text = share_of_area(mask, label, valid, answer.chip_gsd_m)
                 answer.raw_text = answer.text
+                named_water = measured[0] not in ("composition", "compare") and label == "water"
+                if named_water and (kind := water_kind(question)) and (mask > 0).any():  # "is there a lake?"
+                    answer.warnings.append(f"the model maps water of every kind: it does not tell a {kind} from other "
+                                           "water")
             else:  # [CCD]: the sentence, and its change map beside it, without the specks the sentence does not
                 regions, n = speckless_regions(mask > 0)  # count: its layer and export hold the regions it counts
                 mask[regions == 0] = 0

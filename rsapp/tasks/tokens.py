@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from rsapp.errors import RsappError
-from rsapp.tasks.vocabulary import AREA_CLASSES, dense_class_of, selection_of
+from rsapp.tasks.vocabulary import AREA_CLASSES, asks_gsd, dense_class_of, selection_of, unresolved_relation
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,14 @@ _DESCRIBE_CUE = re.compile(r"\b(caption|describe|description|summari[sz]e|what (
                            r"(?:image|picture|photo|scene|tile)\b\s*\??\s*$", re.I)
 # Inference of a token from the wording, checked in this order; first match wins.
 _CUES: list[tuple[str, re.Pattern]] = [
-    ("[SEG]", re.compile(r"\b(segment\w*|mask|outline|delineate|map (?:the|all)|pixels? of)\b", re.I)),
+    ("[SEG]", re.compile(r"\b(segment\w*|mask|outline|delineate|highlight|mark|map (?:the|all)|pixels? of)\b",
+                         re.I)),
     ("[CAP]", _DESCRIBE_CUE),
     ("[CLS]", _SCENE_CUE),
     ("[VG]", re.compile(r"\b(find|locate|where (?:is|are)|detect|box(?:es)?|ground|point out|show me)\b", re.I)),
 ]
+# "which building is the largest?", "which tree is nearest the road?": one instance picked, as [VG] boxes it
+_WHICH_ONE_RE = re.compile(r"\bwhich\b", re.I)
 _CHANGE_SEG_CUE = re.compile(r"\b(segment\w*|mask|map|where|outline|delineate)\b", re.I)
 
 
@@ -124,7 +127,12 @@ def infer_token(question: str, n_images: int) -> str:
         return "[REF]"
     for token, cue in _CUES:
         if cue.search(question):
+            if token == "[VG]" and asks_gsd(question):  # "what is the ground resolution?"
+                return "[VQA]"
             if token == "[VG]" and dense_class_of(question) in AREA_CLASSES and selection_of(question) == "all":
                 return "[SEG]"
             return token
+    if _WHICH_ONE_RE.search(question) and dense_class_of(question) and (selection_of(question) != "all"
+                                                                        or unresolved_relation(question)):
+        return "[VG]"
     return "[VQA]"

@@ -48,6 +48,15 @@ _DENSE_WORDS = {
     "ship": r"ships?|boats?|vessels?",
 }
 _DENSE_RE = [(name, re.compile(rf"\b(?:{words})\b", re.I)) for name, words in _DENSE_WORDS.items()]
+# A kind of water a question names ("is there a lake?"): the water mask holds water of every kind
+_WATER_KIND_RE = re.compile(r"\b(lake|river|pond|sea|ocean|pool|reservoir)s?\b", re.I)
+
+
+def water_kind(question: str) -> str | None:
+    """'is there a lake?' → 'lake': the kind of water a question names, which the water mask does not tell apart."""
+    m = _WATER_KIND_RE.search(question or "")
+    return m.group(1).lower() if m else None
+
 
 
 def dense_classes_in(text: str) -> list[str]:

@@ -926,6 +926,39 @@ def test_held_out_scenes_that_hold_water_are_said_to_and_dry_ones_more_often_not
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_a_question_naming_a_kind_of_water_is_answered_with_all_water_and_says_so(analyst):
+    """'is there a lake?' on a held-out harbour: its water is there, and the answer says the mask does not tell a
+    lake from other water (it said a bare "yes: 50.8 % of the area is water"); asked about water, no such note."""
+    from rsapp.geo import Scene
+
+    harbour = sorted((REAL / "scenes" / "ucmerced" / "images" / "harbor").iterdir())[60]  # held out
+    with Scene(harbour) as scene:
+        lake = analyst.ask([scene], "is there a lake?")
+        water = analyst.ask([scene], "is there any water?")
+    assert lake.text.startswith("yes") and water.text.startswith("yes"), (lake.text, water.text)
+    assert any("does not tell a lake from other water" in w for w in lake.warnings), lake.warnings
+    assert not any("other water" in w for w in water.warnings), water.warnings
+
+
+def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
+    """Asked in a person's words on the bundled street: 'which building is the largest?' boxes the one 'find the
+    biggest building' does (it got "cannot say"), 'what is the ground resolution?' is the GSD (it got a [VG] "none
+    found"), 'highlight the streets' and 'mark all the buildings' draw their masks (both got "cannot say")."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        which = analyst.ask([scene], "which building is the largest?")
+        find = analyst.ask([scene], "find the biggest building")
+        gsd = analyst.ask([scene], "what is the ground resolution?")
+        streets = analyst.ask([scene], "highlight the streets")
+        buildings = analyst.ask([scene], "mark all the buildings")
+    assert which.task == "[VG]" and which.n_boxes == 1 and which.boxes_px == find.boxes_px, which.text
+    assert gsd.task == "[VQA]" and "m a pixel" in gsd.text, gsd.text
+    assert streets.task == "[SEG]" and streets.text.startswith("road"), streets.text
+    assert buildings.task == "[SEG]" and buildings.text.startswith("building"), buildings.text
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
 def test_held_out_desert_and_open_water_are_named_with_land_cover_words(analyst, tmp_path, monkeypatch):
     """[CLS] answers 'bare land' and 'water' for scenes mostly of that cover (crops of the held-out Dubai tiles, saved
     as the PNG files a user would load), words the 21 UC Merced classes do not have; a model whose config names no

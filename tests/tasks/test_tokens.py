@@ -38,6 +38,12 @@ def test_change_tokens_take_two_images():
     ("what is at [10, 10, 40, 50]?", 1, "[REF]"),
     ("what changed?", 2, "[CCD]"),
     ("map the new buildings", 2, "[SEG]"),
+    ("highlight the streets", 1, "[SEG]"), ("mark all the buildings", 1, "[SEG]"),
+    ("which building is the largest?", 1, "[VG]"), ("which tree is nearest the road?", 1, "[VG]"),
+    ("which building is closest to the intersection?", 1, "[VG]"),  # boxed, with what it could not measure from
+    ("which is larger, the water or the trees?", 1, "[VQA]"),  # a comparison of two classes, not one instance
+    ("what is the ground resolution?", 1, "[VQA]"),  # the GSD, not a phrase to ground
+    ("is there a market?", 1, "[VQA]"),
 ])
 def test_router_infers_a_token_without_one(prompt, n, token):
     r = route(prompt, n_images=n)
