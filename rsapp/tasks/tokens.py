@@ -49,16 +49,20 @@ _SCENE_CUE = re.compile(r"\b(classify|scene class|theme of|what (?:kind|type|sor
                         r"picture|photo))?\s*\??\s*$", re.I)
 # A request to describe the image, however worded: answered as [CAP] even when asked with [VQA] (the language model's
 # [VQA] answer to "what do you see?" was a scene label, "dense residential").
-_DESCRIBE_CUE = re.compile(r"\b(caption|describe|description|summari[sz]e|what (?:do|can) (?:you|we|i) see|"
-                           r"tell me about)\b|\bwhat(?:'s| is| are)(?: shown| visible)? (?:in|on) (?:this|the) "
+_DESCRIBE_CUE = re.compile(r"\b(caption|describe|description|summari[sz]e|summary|overview|"
+                           r"what (?:do|can) (?:you|we|i) see|list what|what (?:objects|things|features) (?:are|can)|"
+                           r"tell me about|what does (?:this|the) (?:image|picture|photo|scene|tile) show)\b|"
+                           r"\bwhat(?:'s| is| are) (?:the|this|it)(?: \w+)? like\b|"
+                           r"\bwhat(?:'s| is| are)(?: shown| visible)? (?:in|on) (?:this|the) "
                            r"(?:image|picture|photo|scene|tile)\b\s*\??\s*$", re.I)
 # Inference of a token from the wording, checked in this order; first match wins.
 _CUES: list[tuple[str, re.Pattern]] = [
-    ("[SEG]", re.compile(r"\b(segment\w*|mask|outline|delineate|highlight|mark|map (?:the|all)|pixels? of)\b",
-                         re.I)),
+    ("[SEG]", re.compile(r"\b(segment\w*|mask|outline|delineate|highlight|mark|(?:draw|map) (?:the|all|every)|"
+                         r"pixels? of)\b|^\s*(?:colou?r|paint|shade)\s+(?:in\s+)?(?:the|all|every)\b", re.I)),
     ("[CAP]", _DESCRIBE_CUE),
     ("[CLS]", _SCENE_CUE),
-    ("[VG]", re.compile(r"\b(find|locate|where (?:is|are)|detect|box(?:es)?|ground|point out|show me)\b", re.I)),
+    ("[VG]", re.compile(r"\b(find|locate|where (?:is|are)|detect|box(?:es)?|ground|point (?:out|to|at)|show me)\b|"
+                        r"^\s*show\b", re.I)),
 ]
 # "which building is the largest?", "which tree is nearest the road?": one instance picked, as [VG] boxes it
 _WHICH_ONE_RE = re.compile(r"\bwhich\b", re.I)
@@ -132,7 +136,7 @@ def infer_token(question: str, n_images: int) -> str:
             if token == "[VG]" and dense_class_of(question) in AREA_CLASSES and selection_of(question) == "all":
                 return "[SEG]"
             return token
-    if _WHICH_ONE_RE.search(question) and dense_class_of(question) and (selection_of(question) != "all"
-                                                                        or unresolved_relation(question)):
+    picks_one = selection_of(question) != "all" or unresolved_relation(question)
+    if _WHICH_ONE_RE.search(question) and dense_class_of(question) and picks_one:
         return "[VG]"
     return "[VQA]"

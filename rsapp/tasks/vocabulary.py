@@ -39,7 +39,7 @@ NO_CHANGE = change_caption(0, None)
 
 # Words a person may use for a dense class (plural and near synonyms).
 _DENSE_WORDS = {
-    "building": r"buildings?|houses?|homes?|roofs?|rooftops?|built[- ]?up|footprints?|structures?",
+    "building": r"buildings?|houses?|housing|homes?|roofs?|rooftops?|built[- ]?up|footprints?|structures?",
     "road": r"roads?|streets?|highways?|freeways?|lanes?|pavements?|paved|impervious|asphalt",
     "water": r"water|lakes?|rivers?|ponds?|sea|ocean|pools?|reservoirs?",
     "vegetation": r"vegetation|trees?|forests?|grass(?:land)?|green|plants?|shrubs?|parks?|crops?|fields?",
@@ -154,7 +154,7 @@ def selected_phrase(select: str, name: str | None) -> str:
 _COUNT_RE = re.compile(r"\b(how many|count|number of)\b", re.I)
 # "how much of the image is water?", "what percentage is covered by trees?": the share of the area a class covers
 _COVER_RE = re.compile(r"\b(how much|percentage|percent|share|fraction|proportion|portion|what part|what area|"
-                       r"density|how dense)\b|%",
+                       r"density|how dense|total (?:\w+ )?area)\b|%",
                        re.I)
 
 
@@ -174,7 +174,8 @@ def covered_class(question: str) -> str | None:
 # A question about the image's ground sample distance: the answer is the GSD the analyst reports anyway (the file's,
 # the user's, or SSE-U's), which the language model never learned to say.
 _GSD_RE = re.compile(r"\b(resolution|gsd|ground samp(le|ling) distance|pixel (size|spacing)|(metres?|meters?|m) "
-                     r"(per|a|each) pixel|how (big|large|wide) is (a|one|each) pixel)\b", re.I)
+                     r"(per|a|each) pixel|how (big|large|wide) is (a|one|each) pixel|what(?:'s| is)? (?:the )?scale|"
+                     r"(?:image|map) scale)\b", re.I)
 
 
 def asks_gsd(question: str) -> bool:
@@ -253,7 +254,8 @@ def unlearned_sentence(question: str) -> str:
 
 
 # "does this picture contain trees?", "is there any water?", "can you see buildings?": whether a class is there
-_PRESENT_RE = re.compile(r"^\s*(is there|are there|(does|do) (this|the|these) (image|picture|photo|scene|area|tile)s? "
+_PRESENT_RE = re.compile(r"^\s*(is there|are there|any|"
+                         r"(does|do) (this|the|these) (image|picture|photo|scene|area|tile)s? "
                          r"(contain|have|show|include|hold)|(can|do) (you|we|i) see)\b|\b(visible|present)\s*\??\s*$",
                          re.I)
 

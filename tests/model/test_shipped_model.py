@@ -943,7 +943,8 @@ def test_a_question_naming_a_kind_of_water_is_answered_with_all_water_and_says_s
 def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
     """Asked in a person's words on the bundled street: 'which building is the largest?' boxes the one 'find the
     biggest building' does (it got "cannot say"), 'what is the ground resolution?' is the GSD (it got a [VG] "none
-    found"), 'highlight the streets' and 'mark all the buildings' draw their masks (both got "cannot say")."""
+    found"), 'highlight the streets', 'mark all the buildings' and 'draw the buildings' draw their masks, 'how dense
+    is the housing?' is the buildings' share and 'give me a summary' a caption (each got "cannot say")."""
     from rsapp.geo import Scene
 
     with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
@@ -952,10 +953,16 @@ def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
         gsd = analyst.ask([scene], "what is the ground resolution?")
         streets = analyst.ask([scene], "highlight the streets")
         buildings = analyst.ask([scene], "mark all the buildings")
+        drawn = analyst.ask([scene], "draw the buildings")
+        dense = analyst.ask([scene], "how dense is the housing?")
+        summary = analyst.ask([scene], "give me a summary")
     assert which.task == "[VG]" and which.n_boxes == 1 and which.boxes_px == find.boxes_px, which.text
     assert gsd.task == "[VQA]" and "m a pixel" in gsd.text, gsd.text
     assert streets.task == "[SEG]" and streets.text.startswith("road"), streets.text
     assert buildings.task == "[SEG]" and buildings.text.startswith("building"), buildings.text
+    assert drawn.task == "[SEG]" and drawn.text == buildings.text, drawn.text
+    assert dense.task == "[VQA]" and "% of the area is building" in dense.text, dense.text  # it got "cannot say"
+    assert summary.task == "[CAP]" and "residential" in summary.text, summary.text
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")

@@ -44,6 +44,12 @@ def test_change_tokens_take_two_images():
     ("which is larger, the water or the trees?", 1, "[VQA]"),  # a comparison of two classes, not one instance
     ("what is the ground resolution?", 1, "[VQA]"),  # the GSD, not a phrase to ground
     ("is there a market?", 1, "[VQA]"),
+    ("draw the buildings", 1, "[SEG]"), ("show the vegetation", 1, "[SEG]"), ("colour the roofs", 1, "[SEG]"),
+    ("paint the water blue", 1, "[SEG]"), ("what colour are the roofs?", 1, "[VQA]"),  # a colour, not a request
+    ("draw a box around the largest building", 1, "[VG]"), ("point to the largest tree", 1, "[VG]"),
+    ("give me a summary", 1, "[CAP]"), ("list what you see", 1, "[CAP]"),
+    ("what objects are in the image?", 1, "[CAP]"),
+    ("what does this image show?", 1, "[CAP]"), ("what is the terrain like?", 1, "[CAP]"),
 ])
 def test_router_infers_a_token_without_one(prompt, n, token):
     r = route(prompt, n_images=n)
@@ -97,6 +103,7 @@ def test_a_prompt_over_the_limit_is_refused_before_the_model():
     ("what share of the area do the streets take?", None, "road"),
     ("what covers most of this image?", None, None),  # the main land cover: the language model's question
     ("is there water here?", None, None),
+    ("how dense is the housing?", None, "building"), ("total building area?", None, "building"),
 ])
 def test_counting_and_cover_questions_name_their_class(question, counted, covered):
     from rsapp.tasks.vocabulary import counted_class, covered_class
@@ -130,6 +137,7 @@ def test_a_question_about_where_a_class_lies_names_its_class(question, located):
     ("Does this picture contain trees?", "vegetation"), ("is there any water?", "water"),
     ("are there buildings in this image?", "building"), ("can you see boats?", "ship"),
     ("are cars visible?", "car"), ("is there any change?", None), ("what is the main road made of?", None),
+    ("any water here?", "water"), ("any buildings?", "building"),
 ])
 def test_a_question_about_whether_a_class_is_there_names_its_class(question, present):
     from rsapp.tasks.vocabulary import measured_question, present_class
@@ -282,6 +290,7 @@ def test_a_question_about_what_covers_the_area_is_told_from_one_about_a_class(qu
 @pytest.mark.parametrize("question,asks", [
     ("what is the resolution of this image?", True), ("what's the GSD?", True), ("how many metres per pixel?", True),
     ("what is the pixel size?", True), ("how many houses are there?", False), ("is this a high street?", False),
+    ("what scale is this image?", True), ("describe the large-scale pattern", False),
 ])
 def test_a_question_about_the_gsd_is_recognised(question, asks):
     from rsapp.tasks.vocabulary import asks_gsd
