@@ -23,9 +23,9 @@ from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
-from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_location, change_caption,
-                                    dense_class_of, measured_question, option_answer, scene_options, scene_verdict,
-                                    selected_phrase, selection_of, unknown_thing, unlearned_sentence,
+from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_how_many, asks_location,
+                                    change_caption, dense_class_of, measured_question, option_answer, scene_options,
+                                    scene_verdict, selected_phrase, selection_of, unknown_thing, unlearned_sentence,
                                     unmeasured_sentence, unresolved_relation, water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
@@ -300,7 +300,7 @@ class Analyst:
                 regions, n = speckless_regions(mask > 0)  # count: its layer and export hold the regions it counts
                 mask[regions == 0] = 0
                 answer.counts = {"change": n}
-                answer.raw_text = change_sentence(answer.counts["change"], gen.building_gain)
+                answer.raw_text = change_sentence(n, gen.building_gain, asks_how_many(question))
                 answer.text = (f"{answer.raw_text} "
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")
 
@@ -351,13 +351,14 @@ def relation_note(req, question: str, n_boxes: int) -> str | None:
     return None
 
 
-def change_sentence(n: int, building_gain: float | None) -> str:
+def change_sentence(n: int, building_gain: float | None, exact: bool = False) -> str:
     """What changed, in the sentences the model was trained to write (change_caption), from its change map's n
     regions (instance_count): one changed building per region, built where the building probability rose over the
-    changed pixels, demolished where it fell; "no change" exactly when the map holds no region. (The language
+    changed pixels, demolished where it fell; "no change" exactly when the map holds no region; more than nine are
+    "many" unless `exact` (the question asked how many). (The language
     model, choosing among those sentences, followed the question: "were any buildings demolished?" got "many
     buildings were demolished" on a pair where every change is a new building.)"""
-    return change_caption(n, None if building_gain is None else building_gain >= 0) if n else NO_CHANGE
+    return change_caption(n, None if building_gain is None else building_gain >= 0, exact) if n else NO_CHANGE
 
 
 def thinly_labelled(classes: list[str]) -> str | None:

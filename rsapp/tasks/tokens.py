@@ -125,8 +125,9 @@ def _normalise(token: str | None) -> str | None:
 
 def infer_token(question: str, n_images: int) -> str:
     """The token a prompt with none most likely means (the answer reports it, the user can override)."""
-    if n_images == 2:
-        return "[SEG]" if _CHANGE_SEG_CUE.search(question) else "[CCD]"
+    if n_images == 2:  # "has the vegetation changed?": that class's change, as two-date [SEG] draws it
+        named = dense_class_of(question)
+        return "[SEG]" if _CHANGE_SEG_CUE.search(question) or named not in (None, "building") else "[CCD]"
     if _BOX_RE.search(question):
         return "[REF]"
     for token, cue in _CUES:

@@ -23,14 +23,15 @@ COVER_SCENES = ("bare land", "water")
 SCENE_LABELS = SCENE_CLASSES + COVER_SCENES
 
 
-def change_caption(n: int, built: bool | None) -> str:
-    """The change sentence for n changed buildings (built True, demolished False, None unknown: new)."""
+def change_caption(n: int, built: bool | None, exact: bool = False) -> str:
+    """The change sentence for n changed buildings (built True, demolished False, None unknown: new); more than nine
+    are "many", as the captions the model learned from say, unless `exact` (asked how many)."""
     if n == 0:
         return "no change"
     verb = "demolished" if built is False else "built"
     if n == 1:
         return f"a building was {verb}"
-    return f"{n} buildings were {verb}" if n <= 9 else f"many buildings were {verb}"
+    return f"{n} buildings were {verb}" if n <= 9 or exact else f"many buildings were {verb}"
 
 
 # [CCD] answers with the sentences the model was trained to write, from its change map (rsapp.analyst.change_sentence);
@@ -156,6 +157,11 @@ _COUNT_RE = re.compile(r"\b(how many|count|number of)\b", re.I)
 _COVER_RE = re.compile(r"\b(how much|percentage|percent|share|fraction|proportion|portion|what part|what area|"
                        r"density|how dense|total (?:\w+ )?area)\b|%",
                        re.I)
+
+
+def asks_how_many(question: str) -> bool:
+    """'how many buildings were built?', 'count the new houses'"""
+    return bool(_COUNT_RE.search(question or ""))
 
 
 def counted_class(question: str) -> str | None:

@@ -587,15 +587,21 @@ def test_the_change_sentence_follows_the_map_not_the_question(analyst):
     """LEVIR-CD test_1 (held out: 12 labelled changes, every one a new building). Choosing among its sentences, the
     language model answered "were any buildings demolished?" with "many buildings were demolished"; the sentence is
     now written from the change map (its regions, and whether the building probability rose over them), so every
-    question gets the same answer, and the dates read the other way round say demolished."""
+    question gets the same answer, and the dates read the other way round say demolished. Asked how many, the
+    answer gives the number of regions instead of "many" (it said "many"); with no token, "how many new houses?" is
+    asked of the same map, and "has the vegetation changed?" of vegetation's (it got the buildings' sentence)."""
     from rsapp.geo import Scene
 
     folder = REAL / "change" / "levir-cd-full-tiles"
     with Scene(folder / "A" / "test_1.png") as a, Scene(folder / "B" / "test_1.png") as b:
-        asked = [analyst.ask([a, b], q).text for q in ("[CCD] what changed?", "[CCD] were any buildings demolished?",
-                                                        "[CCD] how many buildings were built?")]
+        asked = [analyst.ask([a, b], q).text for q in ("[CCD] what changed?", "[CCD] were any buildings demolished?")]
+        how_many = [analyst.ask([a, b], q) for q in ("[CCD] how many buildings were built?", "how many new houses?")]
+        vegetation = analyst.ask([a, b], "has the vegetation changed?")
         reversed_dates = analyst.ask([b, a], "[CCD] what changed?").text
     assert len(set(asked)) == 1 and asked[0].startswith("many buildings were built ("), asked
+    n = how_many[0].counts["change"]
+    assert n > 9 and {h.text for h in how_many} == {asked[0].replace("many", str(n), 1)}, [h.text for h in how_many]
+    assert vegetation.task == "[SEG]" and vegetation.text.startswith("changed — vegetation"), vegetation.text
     # read the other way round the map is weaker (the head learned LEVIR-CD's order: 12 regions, 5 on a labelled
     # building, "many"; without the road that is no building 8 regions, 5 on one), and every region is a demolition
     assert re.match(r"(many|\d+) buildings were demolished \(", reversed_dates), reversed_dates

@@ -38,6 +38,7 @@ def test_change_tokens_take_two_images():
     ("what is at [10, 10, 40, 50]?", 1, "[REF]"),
     ("what changed?", 2, "[CCD]"),
     ("map the new buildings", 2, "[SEG]"),
+    ("has the vegetation changed?", 2, "[SEG]"), ("any new buildings?", 2, "[CCD]"),  # a class other than building
     ("highlight the streets", 1, "[SEG]"), ("mark all the buildings", 1, "[SEG]"),
     ("which building is the largest?", 1, "[VG]"), ("which tree is nearest the road?", 1, "[VG]"),
     ("which building is closest to the intersection?", 1, "[VG]"),  # boxed, with what it could not measure from
