@@ -24,9 +24,9 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
                                         mask_summary, presence, share_of_area, where_box_is, where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_how_many, asks_location,
-                                    change_caption, dense_class_of, measured_question, option_answer, scene_options,
-                                    scene_verdict, selected_phrase, selection_of, unknown_thing, unlearned_sentence,
-                                    unmeasured_sentence, unresolved_relation, water_kind)
+                                    change_caption, dense_class_of, measured_question, named_part, option_answer,
+                                    scene_options, scene_verdict, selected_phrase, selection_of, unknown_thing,
+                                    unlearned_sentence, unmeasured_sentence, unresolved_relation, water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -126,6 +126,8 @@ class Analyst:
             chip_size=chips[0].size, chip_gsd_m=chip_gsd, gsd_source=source, gsd_m=chip_gsd / chips[0].scale,
             gsd_sigma_log10=gen.s_sigma if source == "predicted" else None, tokens_total=gen.tokens_total,
             tokens_kept=gen.tokens_kept, language_model=gen.language_model, quant=rt.quant, aoi_box_px=ref_box)
+        if r.token == "[REF]" and aoi is None and "[" not in r.question:  # a part named: "the top left: road (…)"
+            answer.text = answer.raw_text = f"{named_part(r.question)[0]}: {gen.text.replace('of the box', 'of it')}"
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
         self._decode(answer, r, measured, req, chips, gen)
@@ -162,9 +164,17 @@ class Analyst:
             box = (min(cols), min(rows), max(cols), max(rows))
             question = f"{r.question} {boxes_to_text([box], chip.size)}".strip()
             return [chip], question, box
+        chip = make_chip(scenes[0], aoi, fit, window=window)
+        if r.token == "[REF]" and "[" not in r.question and (part := named_part(r.question)):  # "the top left"
+            row0, row1, col0, col1 = chip.picture or (0, chip.size, 0, chip.size)
+            fx0, fy0, fx1, fy1 = part[1]
+            box = (col0 + fx0 * (col1 - col0), row0 + fy0 * (row1 - row0), col0 + fx1 * (col1 - col0),
+                   row0 + fy1 * (row1 - row0))
+            return [chip], f"{r.question} {boxes_to_text([box], chip.size)}", box
         if r.token == "[REF]" and "[" not in r.question:
-            raise RsappError("[REF] needs a box: draw a rectangle on the map or write [x1, y1, x2, y2] (0–100)")
-        return [make_chip(scenes[0], aoi, fit, window=window)], r.question, None
+            raise RsappError("[REF] needs a box: draw a rectangle on the map, write [x1, y1, x2, y2] (0–100) or name "
+                             "a part of the picture (the top left, the centre)")
+        return [chip], r.question, None
 
     @staticmethod
     def _scale(chip: Chip, override: float | None) -> tuple[float | None, str, float | None]:

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 
 from rsapp.errors import RsappError
-from rsapp.tasks.vocabulary import AREA_CLASSES, asks_gsd, dense_class_of, selection_of, unresolved_relation
+from rsapp.tasks.vocabulary import (AREA_CLASSES, asks_gsd, dense_class_of, named_part, selection_of,
+                                    unresolved_relation)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def infer_token(question: str, n_images: int) -> str:
     if n_images == 2:  # "has the vegetation changed?": that class's change, as two-date [SEG] draws it
         named = dense_class_of(question)
         return "[SEG]" if _CHANGE_SEG_CUE.search(question) or named not in (None, "building") else "[CCD]"
-    if _BOX_RE.search(question):
+    if _BOX_RE.search(question) or named_part(question):  # a box, or a part of the picture ("the top left")
         return "[REF]"
     for token, cue in _CUES:
         if cue.search(question):

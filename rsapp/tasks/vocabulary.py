@@ -249,6 +249,27 @@ def asks_location(question: str) -> bool:
     return bool(_WHERE_RE.search(question or ""))
 
 
+# "what is in the top left?", "what's at the bottom of the image?", "what is in the middle?": a part of the picture
+# named by where it lies, in thirds (as where_in_image names them)
+_PART_RE = re.compile(r"^\s*what(?:'s| is| are)?(?: there)? (?:in|at|on) (?:the )?(?P<v>top|upper|bottom|lower|"
+                      r"cent(?:re|er)|middle)?[- ]?(?P<h>left|right)?\b", re.I)
+_PART_ROW = {"top": 0, "upper": 0, "bottom": 2, "lower": 2, "centre": 1, "center": 1, "middle": 1}
+
+
+def named_part(question: str) -> tuple[str, tuple[float, float, float, float]] | None:
+    """'what is in the top left?' → ('the top left', (0, 0, 1/3, 1/3)): the part of the picture a question asks
+    about, its (x0, y0, x1, y1) as fractions of the picture; None when it names none."""
+    m = _PART_RE.search(question or "")
+    if m is None or not (m.group("v") or m.group("h")):
+        return None
+    v, h = (m.group("v") or "").lower(), (m.group("h") or "").lower()
+    row = _PART_ROW.get(v)
+    col = {"left": 0, "right": 2}.get(h, 1 if row == 1 and not h else None)
+    rows, cols = (row, row + 1) if row is not None else (0, 3), (col, col + 1) if col is not None else (0, 3)
+    name = "the centre" if (row, col) == (1, 1) else "the " + " ".join(w for w in (v, h) if w)
+    return name, (cols[0] / 3, rows[0] / 3, cols[1] / 3, rows[1] / 3)
+
+
 def unlearned_sentence(question: str) -> str:
     """The honest answer to a question about one image that neither the heads measure nor the language model learned
     ('what season is it?', 'how many storage tanks are there?'), which it answered with guesses ('beach', '1')."""

@@ -971,6 +971,20 @@ def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
     assert summary.task == "[CAP]" and "residential" in summary.text, summary.text
 
 
+def test_what_is_in_a_named_part_of_the_picture_is_read_in_that_part(analyst):
+    """'what is in the top left?' (it got "cannot say") is [REF] on that third of the picture: the class covering
+    most of it, as a box written over the same third says; the bundled street's middle row holds its road."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        named = analyst.ask([scene], "what is in the top left?")
+        written = analyst.ask([scene], "[REF] what is at [0, 0, 33, 33]?")
+        rows = [analyst.ask([scene], f"what is in the {part}?") for part in ("top", "middle", "bottom")]
+    assert named.task == "[REF]" and named.text.startswith("the top left: "), named.text
+    assert named.text.split(": ")[1].split()[0] == written.text.split()[0], (named.text, written.text)
+    assert [r.text.split(": ")[1].split()[0] for r in rows].count("road") >= 1, [r.text for r in rows]
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
 def test_held_out_desert_and_open_water_are_named_with_land_cover_words(analyst, tmp_path, monkeypatch):
     """[CLS] answers 'bare land' and 'water' for scenes mostly of that cover (crops of the held-out Dubai tiles, saved

@@ -26,7 +26,7 @@ def test_change_tokens_take_two_images():
     ("is there a built-up area?", 1, "[VQA]"),
     ("segment the roads", 1, "[SEG]"),
     ("describe this image", 1, "[CAP]"), ("what do you see?", 1, "[CAP]"), ("What's in this picture?", 1, "[CAP]"),
-    ("tell me about this image", 1, "[CAP]"), ("what is in the top left of the image?", 1, "[VQA]"),
+    ("tell me about this image", 1, "[CAP]"), ("what is in the top left of the image?", 1, "[REF]"),
     ("what kind of scene is this?", 1, "[CLS]"),
     ("What is the theme of this picture?", 1, "[CLS]"),
     ("find the largest pond", 1, "[VG]"),
@@ -361,3 +361,18 @@ def test_a_scene_question_listing_options_reads_each_in_the_users_words_and_answ
                                                               "like a beach")
     both = scene_options("is it an airport or a runway?")  # "airport" covers runway too: the runway option is named
     assert option_of("runway", both).word == "runway" and option_of("airplane", both).word == "airport"
+
+
+@pytest.mark.parametrize("question,named", [
+    ("what is in the top left?", ("the top left", (0, 0, 1 / 3, 1 / 3))),
+    ("what's at the bottom of the image?", ("the bottom", (0, 2 / 3, 1, 1))),
+    ("what is in the middle?", ("the centre", (1 / 3, 1 / 3, 2 / 3, 2 / 3))),
+    ("what is on the right side?", ("the right", (2 / 3, 0, 1, 1))),
+    ("what is at the lower-right corner?", ("the lower right", (2 / 3, 2 / 3, 1, 1))),
+    ("what is in the image?", None), ("what are the top buildings?", None), ("where is the water?", None),
+])
+def test_a_question_about_a_part_of_the_picture_names_its_third(question, named):
+    from rsapp.tasks.vocabulary import named_part
+
+    got = named_part(question)
+    assert (got is None) if named is None else (got[0] == named[0] and got[1] == pytest.approx(named[1])), got
