@@ -243,7 +243,10 @@ class Analyst:
         if r.token == "[VG]":
             answer.boxes_px = clip_boxes(gen.boxes_px, valid)
             answer.box_scores = list(gen.box_scores[:len(answer.boxes_px)])
-            answer.box_labels = [question] * len(answer.boxes_px)
+            # each box's label: what it is ("the largest building", "building"), else the phrase as asked
+            named = req.dense_class and (selected_phrase(req.select, req.dense_class) if req.select != "all"
+                                         else req.dense_class)
+            answer.box_labels = [named or question] * len(answer.boxes_px)
             answer.raw_text = boxes_to_text(answer.boxes_px, size) if answer.boxes_px else ""
             if r.task.asks_class and dense_class_of(question) is None:
                 answer.warnings.append("the phrase names no class the model knows "

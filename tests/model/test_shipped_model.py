@@ -963,6 +963,8 @@ def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
         dense = analyst.ask([scene], "how dense is the housing?")
         summary = analyst.ask([scene], "give me a summary")
     assert which.task == "[VG]" and which.n_boxes == 1 and which.boxes_px == find.boxes_px, which.text
+    # the box's label, which names its layer and export, is what was boxed, not the question's words
+    assert which.box_labels == find.box_labels == ["the largest building"], which.box_labels
     assert gsd.task == "[VQA]" and "m a pixel" in gsd.text, gsd.text
     assert streets.task == "[SEG]" and streets.text.startswith("road"), streets.text
     assert buildings.task == "[SEG]" and buildings.text.startswith("building"), buildings.text
