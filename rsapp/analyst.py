@@ -21,12 +21,14 @@ from rsapp.model.trained_range import TRAINED_MAX_GSD_M, TRAINED_MIN_GSD_M, coar
 from rsapp.tasks.boxes import boxes_to_text, text_to_boxes
 from rsapp.tasks.descriptors import grid_from_mask, mask_to_text
 from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, comparison, composition, count_sentence,
-                                        mask_summary, presence, share_of_area, where_box_is, where_in_image)
+                                        counted_things, mask_summary, presence, share_of_area, where_box_is,
+                                        where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
-from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_how_many, asks_location,
-                                    change_caption, dense_class_of, measured_question, named_part, option_answer,
-                                    scene_options, scene_verdict, selected_phrase, selection_of, unknown_thing,
-                                    unlearned_sentence, unmeasured_sentence, unresolved_relation, water_kind)
+from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_average, asks_how_many,
+                                    asks_location, change_caption, dense_class_of, measured_question, named_part,
+                                    option_answer, scene_options, scene_verdict, selected_phrase, selection_of,
+                                    unknown_thing, unlearned_sentence, unmeasured_sentence, unresolved_relation,
+                                    water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -221,8 +223,9 @@ class Analyst:
             kind, name = measured
             select = selection_of(question)  # a size is the largest instance's unless the question picks another
             output = "boxes" if kind == "where" and select != "all" else MEASURED_OUTPUT[kind]  # where one of them is
-            return Request(r.token, question, r.expert, output, dense_class=name, log10_gsd=log10_gsd,
-                           select="largest" if kind == "size" and select == "all" else select)
+            if kind == "size" and select == "all":  # every instance for their average, else the largest
+                select = "all" if asks_average(question) else "largest"
+            return Request(r.token, question, r.expert, output, dense_class=name, log10_gsd=log10_gsd, select=select)
         if r.token == "[CCD]":  # the change map, and its sentence written from it (_decode)
             return Request(r.token, question, r.expert, "mask", log10_gsd=log10_gsd)
         labels = self.runtime.config.vision.scene_labels if r.token == "[CLS]" else ()  # its label set, or
@@ -254,10 +257,15 @@ class Analyst:
             answer.warnings += [w for w in [relation_note(req, question, len(answer.boxes_px))] if w]
             answer.text = f"{len(answer.boxes_px)} found: {answer.raw_text}" if answer.boxes_px else "none found"
         elif r.token == "[VQA]" and req.output == "boxes":  # how big one instance is, or where, boxed on the map
-            answer.boxes_px = clip_boxes(gen.boxes_px[:1], valid)
+            answer.boxes_px = clip_boxes(gen.boxes_px[:None if req.select == "all" else 1], valid)
             picked = selected_phrase(req.select, req.dense_class)
             if not answer.boxes_px:
                 answer.text = f"no {req.dense_class} found"
+            elif req.select == "all":  # their average size: every instance boxed
+                n = len(gen.box_areas_m2)
+                answer.box_labels = [req.dense_class] * len(answer.boxes_px)
+                answer.text = (f"about {round_area(sum(gen.box_areas_m2) / n)} m² on average "
+                               f"({counted_things(n, req.dense_class)}, boxed on the map)")
             elif measured[0] == "where":
                 answer.box_labels = [picked]
                 answer.text = f"{picked}: {where_box_is(answer.boxes_px[0], valid)} of the image (boxed on the map)"

@@ -69,7 +69,8 @@ _COUNTED_AS = {"building": ("building", "buildings"), "road": ("road piece", "ro
                "ship": ("ship", "ships")}
 
 
-def _counted(n: int, name: str) -> str:
+def counted_things(n: int, name: str) -> str:
+    """"21 buildings", "3 water regions": n of a class, as its count is said."""
     return f"{n} {_COUNTED_AS[name][n != 1]}"
 
 
@@ -85,7 +86,7 @@ def count_sentence(n: int, name: str | None, as_regions: bool) -> str:
     network's bridged pieces); '45 patches of vegetation (touching ones count as one)' where it
     counts connected regions of the mask (`as_regions`: a row of touching trees, or two parked cars, is one; said
     where there are two or more)."""
-    return f"{_counted(n, name)}{_touching([name] if n > 1 else [])}" if as_regions else str(n)
+    return f"{counted_things(n, name)}{_touching([name] if n > 1 else [])}" if as_regions else str(n)
 
 
 def comparison(mask: np.ndarray, labels: list[str], valid: np.ndarray, cmp, counts: dict[str, int],
@@ -98,7 +99,7 @@ def comparison(mask: np.ndarray, labels: list[str], valid: np.ndarray, cmp, coun
     if cmp.by == "count":
         a, b = counts.get(cmp.first, 0), counts.get(cmp.second, 0)
         merged = [c for c, n in ((cmp.first, a), (cmp.second, b)) if c in as_regions and n > 1]
-        said = f"{_counted(a, cmp.first)} against {_counted(b, cmp.second)}{_touching(merged, 2)}"
+        said = f"{counted_things(a, cmp.first)} against {counted_things(b, cmp.second)}{_touching(merged, 2)}"
         same = a == b
     else:
         share = class_shares(mask, labels, valid)

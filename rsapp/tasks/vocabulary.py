@@ -193,10 +193,20 @@ def asks_gsd(question: str) -> bool:
 _SIZE_RE = re.compile(r"\b(how (big|large)|(size|area) of)\b", re.I)
 
 
+# "what is the average house size?", "how big are the houses on average?": the mean of every instance's area
+_AVERAGE_RE = re.compile(r"\b(average|mean|typical)\b", re.I)
+_SIZE_WORD_RE = re.compile(r"\b(sizes?|areas?|big|large)\b", re.I)
+
+
+def asks_average(question: str) -> bool:
+    """'what is the average house size?': the mean size of the instances, not one instance's."""
+    return bool(_AVERAGE_RE.search(question or "")) and bool(_SIZE_WORD_RE.search(question or ""))
+
+
 def sized_class(question: str) -> str | None:
-    """The dense class whose instance's size a question asks about ('how big is the largest building?' → building),
-    else None."""
-    return dense_class_of(question) if _SIZE_RE.search(question or "") else None
+    """The dense class whose instance's size a question asks about ('how big is the largest building?' → building,
+    'what is the average house size?' → building), else None."""
+    return dense_class_of(question) if _SIZE_RE.search(question or "") or asks_average(question) else None
 
 
 # "how wide is the road?", "how tall are the buildings?", "what colour are the roofs?": lengths, heights and colours,

@@ -950,7 +950,10 @@ def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
     """Asked in a person's words on the bundled street: 'which building is the largest?' boxes the one 'find the
     biggest building' does (it got "cannot say"), 'what is the ground resolution?' is the GSD (it got a [VG] "none
     found"), 'highlight the streets', 'mark all the buildings' and 'draw the buildings' draw their masks, 'how dense
-    is the housing?' is the buildings' share and 'give me a summary' a caption (each got "cannot say")."""
+    is the housing?' is the buildings' share, 'give me a summary' a caption and 'what's the average house size?'
+    the mean of the boxed buildings' areas (each got "cannot say")."""
+    import re
+
     from rsapp.geo import Scene
 
     with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
@@ -962,6 +965,9 @@ def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
         drawn = analyst.ask([scene], "draw the buildings")
         dense = analyst.ask([scene], "how dense is the housing?")
         summary = analyst.ask([scene], "give me a summary")
+        average = analyst.ask([scene], "what's the average house size?")
+        largest, smallest = (analyst.ask([scene], f"how big is the {w} building?") for w in ("largest", "smallest"))
+        n = int(analyst.ask([scene], "how many houses are there?").text)
     assert which.task == "[VG]" and which.n_boxes == 1 and which.boxes_px == find.boxes_px, which.text
     # the box's label, which names its layer and export, is what was boxed, not the question's words
     assert which.box_labels == find.box_labels == ["the largest building"], which.box_labels
@@ -971,6 +977,10 @@ def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
     assert drawn.task == "[SEG]" and drawn.text == buildings.text, drawn.text
     assert dense.task == "[VQA]" and "% of the area is building" in dense.text, dense.text  # it got "cannot say"
     assert summary.task == "[CAP]" and "residential" in summary.text, summary.text
+    # the mean of every instance's area (it got "cannot say"), between the smallest's and the largest's
+    m2 = [float(re.search(r"about ([\d,.]+) m²", t.text).group(1).replace(",", ""))
+          for t in (smallest, average, largest)]
+    assert average.n_boxes == n and f"on average ({n} buildings" in average.text and m2 == sorted(m2), average.text
 
 
 def test_what_is_in_a_named_part_of_the_picture_is_read_in_that_part(analyst):

@@ -115,7 +115,8 @@ def test_counting_and_cover_questions_name_their_class(question, counted, covere
 @pytest.mark.parametrize("question,sized", [
     ("how big is the largest building?", "building"), ("what is the area of the smallest pond?", "water"),
     ("how large is the field on the left?", "vegetation"), ("how big is this image?", None),
-    ("how many houses are there?", None),
+    ("how many houses are there?", None), ("what's the average house size?", "building"),
+    ("how big are the buildings on average?", "building"), ("what is the average number of houses?", None),
 ])
 def test_a_question_about_an_instances_size_names_its_class(question, sized):
     from rsapp.tasks.vocabulary import sized_class
@@ -376,3 +377,10 @@ def test_a_question_about_a_part_of_the_picture_names_its_third(question, named)
 
     got = named_part(question)
     assert (got is None) if named is None else (got[0] == named[0] and got[1] == pytest.approx(named[1])), got
+
+
+def test_an_average_size_is_told_from_one_instances_size():
+    from rsapp.tasks.vocabulary import asks_average
+
+    assert asks_average("what's the average house size?") and asks_average("how big are the houses on average?")
+    assert not asks_average("how big is the largest building?") and not asks_average("how many houses on average?")
