@@ -348,7 +348,8 @@ _SCENE_KINDS = (
     ("tennis court", r"tennis\w*", ("tennis court",)),
     ("stadium", r"stadiums?|sports? (?:ground|field|centre|center)s?", ()),  # no label (below)
     ("farmland", r"farm\w*|agricultur\w*|crop ?lands?|crops?|fields?|arable", ("agricultural",)),
-    ("beach", r"beach(?:es)?|coast\w*|shore\w*|seaside", ("beach",)),
+    ("beach", r"beach(?:es)?", ("beach",)),
+    ("coast", r"coast\w*|shore\w*|seaside|waterfront", ("beach", "harbor")),  # a harbour is on the coast too
     ("commercial area", r"commercial|downtown|city cent(?:re|er)s?|offices?|business district", ("buildings",)),
     ("shrubland", r"chaparral|shrub\w*|scrub\w*|bush\w*", ("chaparral",)),
     ("forest", r"forest\w*|woods?|wooded|woodlands?", ("forest",)),

@@ -258,6 +258,8 @@ def test_a_scene_verdict_says_yes_for_the_labels_a_kind_covers_and_names_the_sce
     assert scene_verdict("airport", "airplane").startswith("yes")
     assert scene_verdict("residential area", "sparse residential") == "yes: a sparse residential area"
     assert scene_verdict("forest", "golf course") == "no: it looks like a golf course"
+    assert scene_verdict("coast", "harbor") == "yes: a harbor"  # "is this near the coast?" had "no: … a harbor"
+    assert scene_verdict("coast", "beach").startswith("yes") and scene_verdict("beach", "harbor").startswith("no")
     # either-or: the kind that is true, or neither
     assert scene_verdict("urban area or rural area", "dense residential") == "urban area: a dense residential area"
     assert scene_verdict("urban area or rural area", "chaparral") == "rural area: chaparral (shrubland)"
