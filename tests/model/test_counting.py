@@ -109,3 +109,17 @@ def test_by_distance_picks_the_instance_nearest_or_farthest_from_a_class_mask_or
     assert Runtime.by_distance(rt, enc, found, "nearest", "centre", 100) == [found[1]]
     dense[0, 1] = 0  # no road: every instance, for the analyst to say so
     assert len(Runtime.by_distance(rt, enc, found, "nearest", "road", 100)) == 3
+
+
+def test_a_part_frame_edge_cell_only_continues_what_the_picture_holds():
+    """A letterboxed picture's edge cells read part frame: a strip lit only there is held down to its inner
+    neighbours (it was counted as water bodies), an object the edge cuts keeps its edge cells, and an edge that falls
+    on a cell boundary is left as it is."""
+    from rsapp.model.inference import picture_edges_held
+
+    prob = np.zeros((8, 8), np.float32)
+    prob[1:7, 0] = 0.9  # a strip in the left edge column only
+    prob[2:5, 6:8] = 0.8  # an object reaching the right edge
+    held = picture_edges_held(prob, 0.0, 8.0, 0.75, 7.5)  # left and right edges part frame
+    assert held[:, 0].max() == 0.0 and np.array_equal(held[:, 6:], prob[:, 6:])
+    assert np.array_equal(picture_edges_held(prob, 0.0, 8.0, 1.0, 8.0), prob)  # edges on cell boundaries

@@ -221,7 +221,11 @@ def test_the_bundled_vegas_street_holds_no_water_in_its_shadows(analyst):
 
     with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
         answer = analyst.ask([scene], "[VQA] is there any water?")
+        bodies = analyst.ask([scene], "[VQA] how many water bodies are there?")
     assert answer.text.startswith("no"), answer.text
+    # counted on the map cells wholly of the picture: the cells along its letterboxed side, half frame, had made
+    # "4 water bodies" of a mask holding 7 m²
+    assert bodies.text.startswith("0 water"), bodies.text
 
 
 def test_where_the_buildings_are_is_where_the_labels_put_them(analyst):
