@@ -108,7 +108,9 @@ class Analyst:
         measured = measured_question(r.question) if r.token == "[VQA]" else None  # (kind, class) from the heads
         if measured is None and r.token == "[VQA]" and len(scenes) == 1 and not asks_location(r.question):
             measured = ("unlearned", None)  # of one image the language model learned only RSIVQA's location questions
-        chips, question, ref_box = self._chips(scenes, r, measured, aoi, size, detail, window)
+        # a part of the picture named for [REF] ("what is in the top left?"): its name and its box
+        part = named_part(r.question) if r.token == "[REF]" and aoi is None and "[" not in r.question else None
+        chips, question, ref_box = self._chips(scenes, r, measured, aoi, size, detail, window, part)
         valid = np.logical_and.reduce([c.valid for c in chips])
         if not valid.any():
             raise RsappError("the area asked about has no valid pixels (all no-data"
@@ -128,8 +130,8 @@ class Analyst:
             chip_size=chips[0].size, chip_gsd_m=chip_gsd, gsd_source=source, gsd_m=chip_gsd / chips[0].scale,
             gsd_sigma_log10=gen.s_sigma if source == "predicted" else None, tokens_total=gen.tokens_total,
             tokens_kept=gen.tokens_kept, language_model=gen.language_model, quant=rt.quant, aoi_box_px=ref_box)
-        if r.token == "[REF]" and aoi is None and "[" not in r.question:  # a part named: "the top left: road (…)"
-            answer.text = answer.raw_text = f"{named_part(r.question)[0]}: {gen.text.replace('of the box', 'of it')}"
+        if part is not None:  # "the top left: road (43% of it)"
+            answer.text = answer.raw_text = f"{part[0]}: {gen.text.replace('of the box', 'of it')}"
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
         self._decode(answer, r, measured, req, chips, gen)
@@ -140,9 +142,10 @@ class Analyst:
         return answer
 
     # --- steps ----------------------------------------------------------------------------------------------
-    def _chips(self, scenes, r: Route, measured, aoi, size, detail=False, window=None
+    def _chips(self, scenes, r: Route, measured, aoi, size, detail=False, window=None, part=None
                ) -> tuple[list[Chip], str, tuple | None]:
-        """The chip(s) the model sees, the question (a [REF] drawn box is written into it), and that box.
+        """The chip(s) the model sees, the question (a [REF] drawn box, or the box of `part`, a named part of the
+        picture from named_part, is written into it), and that box.
 
         An area larger than the model's input is resampled to it, except for pixel answers up to
         AUTO_NATIVE_PX across and anything asked with detail: those are read at native resolution."""
@@ -167,7 +170,7 @@ class Analyst:
             question = f"{r.question} {boxes_to_text([box], chip.size)}".strip()
             return [chip], question, box
         chip = make_chip(scenes[0], aoi, fit, window=window)
-        if r.token == "[REF]" and "[" not in r.question and (part := named_part(r.question)):  # "the top left"
+        if part is not None:  # [REF] of a named part of the picture: its third of the picture is the box
             row0, row1, col0, col1 = chip.picture or (0, chip.size, 0, chip.size)
             fx0, fy0, fx1, fy1 = part[1]
             box = (col0 + fx0 * (col1 - col0), row0 + fy0 * (row1 - row0), col0 + fx1 * (col1 - col0),

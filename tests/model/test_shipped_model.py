@@ -140,6 +140,14 @@ def analyst(runtime):
     return Analyst(runtime=runtime)
 
 
+def ask_sample(analyst, *questions: str) -> list:
+    """The analyst's answers to each question on the bundled Las Vegas street, in order."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        return [analyst.ask([scene], q) for q in questions]
+
+
 def _chip_truth(answer, geojson, crs) -> np.ndarray:
     import geopandas as gpd
     from rasterio.features import rasterize
@@ -305,15 +313,10 @@ def test_a_question_comparing_two_classes_agrees_with_asking_for_each(analyst):
     the counts a "how many" gets; the Las Vegas street holds more houses than trees, and more houses than streets."""
     import re
 
-    from rsapp.geo import Scene
-
-    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
-        more = analyst.ask([scene], "[VQA] are there more houses than trees?")
-        fewer = analyst.ask([scene], "[VQA] are there more trees than houses?")
-        cover = analyst.ask([scene], "[VQA] what is the dominant land cover?")
-        number = analyst.ask([scene], "[VQA] is the number of buildings greater than the number of roads?")
-        houses = analyst.ask([scene], "[VQA] how many houses are there?")
-        roads = analyst.ask([scene], "[VQA] how many roads are there?")
+    more, fewer, cover, number, houses, roads = ask_sample(
+        analyst, "[VQA] are there more houses than trees?", "[VQA] are there more trees than houses?",
+        "[VQA] what is the dominant land cover?", "[VQA] is the number of buildings greater than the number of roads?",
+        "[VQA] how many houses are there?", "[VQA] how many roads are there?")
     building = re.search(r"building covers most \((\d+\.\d) %", cover.text).group(1)  # its share, largest first
     vegetation = re.search(r"vegetation (\d+\.\d) %", cover.text).group(1)
     assert more.text == f"yes: building covers {building} % of the area, vegetation {vegetation} %", more.text
@@ -965,20 +968,12 @@ def test_paraphrases_without_a_token_reach_the_answer_they_ask_for(analyst):
     the mean of the boxed buildings' areas (each got "cannot say")."""
     import re
 
-    from rsapp.geo import Scene
-
-    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
-        which = analyst.ask([scene], "which building is the largest?")
-        find = analyst.ask([scene], "find the biggest building")
-        gsd = analyst.ask([scene], "what is the ground resolution?")
-        streets = analyst.ask([scene], "highlight the streets")
-        buildings = analyst.ask([scene], "mark all the buildings")
-        drawn = analyst.ask([scene], "draw the buildings")
-        dense = analyst.ask([scene], "how dense is the housing?")
-        summary = analyst.ask([scene], "give me a summary")
-        average = analyst.ask([scene], "what's the average house size?")
-        largest, smallest = (analyst.ask([scene], f"how big is the {w} building?") for w in ("largest", "smallest"))
-        n = int(analyst.ask([scene], "how many houses are there?").text)
+    which, find, gsd, streets, buildings, drawn, dense, summary, average, largest, smallest, houses = ask_sample(
+        analyst, "which building is the largest?", "find the biggest building", "what is the ground resolution?",
+        "highlight the streets", "mark all the buildings", "draw the buildings", "how dense is the housing?",
+        "give me a summary", "what's the average house size?", "how big is the largest building?",
+        "how big is the smallest building?", "how many houses are there?")
+    n = int(houses.text)
     assert which.task == "[VG]" and which.n_boxes == 1 and which.boxes_px == find.boxes_px, which.text
     # the box's label, which names its layer and export, is what was boxed, not the question's words
     assert which.box_labels == find.box_labels == ["the largest building"], which.box_labels
