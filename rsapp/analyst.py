@@ -103,6 +103,8 @@ class Analyst:
         if gsd is not None and not (math.isfinite(gsd) and GSD_RANGE_M[0] <= gsd <= GSD_RANGE_M[1]):
             raise RsappError(f"GSD override {gsd} m is outside {GSD_RANGE_M[0]}–{GSD_RANGE_M[1]} m")
         r = route(prompt, n_images=len(scenes), force=task)
+        if r.later_date:  # a question about one picture asked of two dates ("which building is the largest?")
+            scenes = scenes[1:]
         if window is not None and len(scenes) != 1:
             raise RsappError("a pixel window is asked of one image")
         measured = measured_question(r.question) if r.token == "[VQA]" else None  # (kind, class) from the heads
@@ -134,6 +136,8 @@ class Analyst:
             answer.text = answer.raw_text = f"{part[0]}: {gen.text.replace('of the box', 'of it')}"
         if r.inferred:
             answer.warnings.append(f"no task token given: used {r.token}")
+        if r.later_date:
+            answer.warnings.append(f"{r.token} reads one image: answered on the second date ({scenes[0].name})")
         self._decode(answer, r, measured, req, chips, gen)
         if len(chips) == 1 and req.output in ("mask", "boxes", "count") and answer.chip_gsd_m:
             classes = answered_classes(answer, req, measured, valid)

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 
 from rsapp.errors import RsappError
-from rsapp.tasks.vocabulary import (AREA_CLASSES, asks_gsd, dense_class_of, named_part, selection_of,
-                                    unresolved_relation)
+from rsapp.tasks.vocabulary import (AREA_CLASSES, asks_change, asks_gsd, dense_class_of, measured_question,
+                                    named_part, selection_of, unresolved_relation)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Route:
     expert: int
     question: str  # the prompt without its token
     inferred: bool  # True when no token was given and the router chose one
+    later_date: bool = False  # a task of one image asked of two dates: the second (later) date answers it
 
     @property
     def task(self) -> Task:
@@ -106,12 +107,13 @@ def route(prompt: str, n_images: int = 1, force: str | None = None) -> Route:
         token = "[CAP]"
     task = TASKS[token]
     expert, images = task.expert, task.images
-    if n_images not in images:
+    later_date = n_images == 2 and images == (1,)  # "which building is the largest?" of the after date
+    if n_images not in images and not later_date:
         want = " or ".join(str(i) for i in images)
         raise RsappError(f"{token} takes {want} image{'s' if images != (1,) else ''}, but {n_images} {'was' if n_images == 1 else 'were'} given")
     if not question and task.needs_question:
         raise RsappError(f"{token} needs a question or phrase after the token")
-    return Route(token=token, expert=expert, question=question, inferred=inferred)
+    return Route(token=token, expert=expert, question=question, inferred=inferred, later_date=later_date)
 
 
 def _normalise(token: str | None) -> str | None:
@@ -126,6 +128,11 @@ def _normalise(token: str | None) -> str | None:
 
 def infer_token(question: str, n_images: int) -> str:
     """The token a prompt with none most likely means (the answer reports it, the user can override)."""
+    if n_images == 2 and not asks_change(question):  # about one picture: boxes, the scene, what the heads measure
+        one = infer_token(question, 1)
+        measured = measured_question(question) if one == "[VQA]" else None
+        if one in ("[VG]", "[REF]", "[CLS]") or (measured is not None and measured[0] != "unmeasured"):
+            return one
     if n_images == 2:  # "has the vegetation changed?": that class's change, as two-date [SEG] draws it
         named = dense_class_of(question)
         return "[SEG]" if _CHANGE_SEG_CUE.search(question) or named not in (None, "building") else "[CCD]"

@@ -303,9 +303,16 @@ def present_class(question: str) -> str | None:
     return dense_class_of(question) if _PRESENT_RE.search(question or "") else None
 
 
-# Words of a question about what changed between two dates, which the language model answers on a pair
-_CHANGE_WORDS_RE = re.compile(r"\b(chang\w*|new|newly|differen\w*|built|demolish\w*|removed|appeared|damage\w*)\b",
-                              re.I)
+# Words of a question about what changed between two dates ("what's new?", "compare the two images")
+_CHANGE_WORDS_RE = re.compile(r"\b(chang\w*|new|newly|differ\w*|built|constructed|demolish\w*|destroy\w*|removed|"
+                              r"(?:dis)?appear\w*|damage\w*|compar\w*|before|after|since|happen\w*|gr[eo]w\w*|"
+                              r"lost|gain\w*|added|cleared|expan\w*|between|dates?)\b", re.I)
+
+
+def asks_change(question: str) -> bool:
+    """Whether a question asks what changed between two dates ('what's new?', 'how many houses were built?')
+    rather than about what one picture shows ('which building is the largest?')."""
+    return bool(_CHANGE_WORDS_RE.search(question or ""))
 _AROUND_OBJECT_RE = re.compile(r"^(?:(?:is|are|there|any|some|a|an|the)\s+)+|\s*\b(?:(?:in|on|within) (?:this|the) "
                                r"(?:image|picture|photo|scene|area|tile)|here)\b|[?.!\s]+$", re.I)
 

@@ -621,6 +621,28 @@ def test_the_change_sentence_follows_the_map_not_the_question(analyst):
     assert re.match(r"(many|\d+) buildings were demolished \(", reversed_dates), reversed_dates
 
 
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_a_question_about_one_picture_asked_of_two_dates_is_answered_on_the_later_one(analyst):
+    """Held-out LEVIR-CD test_1 as two dates. "which building is the largest?" got the change sentence (no task
+    token: [CCD]), and "[VG] the largest building" the error "[VG] takes 1 image, but 2 were given", though the app
+    keeps both dates loaded. A question about one picture is now asked of the second date, and says so; a question
+    about change still reads both."""
+    from rsapp.geo import Scene
+
+    folder = REAL / "change" / "levir-cd-full-tiles"
+    with Scene(folder / "A" / "test_1.png") as a, Scene(folder / "B" / "test_1.png") as b:
+        largest, forced, count = (analyst.ask([a, b], q) for q in (
+            "which building is the largest?", "[VG] the largest building", "how many buildings are there?"))
+        alone = [analyst.ask([b], q) for q in ("[VG] the largest building", "how many buildings are there?")]
+        built = analyst.ask([a, b], "how many buildings were built?")
+    assert largest.task == forced.task == "[VG]" and len(largest.boxes_px) == 1
+    assert largest.boxes_px == forced.boxes_px == alone[0].boxes_px
+    assert count.task == "[VQA]" and count.text == alone[1].text and re.match(r"\d+\b", count.text), count.text
+    assert all(any("answered on the second date (test_1.png)" in w for w in x.warnings) for x in (largest, count))
+    assert len(largest.sources) == len(count.sources) == 1
+    assert built.task == "[CCD]" and built.is_change and "buildings were built" in built.text
+
+
 LEVIR_GSD_MAX_LOG10_ERR = 0.15  # measured 0.035 (0.46 m for 0.5 m); before, the answer said the chip's 0.92 m
 
 
