@@ -86,7 +86,8 @@ def instance_chip(r: Raster, rng, chip: int, max_factor: float = 3.0
             break
     rgb = _place(square_resize(r.rgb[win], side, False), chip, 0)
     ids = _place(square_resize(r.instances[win], side, True), chip, 0)
-    labelled = _place(square_resize((r.dense[win] != IGNORE).astype(np.uint8), side, True), chip, 0)
+    known = np.ones(r.rgb.shape[:2], bool)[win] if r.dense is None else r.dense[win] != IGNORE  # boxes label all
+    labelled = _place(square_resize(known.astype(np.uint8), side, True), chip, 0)
     rgb, ids, labelled = _augment([rgb, ids, labelled], rng)
     return jitter(rgb, rng), ids, labelled > 0, None if r.gsd_m is None else r.gsd_m * factor
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rsapp.data.real_chips import cast_shadow, change_chip, dense_chip, paste_pond, scene_chip, synthetic_change
+from rsapp.data.real_chips import (cast_shadow, change_chip, dense_chip, instance_chip, paste_pond, scene_chip,
+                                   synthetic_change)
 from rsapp.data.real_sets import DENSE_INDEX, NONE_OF_KNOWN
 
 
@@ -84,6 +85,21 @@ def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng,
         if set(r.known) & LAND and rng.random() < shadow_share:  # not on a sea a set leaves unlabelled (ships)
             rgb, shade = cast_shadow(rgb, labels, rng, shadow_beside)
             target[DENSE_INDEX["water"], shade], weight[DENSE_INDEX["water"], shade] = 0.0, 1.0
+        batch.dense.append(rgb), batch.dense_targets.append(target), batch.dense_weights.append(weight)
+        batch.gsd_m.append(gsd)
+
+
+def add_crowns(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng) -> None:
+    """n chips of the tree-crown sets (NEON's boxes, as the ellipses they hold): a crown's pixels are vegetation and
+    no other land class; the ground between crowns is unlabelled (grass is vegetation too)."""
+    for _ in range(n):
+        rgb, ids, _, gsd = instance_chip(pick(rasters, rng), rng, chip)
+        crown = ids > 0
+        target = np.zeros((classes,) + crown.shape, np.float32)
+        weight = np.zeros_like(target)
+        for name in LAND | {"water"}:
+            weight[DENSE_INDEX[name], crown] = 1.0
+        target[DENSE_INDEX["vegetation"], crown] = 1.0
         batch.dense.append(rgb), batch.dense_targets.append(target), batch.dense_weights.append(weight)
         batch.gsd_m.append(gsd)
 

@@ -22,7 +22,8 @@ is sea and creek seen with its shore, and a still pond alone on dry ground was r
 With shadow_share, that share gets a shadow cast (cast_shadow: ground darkened in place, labelled not water): taught
 ponds alone, the head painted shadows as water (v2_dense5.json; docs/EXPERIMENTS.md). With shadow_beside, that share
 of the shadows is the one the chip's labelled buildings and trees throw beside them (shadow_beside): the Las Vegas
-street's false water was thin strips along its roofs (v2_dense6.json).
+street's false water was thin strips along its roofs (v2_dense6.json). With crowns_per_step, NEON's 0.1 m tree crowns
+are vegetation (add_crowns): the head had read a fifth of the held-out crowns as vegetation (v2_dense8.json).
 
 With only_classes, a refit learns those classes alone: either only their rows of the head's 1×1 read-out (every
 other class's map stays exactly), or, with anchor, the whole head, the other classes' maps held to the starting
@@ -34,6 +35,8 @@ head's by a BCE (the release's water was refitted so, v2_dense2.json).
     python -m rsapp train dense --run configs/runs/v2_dense4.json --out runs/v2d14  # + water scenes, ponds
     python -m rsapp train dense --run configs/runs/v2_dense5.json --out runs/v2d16  # + shadows
     python -m rsapp train dense --run configs/runs/v2_dense6.json --out runs/v2d17  # + shadows beside roofs, trees
+    python -m rsapp train dense --run configs/runs/v2_dense7.json --out runs/v2d18  # longer, half the lr
+    python -m rsapp train dense --run configs/runs/v2_dense8.json --out runs/v2d19  # + NEON's crowns
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from rsapp.data.real_chips import scene_chip, water_windows
 from rsapp.data.real_sets import DENSE_INDEX, holding_scenes, ruled_out_scenes, split
 from rsapp.model.efficientnet import PyramidTail
 from rsapp.train import fit_head, read_run, start_run, vision_model
-from rsapp.train.batch import Batch, add_dense, pick, to_tensor
+from rsapp.train.batch import Batch, add_crowns, add_dense, pick, to_tensor
 from rsapp.train.losses import pixel_loss, present_loss
 
 
@@ -69,6 +72,7 @@ class DenseRun:
     anchor: float = 0.0  # with only_classes: the whole head learns those classes, and the other classes' maps are
     # held to the starting head's by a BCE of this weight, instead of freezing all but those rows
     tail_lr: float = 0.0  # > 0: the mask head's own copy of the deep blocks learns with it at this rate
+    crowns_per_step: int = 0  # chips of the tree-crown sets (NEON, 0.1 m): their crowns are vegetation (add_crowns)
     chip: int = 256
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -122,11 +126,14 @@ def train_dense(run: DenseRun, out: Path) -> Path:
     ruled_out = ruled_out_scenes(train)
     holding = holding_scenes(train)
     ponds = water_windows(labelled) if run.pond_share else []
+    crowns = [r for r in train if r.instance_class == "vegetation"]
 
     def loss_of_step() -> torch.Tensor:
         batch = Batch()
         add_dense(batch, labelled, run.chips_per_step, run.chip, classes, rng, ponds, run.pond_share,
                   run.shadow_share, run.shadow_beside)
+        if run.crowns_per_step:
+            add_crowns(batch, crowns, run.crowns_per_step, run.chip, classes, rng)
         if run.ruled_out_per_step:
             add_dense(batch, ruled_out, run.ruled_out_per_step, run.chip, classes, rng)
         with torch.no_grad():
