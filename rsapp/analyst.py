@@ -286,9 +286,11 @@ class Analyst:
                                              unlearned_sentence)(question)
         elif req.output == "gsd":
             answer.text = answer.raw_text = gsd_sentence(answer)
-        elif req.output == "count":
+        elif req.output == "count":  # "21", and the 21 boxed on the map
             answer.text = count_sentence(int(gen.text), req.dense_class,
                                          self.runtime.counted_by(req.dense_class) == "regions")
+            answer.boxes_px, answer.box_scores = list(gen.boxes_px), list(gen.box_scores)
+            answer.box_labels = [req.dense_class] * len(answer.boxes_px)
         elif r.token == "[CLS]" and (options := scene_options(question, self.runtime.config.vision.scene_labels)):
             self._choose_option(answer, options, gen)
         elif measured is not None and measured[0] in ("scene", "scene inside"):

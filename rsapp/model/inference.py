@@ -162,9 +162,10 @@ class Runtime:
         elif req.output == "boxes":
             gen.boxes_px, gen.box_scores, gen.box_areas_m2 = self.boxes(enc, req.dense_class, req.select, s,
                                                                         images[0].shape[0], picture)
-        elif req.output == "count":
-            n = len(self.instances(enc, req.dense_class, s, images[0].shape[0], picture))
-            gen.text = str(n)
+        elif req.output == "count":  # the number, and the instances counted, to be drawn
+            found = self.instances(enc, req.dense_class, s, images[0].shape[0], picture)
+            gen.text = str(len(found))
+            gen.boxes_px, gen.box_scores = [b for b, _, _ in found], [score for *_, score in found]
         elif req.output == "gsd":  # the analyst writes it from the GSD it reports (metadata, given, or SSE-U's)
             pass
         elif req.output == "region":

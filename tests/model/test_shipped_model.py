@@ -176,6 +176,9 @@ def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
     assert "answered by the vision heads" in answer_markdown(seg, None)
     # the mask's answer says the count the question got, and its layer counts the same
     assert seg.counts == {"building": int(count.text)} and f"building: {count.text} found, " in seg.text
+    # the houses counted are boxed on the map, each on the building mask (a count drew nothing before)
+    assert len(count.boxes_px) == int(count.text) and set(count.box_labels) == {"building"}
+    assert all(pred[int(y0):int(y1) + 1, int(x0):int(x1) + 1].any() for x0, y0, x1, y1 in count.boxes_px)
 
 
 def test_the_bundled_vegas_street_is_described_as_houses_or_a_residential_area(analyst):
