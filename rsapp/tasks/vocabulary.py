@@ -313,6 +313,8 @@ def asks_change(question: str) -> bool:
     """Whether a question asks what changed between two dates ('what's new?', 'how many houses were built?')
     rather than about what one picture shows ('which building is the largest?')."""
     return bool(_CHANGE_WORDS_RE.search(question or ""))
+
+
 _AROUND_OBJECT_RE = re.compile(r"^(?:(?:is|are|there|any|some|a|an|the)\s+)+|\s*\b(?:(?:in|on|within) (?:this|the) "
                                r"(?:image|picture|photo|scene|area|tile)|here)\b|[?.!\s]+$", re.I)
 
