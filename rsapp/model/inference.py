@@ -76,14 +76,12 @@ def picture_edges_held(prob: np.ndarray, r0: float, r1: float, c0: float, c1: fl
     only continues what the picture holds (a strip along a letterboxed picture's side was counted "4 water bodies"
     on the bundled street, whose water mask holds 7 m²), while a building the edge cuts keeps its cells."""
     out = prob.copy()
-    if r0 % 1 and len(out) > 1:
-        out[0] = np.minimum(out[0], out[1])
-    if r1 % 1 and len(out) > 1:
-        out[-1] = np.minimum(out[-1], out[-2])
-    if c0 % 1 and out.shape[1] > 1:
-        out[:, 0] = np.minimum(out[:, 0], out[:, 1])
-    if c1 % 1 and out.shape[1] > 1:
-        out[:, -1] = np.minimum(out[:, -1], out[:, -2])
+    for axis, start, stop in ((0, r0, r1), (1, c0, c1)):
+        lines = np.moveaxis(out, axis, 0)  # a view: rows, then columns
+        if len(lines) > 1:
+            for edge, inner, part in ((0, 1, start % 1), (-1, -2, stop % 1)):
+                if part:
+                    lines[edge] = np.minimum(lines[edge], lines[inner])
     return out
 
 
