@@ -25,10 +25,10 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
                                         where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_average, asks_how_many,
-                                    asks_location, change_caption, dense_class_of, measured_question, named_part,
-                                    option_answer, scene_options, scene_verdict, selected_phrase, selection_of,
-                                    unknown_thing, unlearned_sentence, unmeasured_sentence, unresolved_relation,
-                                    water_kind)
+                                    asks_location, change_caption, dense_class_of, grounding_selection,
+                                    measured_question, named_part, option_answer, scene_options, scene_verdict,
+                                    selected_phrase, selection_of, unknown_thing, unlearned_sentence,
+                                    unmeasured_sentence, unresolved_relation, water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -242,7 +242,7 @@ class Analyst:
         return Request(r.token, question, r.expert, task.output,
                        dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
                        labels=labels,
-                       select=selection_of(question),
+                       select=grounding_selection(question),
                        scene_expert=TASKS["[CLS]"].expert if r.token == "[CAP]" else None)  # of the class [CLS] says
 
     def _decode(self, answer: Answer, r: Route, measured, req, chips: list[Chip], gen) -> None:

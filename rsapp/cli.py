@@ -151,12 +151,13 @@ def cmd_bench(args) -> int:
 def cmd_evaluate(args) -> int:
     from rsapp.analyst import Analyst
 
-    rt = Analyst(weights=args.weights, quant=args.quant).runtime
+    analyst = Analyst(weights=args.weights, quant=args.quant)
+    rt = analyst.runtime
     result: dict = {"model": rt.name, "quant": rt.quant}
     if args.real:
-        from rsapp.evaluate.real import RuntimePredictor, evaluate_real
+        from rsapp.evaluate.real import RuntimePredictor, asking, evaluate_real
 
-        result["real"] = evaluate_real(RuntimePredictor(rt), text_n=args.text_n)
+        result["real"] = evaluate_real(RuntimePredictor(rt), text_n=args.text_n, ask=asking(analyst))
     if args.seed is not None:
         from rsapp.evaluate.synthetic import evaluate_synthetic
 

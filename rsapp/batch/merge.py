@@ -14,7 +14,7 @@ from pyproj import CRS
 from rsapp.batch.tiles import Tile
 from rsapp.batch.worker import TileResult
 from rsapp.geo.aoi import area_m2
-from rsapp.tasks.vocabulary import selection_of
+from rsapp.tasks.vocabulary import grounding_selection
 
 NMS_IOU = 0.5
 # A region smaller than one cell of the model's pixel maps (stride 4: 4 × 4 px) is resampling speckle, not an
@@ -68,7 +68,7 @@ def merge(results: list[TileResult], tiles: list[Tile], prompt: str) -> tuple[di
     for r in results:
         by_scene[r.path].append(r)
     layers: dict[str, list[gpd.GeoDataFrame]] = defaultdict(list)
-    select = selection_of(prompt)  # a pick such as "the largest building": made again over each scene
+    select = grounding_selection(prompt)  # a pick such as "the largest building": made again over each scene
     for path, rs in by_scene.items():
         crs = CRS.from_wkt(rs[0].crs_wkt) if rs[0].crs_wkt else None
         pixel = shapely.from_wkb(rs[0].tile_wkb).area / tile_px[rs[0].key]  # one pixel's area in map units

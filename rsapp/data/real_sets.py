@@ -50,6 +50,9 @@ SPLITS = {
     "vegas-buildings": "evaluation only (the bundled sample)",
     "neon-trees": "OSBS_029 held out (61 crowns); YELL, SOAP, SJER and BLAN train (BLAN's 4 boxes are DeepForest's "
                   "predictions, not hand labels)",
+    "dior-rsvg": "evaluation only, too small to split: one DIOR image and one DIOR-RSVG phrase with its box",
+    "rsicd": "evaluation only, too small to split: one RSICD image with five captions",
+    "levir-cc": "evaluation only, too small to split: one LEVIR-CC pair with five change captions",
     "dubai-cover": "land-cover scenes ([CLS] 'bare land', 'water'): 256 px crops of the Dubai tiles that one class "
                    "covers to 80 %, split with their tiles",
 }
@@ -81,6 +84,7 @@ class Raster:
     qa: list[tuple[str, str]] = field(default_factory=list)
     instances: np.ndarray | None = None  # (H, W) int32: 1.. one id per labelled instance of instance_class, 0 none
     instance_class: str | None = None  # the dense class whose instances are labelled (building, ship)
+    referred: tuple[str, tuple[float, float, float, float]] | None = None  # a phrase, the box it names (x0 y0 x1 y1)
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -357,6 +361,36 @@ def load_change(root: Path) -> list[Raster]:
     return out
 
 
+# Sets of one example each: evaluation only (asked through the analyst by `evaluate --real`)
+SINGLE_EXAMPLE_SETS = ("dior-rsvg", "rsicd", "levir-cc")
+
+
+def load_single_examples(root: Path) -> list[Raster]:
+    """The sets of one example each, too small to split, so evaluation only (held out): DIOR-RSVG's phrase and box
+    (grounding), RSICD's captioned image, LEVIR-CC's captioned change pair. Their GSD is not given."""
+    out = []
+    dior = root / "grounding" / "dior-rsvg-golf"
+    for xml in sorted(dior.glob("*_rsvg.xml")):
+        tree = ET.parse(xml)
+        obj = tree.find("object")
+        box = tuple(float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax"))
+        out.append(Raster("dior-rsvg", xml.stem.removesuffix("_rsvg"), _rgb(dior / tree.findtext("filename")), None,
+                          True, referred=(obj.findtext("description").strip(), box)))
+    rsicd = root / "captions" / "rsicd-stadium"
+    for line in sorted(rsicd.glob("*_captions.jsonl")):
+        for item in map(json.loads, line.read_text().splitlines()):
+            image = rsicd / Path(item["filename"]).name
+            out.append(Raster("rsicd", image.stem, _rgb(image), None, True, captions=list(item["captions"])))
+    levir_cc = root / "change" / "levir-cc-caption"
+    if (levir_cc / "captions.txt").exists():
+        captions = [" ".join(w for w in words if w not in ("<START>", "<END>"))
+                    for words in json.loads((levir_cc / "captions.txt").read_text())]
+        for before in sorted((levir_cc / "A").glob("*.png")):
+            out.append(Raster("levir-cc", before.stem, _rgb(before), None, True,
+                              after=_rgb(levir_cc / "B" / before.name), captions=captions))
+    return out
+
+
 def load_samples() -> list[Raster]:
     """The bundled samples as held-out sets: Las Vegas buildings and the Taizhou change pair."""
     root = sample_root()
@@ -380,7 +414,7 @@ def load_samples() -> list[Raster]:
 
 
 LOADERS = (load_ucmerced, load_dubai, load_isprs, load_spacenet, load_deepglobe, load_ships, load_xbd, load_change,
-           load_neon_trees)
+           load_neon_trees, load_single_examples)
 # sets of pairs without change: only the change heads that ask for them train on them (ChangeRun.unchanged_pairs)
 UNCHANGED_SETS = ("xbd-unchanged",)
 

@@ -85,6 +85,16 @@ def bleu4(predictions: list[str], references: list[str]) -> float:
     return sacrebleu.corpus_bleu(predictions, [references]).score / 100.0
 
 
+def bleu4_refs(predictions: list[str], references: list[list[str]]) -> float:
+    """Corpus BLEU-4 in [0, 1] (sacrebleu) against several references per sample (a sample with fewer repeats its
+    first)."""
+    if not predictions:
+        return 0.0
+    width = max(len(r) for r in references)
+    streams = [[r[i] if i < len(r) else r[0] for r in references] for i in range(width)]
+    return sacrebleu.corpus_bleu(predictions, streams).score / 100.0
+
+
 def boxes_of(ids: np.ndarray) -> list[tuple[float, float, float, float]]:
     """(x0, y0, x1, y1) of each instance of an id map (0 none)."""
     return [(float(s[1].start), float(s[0].start), float(s[1].stop), float(s[0].stop))

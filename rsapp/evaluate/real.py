@@ -4,7 +4,8 @@ Per set: scene top-1 (UC Merced; the land-cover scenes of the Dubai tiles, set d
 (land cover, buildings, roads, ships), change F1 (LEVIR-CD, Beijing, Taizhou), the relative count error and the F1 of
 instance boxes at IoU 0.5 (sets labelling instances), the relative error of counts asked in words (RSIVQA's "how many
 cars in the picture?" on UC Merced, answered from the instances as the analyst answers a counting question), and
-the abs log10 error of the GSD predicted from pixels where the set's GSD is known.
+the abs log10 error of the GSD predicted from pixels where the set's GSD is known; the sets of one example each
+(DIOR-RSVG's phrase, RSICD's and LEVIR-CC's captions) are asked through the analyst (asked_examples).
 Images are read at their native resolution, in tiles when larger than the model's chip (VisionModel.encode_tiled),
 as the app reads pixel answers.
 """
@@ -13,16 +14,20 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from collections import defaultdict
-from typing import Protocol
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from rsapp.data.real_sets import IGNORE, Raster, cover_scenes, split
+from rsapp.data.real_sets import IGNORE, SINGLE_EXAMPLE_SETS, Raster, cover_scenes, split
 from rsapp.data.real_text import count_of
-from rsapp.evaluate.metrics import F1Accumulator, boxes_of, matched_boxes
+from rsapp.evaluate.metrics import F1Accumulator, bleu4_refs, boxes_of, matched_boxes
 from rsapp.evaluate.thresholds import overlaps
+from rsapp.tasks.boxes import iou
 from rsapp.tasks.vocabulary import counted_class
 
 TILE = 512
@@ -51,9 +56,10 @@ class Predictor(Protocol):
 
 
 def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, progress: bool = True,
-                  text_n: int = 0) -> dict:
+                  text_n: int = 0, ask: Callable | None = None) -> dict:
     """Scores per held-out set. text_n > 0 also asks the language model (predictor.text) [CLS], [CAP] and [VQA]
-    on up to text_n scenes per set (spread over the classes), through its own answer."""
+    on up to text_n scenes per set (spread over the classes), through its own answer. `ask` (asking(analyst)) asks
+    the sets of one example each as the CLI asks (asked_examples)."""
     held = split(held_out=True)
     held = [r for r in held + cover_scenes(held) if sets is None or r.set in sets]
     inter, union = defaultdict(float), defaultdict(float)
@@ -112,7 +118,57 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
     if text_n:
         for name, scores in text_scores(predictor, [r for r in held if r.scene is not None], text_n, progress).items():
             out[name].update(scores)
+    if ask is not None:
+        for name, scores in asked_examples(ask, [r for r in held if r.set in SINGLE_EXAMPLE_SETS]).items():
+            out[name].update(scores)
     return dict(out)
+
+
+def asked_examples(ask: Callable, rasters: list[Raster]) -> dict[str, dict]:
+    """The sets of one example each (evaluation only), asked as the CLI asks them: a referring phrase as [VG] (acc@0.5
+    of its first box, and that box's IoU), a captioned pair as [CCD] and a captioned image as [CAP] (BLEU-4 of the
+    answer's sentence against all the captions); each with the answer itself, to read."""
+    out: dict[str, dict] = {}
+    for r in rasters:
+        if r.referred is not None:
+            phrase, truth = r.referred
+            answer = ask([r.rgb], f"[VG] {phrase}")
+            boxes = [image_box(answer, b) for b in answer.boxes_px]
+            first = iou(boxes[0], truth) if boxes else 0.0
+            out[r.set] = {"vg_acc50": float(first >= 0.5), "vg_iou": round(first, 4), "n_boxes": len(boxes)}
+        elif r.captions:
+            answer = ask([r.rgb] if r.after is None else [r.rgb, r.after],
+                         "[CAP] describe the image" if r.after is None else "[CCD] what changed?")
+            out[r.set] = {"cap_bleu4": round(bleu4_refs([answer.raw_text or answer.text], [r.captions]), 4)}
+        else:
+            continue
+        out[r.set].update(n_examples=1, answer=answer.text)
+    return out
+
+
+def image_box(answer, box_px) -> tuple[float, float, float, float]:
+    """An answer's box in chip pixels as pixels of the image it was asked of (a file without georeference: its
+    pixel grid is its coordinates)."""
+    (x0, y0), (x1, y1) = answer.transform * box_px[:2], answer.transform * box_px[2:]
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+def asking(analyst) -> Callable:
+    """ask(images, prompt) → the analyst's Answer about the images (uint8 RGB arrays), written to PNG files and opened
+    as the CLI opens files."""
+    from PIL import Image
+
+    from rsapp.geo import Scene
+
+    def ask(images: list[np.ndarray], prompt: str):
+        with tempfile.TemporaryDirectory() as folder, ExitStack() as opened:
+            scenes = []
+            for i, rgb in enumerate(images):
+                path = Path(folder) / f"date{i + 1}.png"
+                Image.fromarray(rgb).save(path)
+                scenes.append(opened.enter_context(Scene(path)))
+            return analyst.ask(scenes, prompt)
+    return ask
 
 
 def counting_questions(r: Raster) -> list[tuple[str, int]]:
@@ -129,8 +185,6 @@ def counting_questions(r: Raster) -> list[tuple[str, int]]:
 
 def text_scores(predictor, scenes: list[Raster], n: int, progress: bool) -> dict[str, dict]:
     """[CLS] top-1, [CAP] BLEU-4 (against all five references), [VQA] exact-match accuracy, per set."""
-    import sacrebleu
-
     from rsapp.data.real_text import digits
     from rsapp.evaluate.metrics import exact
 
@@ -150,9 +204,7 @@ def text_scores(predictor, scenes: list[Raster], n: int, progress: bool) -> dict
                 vqa.append(exact(predictor.text([r.rgb], "[VQA]", q), digits(a)))
         scores = {"cls_top1_lm": round(cls_hits / len(picked), 4), "n_text": len(picked)}
         if caps:
-            width = max(len(x) for x in refs)
-            streams = [[x[i] if i < len(x) else x[0] for x in refs] for i in range(width)]
-            scores["cap_bleu4"] = round(sacrebleu.corpus_bleu(caps, streams).score / 100, 4)
+            scores["cap_bleu4"] = round(bleu4_refs(caps, refs), 4)
         if vqa:
             scores["vqa_acc"] = round(float(np.mean(vqa)), 4)
         out[name] = scores

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 
 from rsapp.errors import RsappError
-from rsapp.tasks.vocabulary import (AREA_CLASSES, asks_change, asks_gsd, dense_class_of, measured_question,
-                                    named_part, selection_of, unresolved_relation)
+from rsapp.tasks.vocabulary import (AREA_CLASSES, asks_change, asks_gsd, dense_class_of, grounding_selection,
+                                    measured_question, named_part, selection_of, unresolved_relation)
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ _CUES: list[tuple[str, re.Pattern]] = [
 ]
 # "which building is the largest?", "which tree is nearest the road?": one instance picked, as [VG] boxes it
 _WHICH_ONE_RE = re.compile(r"\bwhich\b", re.I)
+# A bare noun phrase, as grounding sets ask ("the white ship", "a green and brown golf field", "all buildings",
+# "ships"): an article or up to three words, no verb that would make it a sentence, and no question mark
+_PHRASE_RE = re.compile(r"^(?!.*\b(?:is|are|was|were|do|does|did|can|has|have)\b)\s*"
+                        r"(?:(?:a|an|the|one|all|every|each)\s+[^?]*|(?:[\w-]+\s*){1,3})$", re.I)
 _CHANGE_SEG_CUE = re.compile(r"\b(segment\w*|mask|map|where|outline|delineate)\b", re.I)
 
 
@@ -148,4 +152,8 @@ def infer_token(question: str, n_images: int) -> str:
     picks_one = selection_of(question) != "all" or unresolved_relation(question)
     if _WHICH_ONE_RE.search(question) and dense_class_of(question) and picks_one:
         return "[VG]"
+    if _PHRASE_RE.match(question) and dense_class_of(question) and measured_question(question) is None:
+        # a bare phrase naming a class: boxed, or a class that covers areas, asked all of it, drawn as its mask
+        area = dense_class_of(question) in AREA_CLASSES and grounding_selection(question) == "all"
+        return "[SEG]" if area else "[VG]"
     return "[VQA]"

@@ -137,6 +137,40 @@ def selection_of(phrase: str) -> str:
     return "all"
 
 
+# A phrase naming one thing ("a green and brown golf field", "the white ship"), as the referring expressions of
+# grounding sets do: the first countable word of its class in the singular, with an article up to four words before
+# it ("a green and brown golf field"), and no "all", "every", "each" or "any"
+_COUNTABLE_ONE = frozenset(("building house home roof rooftop structure footprint road street highway freeway lane "
+                            "lake river pond sea ocean pool reservoir tree forest plant shrub park field car vehicle "
+                            "ship boat vessel").split())
+_ONE_BEFORE_RE = re.compile(r"\b(?:a|an|the|one|this|that)\s+(?:[\w-]+\s+){0,4}$", re.I)
+_EVERY_RE = re.compile(r"\b(?:all|every|each|any)\b", re.I)
+
+
+def names_one(phrase: str) -> bool:
+    """'a green and brown golf field', 'the white ship' → True; 'ships', 'all buildings', 'the water' → False."""
+    text = _LAND_COVER_RE.sub(" ", phrase or "")
+    name = dense_class_of(text)
+    if name is None or _EVERY_RE.search(text):
+        return False
+    for m in dict(_DENSE_RE)[name].finditer(text):  # the first countable word of the class is the thing named
+        word = m.group(0).lower()
+        if word in _COUNTABLE_ONE:
+            return bool(_ONE_BEFORE_RE.search(text[:m.start()]))
+        if word.rstrip("s") in _COUNTABLE_ONE:  # "the trees in the park": many
+            return False
+    return False
+
+
+def grounding_selection(phrase: str) -> str:
+    """Which instances a [VG] phrase boxes: selection_of's cue, else the largest where the phrase names one thing
+    (names_one: without a cue that picks among several, the most prominent), else all of them (and all where it picks
+    by a distance the model cannot measure: unresolved_relation, which the answer says)."""
+    select = selection_of(phrase)
+    one = select == "all" and names_one(phrase) and not unresolved_relation(phrase)
+    return "largest" if one else select
+
+
 def unresolved_relation(phrase: str) -> bool:
     """'the building closest to the intersection': a phrase picking by distance to something the model cannot find
     (no dense class, not the centre)."""

@@ -238,6 +238,34 @@ def test_evaluate_real_scores_counts_instance_boxes_and_gsd(rasters):
     assert asked["vqa_count_rel_err"] == {"building": 0}
 
 
+def test_the_sets_of_one_example_are_held_out_and_asked_as_the_cli_asks(rasters):
+    from types import SimpleNamespace
+
+    from affine import Affine
+
+    from rsapp.data.real_sets import SINGLE_EXAMPLE_SETS
+    from rsapp.evaluate.real import asked_examples
+
+    single = [r for r in rasters if r.set in SINGLE_EXAMPLE_SETS]
+    assert sorted(r.set for r in single) == sorted(SINGLE_EXAMPLE_SETS) and all(r.held_out for r in single)
+    dior = next(r for r in single if r.referred)
+    assert dior.referred == ("A green and brown golf field", (133.0, 237.0, 684.0, 672.0))
+    asked = []
+
+    def ask(images, prompt, boxes):  # a chip at half the image's size: its boxes are read back at twice theirs
+        asked.append((len(images), prompt))
+        return SimpleNamespace(boxes_px=boxes, transform=Affine.scale(2), text="answer",
+                               raw_text="a row of houses is built by the road")
+
+    on = asked_examples(lambda im, p: ask(im, p, [(66.5, 118.5, 342, 336)]), single)
+    off = asked_examples(lambda im, p: ask(im, p, [(0, 0, 100, 100), (66.5, 118.5, 342, 336)]), [dior])
+    assert on["dior-rsvg"]["vg_acc50"] == 1 and on["dior-rsvg"]["vg_iou"] == 1 and off["dior-rsvg"]["vg_acc50"] == 0
+    assert sorted(asked[:3]) == [(1, "[CAP] describe the image"), (1, "[VG] A green and brown golf field"),
+                                 (2, "[CCD] what changed?")]
+    assert on["levir-cc"]["cap_bleu4"] == 1  # one of its captions, word for word
+    assert on["rsicd"]["cap_bleu4"] < 0.5 and on["rsicd"]["answer"] == "answer"  # a stadium is no row of houses
+
+
 def test_instance_boxes_are_matched_one_to_one():
     from rsapp.evaluate.metrics import matched_boxes
 

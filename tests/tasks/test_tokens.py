@@ -392,3 +392,27 @@ def test_an_average_size_is_told_from_one_instances_size():
 
     assert asks_average("what's the average house size?") and asks_average("how big are the houses on average?")
     assert not asks_average("how big is the largest building?") and not asks_average("how many houses on average?")
+
+
+@pytest.mark.parametrize("phrase,select", [
+    ("A green and brown golf field", "largest"), ("the white ship", "largest"), ("a building", "largest"),
+    ("the river", "largest"), ("the smallest pond", "smallest"), ("the tree nearest the road", "nearest road"),
+    ("ships", "all"), ("all buildings", "all"), ("the houses", "all"), ("the trees in the park", "all"),
+    ("every ship in the harbour", "all"), ("the water", "all"),  # many, or a mass of it
+    ("the building closest to the intersection", "all"),  # a distance it cannot measure: every one, as it says
+])
+def test_a_phrase_naming_one_thing_boxes_the_largest_and_one_naming_many_boxes_all(phrase, select):
+    from rsapp.tasks.vocabulary import grounding_selection
+
+    assert grounding_selection(phrase) == select
+
+
+@pytest.mark.parametrize("prompt,token", [
+    ("A green and brown golf field", "[VG]"), ("the white ship", "[VG]"), ("ships", "[VG]"),
+    ("the largest building", "[VG]"), ("all buildings", "[VG]"),
+    ("the roads", "[SEG]"), ("the trees in the park", "[SEG]"),  # all of a class that covers areas: its mask
+    ("the number of ships", "[VQA]"), ("trees are green", "[VQA]"), ("the image", "[VQA]"),  # no phrase to ground
+])
+def test_a_bare_phrase_naming_a_class_is_grounded(prompt, token):
+    r = route(prompt, n_images=1)
+    assert r.token == token and r.inferred
