@@ -51,9 +51,14 @@ def ship(stage_b: Path, out: Path, sse_u: Path | None = None, change: Path | Non
     if instances is not None:
         fitted = json.loads((instances / "run.json").read_text())["config"]
         cfg.vision.instance_classes = tuple(fitted["instance_classes"])
-    if scene is not None:  # the labels the fitted scene head names besides the scene classes
+    if scene is not None:  # the labels the fitted scene head names besides the scene classes, and its own deep blocks
         fitted = json.loads((scene / "run.json").read_text())["config"]
         cfg.vision.cover_scenes = tuple(fitted.get("cover_scenes", ()))
+        cfg.vision.scene_tail = bool(fitted.get("scene_tail"))
+        if cfg.vision.scene_tail:
+            state = graft(state, scene, "scene_tail", stage_b)
+        else:
+            state = {k: v for k, v in state.items() if not k.startswith("vision.scene_tail.")}
     if dense is not None:
         cfg.vision.mask_head_share = mask_share
         # a mask head fitted with its own copy of the deep blocks (train dense with tail_lr) brings the copy

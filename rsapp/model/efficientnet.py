@@ -163,6 +163,34 @@ class PyramidTail(nn.Module):
             block.fold_batchnorm()
 
 
+class PooledTail(nn.Module):
+    """A copy of the backbone's blocks after C3 and of its head conv: C3 → the (B, 1280) pooled head features. The
+    scene head reads it, tuned for scenes (rsapp.train.scene with tail_lr), where every other head and the language
+    model read the shared tower as it is."""
+
+    def __init__(self):
+        super().__init__()
+        self.tail = PyramidTail()
+        self._conv_head = nn.Conv2d(STAGES[-1][-1], HEAD, 1, bias=False)
+        self._bn1 = _bn(HEAD)
+        self.act = nn.ReLU6(inplace=True)
+
+    @classmethod
+    def copy_of(cls, backbone: EfficientNetLite) -> "PooledTail":
+        pooled = cls()
+        pooled.tail = PyramidTail.copy_of(backbone)
+        pooled._conv_head.load_state_dict(backbone._conv_head.state_dict())
+        pooled._bn1.load_state_dict(backbone._bn1.state_dict())
+        return pooled
+
+    def forward(self, c3: torch.Tensor) -> torch.Tensor:
+        return self.act(self._bn1(self._conv_head(self.tail(c3)[-1]))).mean((2, 3))
+
+    def fold_batchnorm(self) -> None:
+        self.tail.fold_batchnorm()
+        _fold(self, ("_conv_head", "_bn1"))
+
+
 class _Pyramid(nn.Module):
     """The pyramid as a module returning a tuple (what tracing needs)."""
 

@@ -8,8 +8,8 @@ from rsapp.model.vlm import RsappVLM
 # Parameter-name prefix → part (first match wins; order matters).
 PARTS = (
     ("vision.tower.backbone.", "vision"), ("vision.tower.fusion.", "fusion"), ("vision.dense_head.", "dense_head"),
-    ("vision.mask_head.", "mask_head"), ("vision.mask_tail.", "mask_tail"), ("vision.change_head.", "change_head"),
-    ("vision.second_change_head.", "change_head"),
+    ("vision.mask_head.", "mask_head"), ("vision.mask_tail.", "mask_tail"), ("vision.scene_tail.", "scene_tail"),
+    ("vision.change_head.", "change_head"), ("vision.second_change_head.", "change_head"),
     ("vision.instance_head.", "instance_head"), ("vision.scene_head.", "scene_head"), ("vision.sse_u.", "sse_u"),
     ("projector.", "projector"),
 )

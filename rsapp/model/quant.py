@@ -44,8 +44,9 @@ def quantize(model: nn.Module, path: str) -> nn.Module:
     model.lm = PackedLM(model.lm, *((BASE_BITS, 8) if path == "int8" else (32, 32)))
     backbone = model.vision.tower.backbone
     backbone.fold_batchnorm()
-    if (tail := getattr(model.vision, "mask_tail", None)) is not None:
-        tail.fold_batchnorm()
+    for name in ("mask_tail", "scene_tail"):
+        if (tail := getattr(model.vision, name, None)) is not None:
+            tail.fold_batchnorm()
     if path == "int8":
         for part in (model.vision, model.projector):
             for module in part.modules():

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from rsapp.model.counting import instance_count
-from rsapp.model.efficientnet import PyramidTail
+from rsapp.model.efficientnet import PooledTail, PyramidTail
 from rsapp.model.heads import ChangeHead, DenseHead, InstanceHead, SceneHead, SSEU
 from rsapp.model.trained_range import coarser_than_trained
 from rsapp.model.tower import VisionTower, VisualTokens, grid_positions, prune, token_budget
@@ -117,6 +117,9 @@ class VisionConfig:
     # The mask head reads its own copy of the tower's stride-16 and stride-32 blocks (PyramidTail), tuned for land
     # cover with it (rsapp.train.dense; False: it reads the shared tower, as every other head does)
     mask_tail: bool = False
+    # The scene head reads its own copy of the tower's deep blocks and head conv (PooledTail), tuned for scenes with
+    # it (rsapp.train.scene with tail_lr; False: the shared tower's pooled features)
+    scene_tail: bool = False
     # A second change head (fitted with real pairs without building change too: rsapp.train.change unchanged_pairs)
     # whose logits are averaged with the first's (False: the first alone)
     second_change_head: bool = False
@@ -334,6 +337,8 @@ class VisionModel(nn.Module):
             self.second_change_head = ChangeHead()
         if cfg.instance_classes:
             self.instance_head = InstanceHead(len(cfg.instance_classes))
+        if cfg.scene_tail:
+            self.scene_tail = PooledTail()
         self.scene_head = SceneHead(self.tower.pooled_dim, len(cfg.scene_labels))
         self.sse_u = SSEU(self.tower.pooled_dim, prior=cfg.s_prior)
 
@@ -365,9 +370,17 @@ class VisionModel(nn.Module):
         and the average reads coarser or softer collections better (docs/EXPERIMENTS.md, the scene head)."""
         first = [lv[:1] for lv in levels]
         step = 1 if x.shape[-1] == x.shape[-2] else 2
-        reads = [self.scene_head(pooled[:1] if k == 0 else self.tower.pooled(lv)).log_softmax(-1)
+        reads = [self.scene_head(self.scene_pooled(lv, pooled[:1] if k == 0 else None)).log_softmax(-1)
                  for k, lv in self.turned(x[:1], first, views, step)]
         return torch.stack(reads).mean(0)
+
+    def scene_pooled(self, levels: list[torch.Tensor], pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled features the scene head reads: of its own tuned copy of the deep blocks when it has one, else
+        the tower's (`pooled` when already computed)."""
+        tail = getattr(self, "scene_tail", None)
+        if tail is not None:
+            return tail(levels[1])
+        return pooled if pooled is not None else self.tower.pooled(levels)
 
     def mask_levels(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
         """The pyramid the mask head reads: the tower's, with C4 and C5 from its own tuned copy when it has one."""

@@ -139,12 +139,12 @@ def selection_of(phrase: str) -> str:
 
 # A phrase naming one thing ("a green and brown golf field", "the white ship"), as the referring expressions of
 # grounding sets do: the first countable word of its class in the singular, with an article up to four words before
-# it ("a green and brown golf field"), and no "all", "every", "each" or "any"
+# it ("a green and brown golf field"), and no "all", "every", "each", "any" or "network"
 _COUNTABLE_ONE = frozenset(("building house home roof rooftop structure footprint road street highway freeway lane "
                             "lake river pond sea ocean pool reservoir tree forest plant shrub park field car vehicle "
                             "ship boat vessel").split())
 _ONE_BEFORE_RE = re.compile(r"\b(?:a|an|the|one|this|that)\s+(?:[\w-]+\s+){0,4}$", re.I)
-_EVERY_RE = re.compile(r"\b(?:all|every|each|any)\b", re.I)
+_EVERY_RE = re.compile(r"\b(?:all|every|each|any|network|system)\b", re.I)  # "the road network": all of them
 
 
 def names_one(phrase: str) -> bool:

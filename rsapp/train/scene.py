@@ -39,9 +39,10 @@ from tqdm import tqdm
 
 from rsapp.data.real_chips import jitter, square_resize
 from rsapp.data.real_sets import cover_scenes, split
+from rsapp.model.efficientnet import PooledTail
 from rsapp.model.vision_model import VisionConfig, VisionModel, to_tensor
 from rsapp.tasks.vocabulary import COVER_SCENES
-from rsapp.train import read_run, save_vision_run, start_run, vision_state
+from rsapp.train import lr_factor, read_run, save_vision_run, start_run, vision_state
 
 MOSAIC_PX = 256
 
@@ -61,6 +62,11 @@ class SceneRun:
     cover_per_class: int = 0  # land-cover scenes (COVER_SCENES) of each label drawn from the train tiles (0: none)
     zoom_in: bool = False  # also a view 1.4–2× finer (upsampled, up to 512 px): a finer collection's pixels
     optics: float = 0.0  # share of the views seen through another sensor's optics (blur, sharpening, JPEG)
+    # > 0: the head is fitted with its own copy of the tower's deep blocks and head conv (PooledTail) tuned at this
+    # learning rate (the head at lr), one fresh view of each scene a step, `epochs` passes (tail_epochs); 0: the
+    # linear head alone on the frozen tower's pooled features
+    tail_lr: float = 0.0
+    accumulate: int = 16  # with tail_lr: views a step (their gradients summed; views differ in size)
 
 
 def downsampled(rgb: np.ndarray, factor: float) -> np.ndarray:
@@ -156,6 +162,10 @@ def train_scene(run: SceneRun, out: Path) -> Path:
             scenes += picked
     images_of = {name: [r.rgb for r in rs] for name, rs in rasters_of.items()}
     t0 = time.time()
+    if run.tail_lr:
+        fit_with_tail(model, run, scenes, images_of, rng)
+        save_vision_run(model, run, out, t0, views=run.epochs * len(scenes))
+        return out
     feats, targets = [], []
     with torch.no_grad():
         for r in tqdm(scenes, desc="scene views", mininterval=30):
@@ -179,6 +189,38 @@ def train_scene(run: SceneRun, out: Path) -> Path:
     model.eval()
     save_vision_run(model, run, out, t0, views=len(x))
     return out
+
+
+def fit_with_tail(model: VisionModel, run: SceneRun, scenes: list, images_of: dict[str, list], rng) -> None:
+    """The scene head fitted with its own copy of the deep blocks (model.scene_tail, PooledTail, copied from the
+    tower and tuned at run.tail_lr; the head at run.lr): each epoch one fresh view of every scene (`views`), a step
+    every run.accumulate views; AdamW warmed up then cosine. The copy keeps the tower's batch-norm statistics."""
+    model.scene_tail = PooledTail.copy_of(model.tower.backbone).eval()
+    model.cfg.scene_tail = True
+    labels = model.cfg.scene_labels
+    groups = [(model.scene_tail, run.tail_lr), (model.scene_head, run.lr)]
+    opt = torch.optim.AdamW([{"params": m.parameters(), "lr": lr} for m, lr in groups], weight_decay=run.weight_decay)
+    steps, step = run.epochs * len(scenes) // run.accumulate, 0
+    model.scene_head.train()
+    for epoch in range(run.epochs):
+        losses = []
+        for n, i in enumerate(tqdm(rng.permutation(len(scenes)), desc=f"scene epoch {epoch}", mininterval=30)):
+            r = scenes[int(i)]
+            seen = views(r.rgb, images_of[r.scene], rng, run.photometric, run.zoom_in, run.optics)
+            with torch.no_grad():
+                levels = model.tower.pyramid(to_tensor(seen[int(rng.integers(len(seen)))]))
+            logits = model.scene_head(model.scene_pooled(levels))
+            loss = F.cross_entropy(logits, torch.tensor([labels.index(r.scene)]), label_smoothing=run.label_smoothing)
+            (loss / run.accumulate).backward()
+            losses.append(loss.item())
+            if (n + 1) % run.accumulate == 0:
+                for g, (_, lr) in zip(opt.param_groups, groups):
+                    g["lr"] = lr * lr_factor(step, steps, warmup=20)
+                opt.step()
+                opt.zero_grad()
+                step += 1
+        print(json.dumps({"epoch": epoch, "scene": round(float(np.mean(losses)), 4)}), flush=True)
+    model.eval()
 
 
 if __name__ == "__main__":  # python -m rsapp.train.scene RUN.json OUT_DIR

@@ -398,7 +398,7 @@ def test_an_average_size_is_told_from_one_instances_size():
     ("A green and brown golf field", "largest"), ("the white ship", "largest"), ("a building", "largest"),
     ("the river", "largest"), ("the smallest pond", "smallest"), ("the tree nearest the road", "nearest road"),
     ("ships", "all"), ("all buildings", "all"), ("the houses", "all"), ("the trees in the park", "all"),
-    ("every ship in the harbour", "all"), ("the water", "all"),  # many, or a mass of it
+    ("every ship in the harbour", "all"), ("the water", "all"), ("the road network", "all"),  # many, or a mass
     ("the building closest to the intersection", "all"),  # a distance it cannot measure: every one, as it says
 ])
 def test_a_phrase_naming_one_thing_boxes_the_largest_and_one_naming_many_boxes_all(phrase, select):
