@@ -8,7 +8,9 @@ resampled to 256 px (a wider view at 2–3× coarser GSD); flipped at random, an
 sensor's colours (colour cast, contrast, saturation, haze: another collection's look). With zoom_in (v2sc4) each is
 also seen 1.4–2× finer (upsampled, at most 512 px): a finer collection, or a 600 px file of the same area resampled
 into the analyst's chip, had been a stranger too (held-out head top-1 0.70 at 2.3× finer). The tower is frozen, so its
-pooled features are computed once and the linear head is fitted on them (dropout, label smoothing, AdamW).
+pooled features are computed once and the linear head is fitted on them (dropout, label smoothing, AdamW). With
+tail_lr (v2sc8) the head reads its own copy of the tower's deep blocks and head conv (PooledTail), tuned with it on a
+fresh view of every scene each pass (fit_with_tail); the shared tower stays as it was.
 
 The head also names land-cover scenes (COVER_SCENES: a desert is "bare land", open water "water"): crops of the
 land-cover sets' train tiles that one class covers to 80 % (rsapp.data.real_sets.cover_scenes), up to
@@ -18,7 +20,7 @@ language model reads keeps the 21.
 The tower stays as it was, so the language model's tokens do not move; its tag token carries the scene
 probabilities, which now hold at coarser scales. tools/ship_model.py grafts the head into the release.
 
-    python -m rsapp train scene --run configs/runs/v2_scene4.json --out runs/v2sc4
+    python -m rsapp train scene --run configs/runs/v2_scene7.json --out runs/v2sc8
 """
 
 from __future__ import annotations
