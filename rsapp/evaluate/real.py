@@ -136,9 +136,10 @@ def asked_examples(ask: Callable, rasters: list[Raster]) -> dict[str, dict]:
             boxes = [image_box(answer, b) for b in answer.boxes_px]
             first = iou(boxes[0], truth) if boxes else 0.0
             out[r.set] = {"vg_acc50": float(first >= 0.5), "vg_iou": round(first, 4), "n_boxes": len(boxes)}
-        elif r.captions:
-            answer = ask([r.rgb] if r.after is None else [r.rgb, r.after],
-                         "[CAP] describe the image" if r.after is None else "[CCD] what changed?")
+        elif r.captions:  # a pair's captions are of its change
+            images, prompt = (([r.rgb, r.after], "[CCD] what changed?") if r.after is not None
+                              else ([r.rgb], "[CAP] describe the image"))
+            answer = ask(images, prompt)
             out[r.set] = {"cap_bleu4": round(bleu4_refs([answer.raw_text or answer.text], [r.captions]), 4)}
         else:
             continue

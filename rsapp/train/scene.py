@@ -65,7 +65,7 @@ class SceneRun:
     zoom_in: bool = False  # also a view 1.4–2× finer (upsampled, up to 512 px): a finer collection's pixels
     optics: float = 0.0  # share of the views seen through another sensor's optics (blur, sharpening, JPEG)
     # > 0: the head is fitted with its own copy of the tower's deep blocks and head conv (PooledTail) tuned at this
-    # learning rate (the head at lr), one fresh view of each scene a step, `epochs` passes (tail_epochs); 0: the
+    # learning rate (the head at lr), one fresh view of each scene each of `epochs` passes (fit_with_tail); 0: the
     # linear head alone on the frozen tower's pooled features
     tail_lr: float = 0.0
     accumulate: int = 16  # with tail_lr: views a step (their gradients summed; views differ in size)
@@ -148,8 +148,6 @@ def train_scene(run: SceneRun, out: Path) -> Path:
         fc.weight[:rows], fc.bias[:rows] = old["scene_head.fc.weight"][:rows], old["scene_head.fc.bias"][:rows]
     model.eval()
     labels = model.cfg.scene_labels
-    fast = copy.deepcopy(model.tower.backbone)  # features only: the saved tower stays the checkpoint's
-    fast.freeze_for_inference()
     rasters_of: dict[str, list] = {}
     for r in split(held_out=False):
         if r.scene is not None:
@@ -168,6 +166,8 @@ def train_scene(run: SceneRun, out: Path) -> Path:
         fit_with_tail(model, run, scenes, images_of, rng)
         save_vision_run(model, run, out, t0, views=run.epochs * len(scenes))
         return out
+    fast = copy.deepcopy(model.tower.backbone)  # features only: the saved tower stays the checkpoint's
+    fast.freeze_for_inference()
     feats, targets = [], []
     with torch.no_grad():
         for r in tqdm(scenes, desc="scene views", mininterval=30):
