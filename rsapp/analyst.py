@@ -26,8 +26,8 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_average, asks_how_many,
                                     asks_location, change_caption, dense_class_of, grounding_selection,
-                                    measured_question, named_part, option_answer, scene_options, scene_verdict,
-                                    selected_phrase, selection_of, unknown_thing, unlearned_sentence,
+                                    listed_classes, measured_question, named_part, option_answer, scene_options,
+                                    scene_verdict, selected_phrase, selection_of, unknown_thing, unlearned_sentence,
                                     unmeasured_sentence, unresolved_relation, water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
@@ -239,9 +239,13 @@ class Analyst:
         options = scene_options(question, labels) if r.token == "[CLS]" else ()
         if any(o.labels for o in options):
             labels = tuple(dict.fromkeys(lb for o in options for lb in o.labels))  # those of the options it lists
+        listed = listed_classes(question) if r.token == "[SEG]" and task.asks_class else []
+        several = tuple(listed) if len(listed) > 1 else ()  # "segment the roads and buildings": a map of those
         return Request(r.token, question, r.expert, task.output,
-                       dense_class=dense_class_of(question) if task.asks_class else None, log10_gsd=log10_gsd,
-                       labels=labels,
+                       dense_class=dense_class_of(question) if task.asks_class and not several else None,
+                       dense_classes=several,
+                       counted=tuple(c for c in several if self.runtime.counted_by(c) != "regions"),
+                       log10_gsd=log10_gsd, labels=labels,
                        select=grounding_selection(question),
                        scene_expert=TASKS["[CLS]"].expert if r.token == "[CAP]" else None)  # of the class [CLS] says
 
@@ -363,6 +367,8 @@ def answered_classes(answer: Answer, req, measured, valid: np.ndarray) -> list[s
     not what it is about)."""
     if req.dense_class:
         return [req.dense_class]
+    if req.dense_classes:
+        return list(req.dense_classes)
     if measured is not None and measured[0] == "compare":
         return [measured[1].first, measured[1].second]
     if answer.mask is None:

@@ -38,6 +38,7 @@ class Request:
     output: str  # "text", "mask", "boxes" (the task's codec), "count" (instances of dense_class), "region"
     # ([REF]: say what is in box_px) or "gsd" (SSE-U alone: what is the image's GSD)
     dense_class: str | None = None  # the class the question names, if any
+    dense_classes: tuple[str, ...] = ()  # [SEG] naming several classes ("the roads and buildings"): a map of those
     log10_gsd: float | None = None  # None: SSE-U's prediction gates CS-HLoRA
     labels: tuple[str, ...] = ()  # answer with one of these ([CLS] labels; empty: free text)
     select: str = "all"  # [VG]: which instances (all, largest, smallest, leftmost, rightmost, topmost, …)
@@ -147,9 +148,10 @@ class Runtime:
         n_new = 0
         if req.output == "mask":
             # [CCD]: the change answer's map, building change at the chip's GSD (its sentence says built or demolished)
-            ccd = len(images) == 2 and req.dense_class is None
+            ccd = len(images) == 2 and req.dense_class is None and not req.dense_classes
             change = building_change(enc, self.config.vision, 10 ** s) if ccd else None
-            gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2], change)
+            gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2], change,
+                                                  req.dense_classes)
             if len(images) == 1 and self.counted_by(req.dense_class) != "regions":
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}
@@ -190,29 +192,40 @@ class Runtime:
         return float(rise[changed].mean())
 
     def mask(self, enc: VisionOutput, name: str | None, n_images: int, chip_shape: tuple[int, int],
-             change: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+             change: np.ndarray | None = None, among: tuple[str, ...] = ()) -> tuple[np.ndarray, list[str]]:
         """The pixel answer on the chip's grid: the named class (one image), every class where it wins (none
-        named), or the change (two dates: of the named class when one is named, else `change`, the change answer's
-        map: building_change's). Maps of a tiled area (stride 4) are resampled bilinearly; the all-classes label map is
-        taken at the map's stride and repeated."""
+        named), those classes `among` where each wins among them (several named), or the change (two dates: of the
+        named class or classes when named, each changed pixel labelled with the likeliest of them either date shows;
+        else `change`, the change answer's map: building_change's). Maps of a tiled area (stride 4) are resampled
+        bilinearly; a label map of one image is taken at the map's stride and repeated."""
         vision = self.config.vision
         classes = list(vision.dense_classes)
         at_chip = lambda prob, t=0.5: upsample(prob, chip_shape) > t  # noqa: E731
+        shown = [c for c in among if c in classes] or ([name] if name in classes else [])
         if n_images == 2:
-            if name in classes:
-                k, t = classes.index(name), vision.threshold(name)
-                either = at_chip(enc.dense[0, k].numpy(), t) | at_chip(enc.dense_after[0, k].numpy(), t)
-                return (at_chip(enc.change[0].numpy()) & either).astype(np.uint8), ["others", name]
-            return at_chip(change).astype(np.uint8), ["others", "change"]
-        if name in classes:
-            return (at_chip(enc.dense[0, classes.index(name)].numpy(), vision.threshold(name)).astype(np.uint8),
-                    ["others", name])
-        labels = winning_class(enc.dense[0].numpy(), vision.thresholds())
+            if not shown:
+                return at_chip(change).astype(np.uint8), ["others", "change"]
+            changed = at_chip(enc.change[0].numpy())
+            likeliest, label = np.full(chip_shape, -1.0), np.zeros(chip_shape, np.uint8)
+            for j, c in enumerate(shown, 1):
+                k, t = classes.index(c), vision.threshold(c)
+                before, after = (upsample(d[0, k].numpy(), chip_shape) for d in (enc.dense, enc.dense_after))
+                p = np.where((before > t) | (after > t), np.maximum(before, after), -1.0)
+                label[p > likeliest] = j
+                likeliest = np.maximum(p, likeliest)
+            return np.where(changed, label, 0).astype(np.uint8), ["others", *shown]
+        if len(shown) == 1:
+            one = shown[0]
+            return (at_chip(enc.dense[0, classes.index(one)].numpy(), vision.threshold(one)).astype(np.uint8),
+                    ["others", one])
+        shown = shown or classes
+        k = [classes.index(c) for c in shown]
+        labels = winning_class(enc.dense[0].numpy()[k], vision.thresholds()[k])
         if labels.shape != tuple(chip_shape):
             rows = np.minimum(np.arange(chip_shape[0]) * labels.shape[0] // chip_shape[0], labels.shape[0] - 1)
             cols = np.minimum(np.arange(chip_shape[1]) * labels.shape[1] // chip_shape[1], labels.shape[1] - 1)
             labels = labels[rows[:, None], cols[None, :]]
-        return labels, ["others"] + classes
+        return labels, ["others", *shown]
 
     def counted_by(self, name: str | None) -> str:
         """How this model counts a dense class's instances: 'cores', 'network' or 'regions'

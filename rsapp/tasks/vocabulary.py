@@ -68,6 +68,27 @@ def dense_classes_in(text: str) -> list[str]:
     return list(dict.fromkeys(name for _, name in hits))
 
 
+# What joins the classes of a list ("roads, buildings and the water"), as against a relation ("the buildings near
+# the road", which names one thing asked for and one it is placed by)
+_LIST_JOINER_RE = re.compile(r"^\s*(?:,|&|\+|and|or|plus|as well as)?\s*(?:,|&|and|or)?\s*(?:the|all|any)?\s*$", re.I)
+
+
+def listed_classes(text: str) -> list[str]:
+    """The dense classes a request lists ('segment the roads and buildings' → road, building): the first class it
+    names and those joined to it by a comma, 'and', 'or' or '&'; one class when it names one, or places the thing by
+    another ('the buildings near the road' → building); none when it names none."""
+    text = _LAND_COVER_RE.sub(" ", text or "")
+    hits = sorted((m.start(), m.end(), name) for name, rx in _DENSE_RE for m in rx.finditer(text))
+    listed, end = [], None
+    for start, stop, name in hits:
+        if end is not None and not _LIST_JOINER_RE.match(text[end:start]):
+            break
+        if name not in listed:
+            listed.append(name)
+        end = stop
+    return listed
+
+
 # Classes that cover areas rather than stand as things: asked to show all of them ("show me the streets"), the answer
 # is their mask, not a box per fragment; one of them picked ("the largest field") is still a box.
 AREA_CLASSES = ("road", "vegetation", "bare land")

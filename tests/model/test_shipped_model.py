@@ -181,6 +181,26 @@ def test_bundled_vegas_scene_buildings_are_found_and_counted(analyst):
     assert all(pred[int(y0):int(y1) + 1, int(x0):int(x1) + 1].any() for x0, y0, x1, y1 in count.boxes_px)
 
 
+def test_a_seg_request_listing_two_classes_draws_both_on_one_map(analyst):
+    """'segment the roads and buildings' drew the roads alone (the first class named); now one map of both, the
+    houses as the buildings' own answer draws them and the street beside them, each class counted."""
+    from rsapp.geo import Scene
+
+    with Scene(SAMPLES / "vegas_buildings_0.3m.tif") as scene:
+        both = analyst.ask([scene], "[SEG] segment the roads and buildings")
+        houses = analyst.ask([scene], "[SEG] segment the buildings")
+        roads = analyst.ask([scene], "[SEG] segment the roads")
+        crs = scene.crs
+    assert both.mask_labels == ["others", "road", "building"] and not both.warnings
+    truth = _chip_truth(both, SAMPLES / "vegas_buildings.geojson", crs)
+    pred = both.mask == 2
+    assert (pred & truth).sum() / (pred | truth).sum() >= VEGAS_MIN_IOU
+    street = both.mask == 1
+    assert street.mean() > 0.1 and (street & (roads.mask > 0)).sum() > 0.8 * street.sum()
+    assert both.counts == {**roads.counts, **houses.counts}
+    assert both.text.startswith(f"road: {roads.counts['road']} found, ") and "; building: " in both.text
+
+
 def test_the_bundled_vegas_street_is_described_as_houses_or_a_residential_area(analyst):
     """Issue #21's line for the scene every newcomer sees first: its caption (a caption of the class [CLS] names,
     chosen by the language model) mentions houses or a residential area."""

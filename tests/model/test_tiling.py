@@ -121,6 +121,34 @@ def test_each_class_is_drawn_above_its_own_threshold():
     assert winning_class(dense, np.full((2, 1, 1), 0.5)).tolist() == [[0, 2, 0]]
 
 
+def test_several_classes_named_are_drawn_where_each_is_the_likeliest_of_them():
+    """'[SEG] the roads and buildings': one map of those two classes, each pixel the likelier of them above its own
+    threshold, the classes not named left out; on two dates the changed pixels, labelled by the class either date
+    shows there. One class named is drawn as before."""
+    from types import SimpleNamespace
+
+    from rsapp.model.inference import Runtime
+    from rsapp.model.vision_model import VisionOutput
+
+    cfg = VisionConfig(dense_classes=("building", "road", "water"), dense_thresholds={"road": 0.35})
+    runtime = SimpleNamespace(config=SimpleNamespace(vision=cfg))
+    before = torch.tensor([[[[0.6, 0.2, 0.6, 0.1]], [[0.4, 0.5, 0.7, 0.1]], [[0.9, 0.9, 0.9, 0.9]]]])
+    after = torch.tensor([[[[0.1, 0.1, 0.1, 0.9]], [[0.1, 0.1, 0.1, 0.1]], [[0.9, 0.9, 0.9, 0.9]]]])
+    enc = VisionOutput(tokens=None, dense=before, dense_after=after, scene=None, s_mu=None, s_logvar=None,
+                       change=torch.tensor([[[0.9, 0.9, 0.1, 0.9]]]))
+    mask = lambda *a: Runtime.mask(runtime, enc, *a)  # noqa: E731
+    labels, names = mask(None, 1, (1, 4), None, ("road", "building"))
+    assert names == ["others", "road", "building"] and labels.tolist() == [[2, 1, 1, 0]]  # water, likeliest, not
+    labels, names = mask(None, 2, (1, 4), None, ("road", "building"))
+    assert names == ["others", "road", "building"] and labels.tolist() == [[2, 1, 0, 2]]
+    labels, names = mask("road", 2, (1, 4), None)
+    assert names == ["others", "road"] and labels.tolist() == [[1, 1, 0, 0]]
+    labels, names = mask("road", 1, (1, 4), None)
+    assert names == ["others", "road"] and labels.tolist() == [[1, 1, 1, 0]]
+    labels, names = mask(None, 1, (1, 4), None)  # none named: every class where it wins
+    assert names == ["others", "building", "road", "water"] and labels.tolist() == [[3, 3, 3, 3]]
+
+
 def test_the_change_answer_leaves_out_road_that_is_no_building_within_the_roads_trained_gsd():
     from rsapp.model.vision_model import VisionOutput, building_change
 

@@ -196,6 +196,21 @@ def test_a_seg_request_for_a_thing_no_class_is_names_it(phrase, thing):
     assert unknown_thing(phrase) == thing
 
 
+@pytest.mark.parametrize("phrase,listed", [
+    ("segment the roads and buildings", ["road", "building"]),
+    ("map water, roads & trees", ["water", "road", "vegetation"]),
+    ("segment roads, buildings, and the water", ["road", "building", "water"]),
+    ("segment roads or water", ["road", "water"]),
+    ("segment the houses", ["building"]), ("segment houses and buildings", ["building"]),
+    ("segment the buildings near the road", ["building"]), ("the trees along the roads and buildings", ["vegetation"]),
+    ("map the land cover", []), ("segment the image", []),
+])
+def test_a_seg_request_listing_classes_names_each_and_one_placed_by_another_names_one(phrase, listed):
+    from rsapp.tasks.vocabulary import listed_classes
+
+    assert listed_classes(phrase) == listed
+
+
 @pytest.mark.parametrize("phrase,select,said", [
     ("the tree nearest the road", "nearest road", "the vegetation nearest the road"),
     ("the house next to the pond", "nearest water", "the building nearest the water"),
