@@ -25,7 +25,7 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
                                         where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_average, asks_how_many,
-                                    asks_location, change_caption, dense_class_of, grounding_selection,
+                                    asks_location, change_caption, change_verdict, dense_class_of, grounding_selection,
                                     listed_classes, measured_question, named_part, option_answer, scene_options,
                                     scene_verdict, selected_phrase, selection_of, unknown_thing, unlearned_sentence,
                                     unmeasured_sentence, unresolved_relation, water_kind)
@@ -337,7 +337,7 @@ class Analyst:
                 mask[regions == 0] = 0
                 answer.counts = {"change": n}
                 answer.raw_text = change_sentence(n, gen.building_gain, asks_how_many(question))
-                answer.text = (f"{answer.raw_text} "
+                answer.text = (f"{change_verdict(question, n, built_by(gen.building_gain))}{answer.raw_text} "
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")
 
     @staticmethod
@@ -396,7 +396,13 @@ def change_sentence(n: int, building_gain: float | None, exact: bool = False) ->
     "many" unless `exact` (the question asked how many). (The language
     model, choosing among those sentences, followed the question: "were any buildings demolished?" got "many
     buildings were demolished" on a pair where every change is a new building.)"""
-    return change_caption(n, None if building_gain is None else building_gain >= 0, exact) if n else NO_CHANGE
+    return change_caption(n, built_by(building_gain), exact) if n else NO_CHANGE
+
+
+def built_by(building_gain: float | None) -> bool | None:
+    """Whether a change map's buildings were built (the building probability rose over it: True) or demolished
+    (False); None when the model has no building class to read."""
+    return None if building_gain is None else building_gain >= 0
 
 
 def thinly_labelled(classes: list[str]) -> str | None:

@@ -38,6 +38,24 @@ def change_caption(n: int, built: bool | None, exact: bool = False) -> str:
 # NO_CHANGE exactly when the map is empty.
 NO_CHANGE = change_caption(0, None)
 
+# A yes-or-no question about change ("were any buildings demolished?", "has anything changed?") and the way it asks
+_YES_NO_RE = re.compile(r"^\s*(?:\[ccd\]\s*)?(?:is|are|was|were|has|have|had|did|do|does|can|could)\b", re.I)
+_GONE_RE = re.compile(r"\b(?:demolish\w*|destroy\w*|remov\w*|torn|tear\w*|razed|disappear\w*|lost|gone)\b", re.I)
+_BUILT_RE = re.compile(r"\b(?:built|builds?|construct\w*|new|newly|appear\w*|added|erected)\b", re.I)
+
+
+def change_verdict(question: str, n: int, built: bool | None) -> str:
+    """'yes: ' or 'no: ' before the change sentence when the question asks yes or no: whether any change (n regions)
+    happened, or whether buildings were built or demolished (built: the map's buildings rose, None: unknown, read as
+    built as change_caption reads it); '' for any other question."""
+    if not _YES_NO_RE.search(question or ""):
+        return ""
+    gone, new = bool(_GONE_RE.search(question)), bool(_BUILT_RE.search(question))
+    found_gone = n > 0 and built is False
+    yes = n > 0 and (gone == new or found_gone == gone)  # neither asked (or both): any change
+    return "yes: " if yes else "no: "
+
+
 # Words a person may use for a dense class (plural and near synonyms).
 _DENSE_WORDS = {
     "building": r"buildings?|houses?|housing|homes?|roofs?|rooftops?|built[- ]?up|footprints?|structures?",

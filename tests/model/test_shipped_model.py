@@ -636,18 +636,22 @@ def test_the_change_sentence_follows_the_map_not_the_question(analyst):
     """LEVIR-CD test_1 (held out: 12 labelled changes, every one a new building). Choosing among its sentences, the
     language model answered "were any buildings demolished?" with "many buildings were demolished"; the sentence is
     now written from the change map (its regions, and whether the building probability rose over them), so every
-    question gets the same answer, and the dates read the other way round say demolished. Asked how many, the
+    question gets the same sentence (a yes-or-no question with its yes or no), and the dates read the other way round
+    say demolished. Asked how many, the
     answer gives the number of regions instead of "many" (it said "many"); with no token, "how many new houses?" is
     asked of the same map, and "has the vegetation changed?" of vegetation's (it got the buildings' sentence)."""
     from rsapp.geo import Scene
 
     folder = REAL / "change" / "levir-cd-full-tiles"
     with Scene(folder / "A" / "test_1.png") as a, Scene(folder / "B" / "test_1.png") as b:
-        asked = [analyst.ask([a, b], q).text for q in ("[CCD] what changed?", "[CCD] were any buildings demolished?")]
+        asked = [analyst.ask([a, b], q).text for q in ("[CCD] what changed?", "[CCD] were any buildings demolished?",
+                                                        "has anything changed?")]
         how_many = [analyst.ask([a, b], q) for q in ("[CCD] how many buildings were built?", "how many new houses?")]
         vegetation = analyst.ask([a, b], "has the vegetation changed?")
         reversed_dates = analyst.ask([b, a], "[CCD] what changed?").text
-    assert len(set(asked)) == 1 and asked[0].startswith("many buildings were built ("), asked
+    assert asked[0].startswith("many buildings were built ("), asked
+    # a yes-or-no question gets its yes or no before the same sentence (it got the sentence alone)
+    assert asked[1:] == ["no: " + asked[0], "yes: " + asked[0]], asked
     n = how_many[0].counts["change"]
     assert n > 9 and {h.text for h in how_many} == {asked[0].replace("many", str(n), 1)}, [h.text for h in how_many]
     assert vegetation.task == "[SEG]" and vegetation.text.startswith("changed — vegetation"), vegetation.text

@@ -211,6 +211,19 @@ def test_a_seg_request_listing_classes_names_each_and_one_placed_by_another_name
     assert listed_classes(phrase) == listed
 
 
+@pytest.mark.parametrize("question,n,built,verdict", [
+    ("were any buildings demolished?", 12, True, "no: "), ("were any buildings demolished?", 3, False, "yes: "),
+    ("has anything changed?", 12, True, "yes: "), ("[CCD] is there any change?", 0, None, "no: "),
+    ("were new houses built?", 5, True, "yes: "), ("did they build anything?", 5, False, "no: "),
+    ("did buildings appear or disappear?", 2, False, "yes: "), ("what changed?", 12, True, ""),
+    ("how many buildings were built?", 4, True, ""),
+])
+def test_a_yes_or_no_change_question_is_answered_yes_or_no_by_what_the_map_found(question, n, built, verdict):
+    from rsapp.tasks.vocabulary import change_verdict
+
+    assert change_verdict(question, n, built) == verdict
+
+
 @pytest.mark.parametrize("phrase,select,said", [
     ("the tree nearest the road", "nearest road", "the vegetation nearest the road"),
     ("the house next to the pond", "nearest water", "the building nearest the water"),
