@@ -96,6 +96,8 @@ def route(prompt: str, n_images: int = 1, force: str | None = None) -> Route:
     prompt = (prompt or "").strip()
     if len(prompt) > MAX_PROMPT_CHARS:
         raise RsappError(f"the prompt is {len(prompt):,} characters; ask in at most {MAX_PROMPT_CHARS:,}")
+    if not prompt and force is None:
+        raise RsappError("the prompt is empty: ask a question, e.g. '[VQA] how many buildings are there?'")
     m = _TOKEN_RE.match(prompt)
     written = m.group(1).upper() if m else None
     question = prompt[m.end():].strip() if m else prompt

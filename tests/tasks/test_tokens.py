@@ -89,6 +89,9 @@ def test_bad_tokens_and_empty_questions():
         route("[FOO] bar")
     with pytest.raises(RsappError, match="needs a question"):
         route("[VG]")
+    for empty in ("", "   ", None):  # it said "[VQA] needs a question or phrase after the token": no token was given
+        with pytest.raises(RsappError, match="^the prompt is empty: ask a question"):
+            route(empty)
 
 
 def test_a_prompt_over_the_limit_is_refused_before_the_model():
