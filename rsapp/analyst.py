@@ -26,9 +26,9 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_average, asks_how_many,
                                     asks_location, change_caption, change_verdict, dense_class_of, grounding_selection,
-                                    listed_classes, measured_question, named_part, option_answer, scene_options,
-                                    scene_verdict, selected_phrase, selection_of, unknown_thing, unlearned_sentence,
-                                    unmeasured_sentence, unresolved_relation, water_kind)
+                                    listed_classes, measured_question, named_part, option_answer, scene_holds,
+                                    scene_options, scene_verdict, selected_phrase, selection_of, unknown_thing,
+                                    unlearned_sentence, unmeasured_sentence, unresolved_relation, water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -325,6 +325,11 @@ class Analyst:
                     answer.text = where_in_image(mask, label, valid)
                 elif measured[0] == "presence":
                     answer.text = presence(mask, label, valid, answer.chip_gsd_m)
+                    if not answer.text.startswith("yes") and label in scene_holds(gen.scene_label):  # a river scene
+                        share = (mask > 0).sum() / max(int(valid.sum()), 1)
+                        drawn = "none" if not share else "under 0.1 %" if share < 1e-3 else f"{100 * share:.1f} %"
+                        answer.text = (f"yes: it looks like {SCENE_PHRASES.get(gen.scene_label, gen.scene_label)} "
+                                       f"(the mask draws {drawn} of the area as {label})")
                 else:
                     answer.text = share_of_area(mask, label, valid, answer.chip_gsd_m)
                 answer.raw_text = answer.text

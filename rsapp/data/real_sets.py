@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from rsapp.geo.bands import Stretch
 from rsapp.geo.scene import display_ready
-from rsapp.tasks.vocabulary import COVER_SCENES, DENSE_CLASSES, SCENE_CLASSES
+from rsapp.tasks.vocabulary import COVER_SCENES, DENSE_CLASSES, SCENE_CLASSES, SCENE_HOLDS
 
 IGNORE = 255  # target value where the labels do not say
 NONE_OF_KNOWN = 254  # dense target: none of the classes this set labels (its known classes are 0 there)
@@ -476,10 +476,6 @@ SCENE_RULES_OUT = {
 }
 
 
-# Dense classes a UC Merced scene class holds somewhere in every one of its scenes (a river, a harbour and a beach
-# hold water): the scene says the class is there, not where (rsapp.train.dense pushes the scene's most likely pixels
-# of it). Stage A learned water from Dubai's dark sea and creeks and missed the greener, greyer water of UC Merced.
-SCENE_HOLDS = {"river": ("water",), "harbor": ("water",), "beach": ("water",)}
 
 
 def holding_scenes(rasters: list[Raster]) -> list[Raster]:

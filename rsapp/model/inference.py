@@ -67,7 +67,9 @@ class Generation:
     language_model: bool = False  # the language model wrote or chose the text (else the heads' maps answered)
     building_gain: float | None = None  # two dates' change map: the mean rise of the building probability from the
     # first date to the second over its changed pixels (> 0: buildings built; < 0: demolished)
-    scene_label: str | None = None  # a [CLS] answer among given labels: the scene head's own label, free of them
+    # the scene head's own label: of a [CLS] answer among given labels (free of them), and of a mask answer of one
+    # image (a presence question reads whether the scene holds the class: rsapp.tasks.vocabulary.scene_holds)
+    scene_label: str | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -152,6 +154,7 @@ class Runtime:
             change = building_change(enc, self.config.vision, 10 ** s) if ccd else None
             gen.mask, gen.mask_labels = self.mask(enc, req.dense_class, len(images), images[0].shape[:2], change,
                                                   req.dense_classes)
+            gen.scene_label = self.config.vision.scene_name(enc) if len(images) == 1 else None
             if len(images) == 1 and self.counted_by(req.dense_class) != "regions":
                 gen.counts = {req.dense_class: len(self.instances(enc, req.dense_class, s, images[0].shape[0],
                                                                   picture))}

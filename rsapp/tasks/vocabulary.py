@@ -38,6 +38,19 @@ def change_caption(n: int, built: bool | None, exact: bool = False) -> str:
 # NO_CHANGE exactly when the map is empty.
 NO_CHANGE = change_caption(0, None)
 
+# Dense classes a UC Merced scene class holds somewhere in every one of its scenes (a river, a harbour and a beach
+# hold water): the scene says the class is there, not where (rsapp.train.dense pushes the scene's most likely pixels
+# of it; a presence question reads it: scene_holds). Stage A learned water from Dubai's dark sea and creeks and
+# missed the greener, greyer water of UC Merced.
+SCENE_HOLDS = {"river": ("water",), "harbor": ("water",), "beach": ("water",)}
+
+
+def scene_holds(scene: str | None) -> tuple[str, ...]:
+    """The dense classes a scene the scene head names holds: a river, harbour or beach water (SCENE_HOLDS), a
+    land-cover word's scene its own class ("water" holds water)."""
+    return SCENE_HOLDS.get(scene, ()) + ((scene,) if scene in COVER_SCENES else ())
+
+
 # A yes-or-no question about change ("were any buildings demolished?", "has anything changed?") and the way it asks
 _YES_NO_RE = re.compile(r"^\s*(?:\[ccd\]\s*)?(?:is|are|was|were|has|have|had|did|do|does|can|could)\b", re.I)
 _GONE_RE = re.compile(r"\b(?:demolish\w*|destroy\w*|remov\w*|torn|tear\w*|razed|disappear\w*|lost|gone)\b", re.I)

@@ -45,6 +45,7 @@ UCM_MIN_PRESENCE = 0.80  # RSIVQA's held-out "Does this picture contain trees?" 
 # "is there any water?" on held-out UC Merced scenes whose class says (every 4th): rivers, harbours, beaches measured
 # 15 of 15 yes (0.53 of them before the water refit), and both kinds balanced 0.74 (0.47 before)
 WET_MIN_YES, WATER_MIN_BALANCED = 0.80, 0.62
+WET_ALL_MIN_YES = 0.93  # all 60 held-out wet scenes, the scene head read where the mask draws too little: 58 / 60
 
 
 @pytest.fixture(scope="module")
@@ -1026,6 +1027,25 @@ def test_held_out_scenes_that_hold_water_are_said_to_and_dry_ones_more_often_not
     yes_wet, no_dry = np.mean(said[True]), 1 - np.mean(said[False])
     assert len(said[True]) == 15 and yes_wet >= WET_MIN_YES, yes_wet
     assert (yes_wet + no_dry) / 2 >= WATER_MIN_BALANCED, (yes_wet, no_dry)
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")
+def test_a_scene_the_scene_head_names_a_river_harbour_or_beach_is_said_to_hold_water(analyst):
+    """All 60 held-out rivers, harbours and beaches: the mask missed the water of 10 (brown or grey rivers, a
+    beach's sea; 50 of 60 said yes). Where the mask draws too little, a scene the scene head names a river, a
+    harbour or a beach holds water, and the answer says which it read (58 of 60 now; the dry scenes of the test
+    above are not named so: 30 of 180 said yes before and after)."""
+    from rsapp.geo import Scene
+
+    said = []
+    for folder in ("river", "harbor", "beach"):
+        for path in sorted((REAL / "scenes" / "ucmerced" / "images" / folder).iterdir())[60:80]:  # held out
+            with Scene(path) as scene:
+                said.append(analyst.ask([scene], "is there any water?").text)
+    assert sum(t.startswith("yes") for t in said) >= WET_ALL_MIN_YES * len(said), [t for t in said if t[:3] != "yes"]
+    by_scene = [t for t in said if t.startswith("yes: it looks like ")]
+    drawn = r"\(the mask draws (none|under 0\.1 %|\d+\.\d %) of the area as water\)$"
+    assert by_scene and all(re.search(drawn, t) for t in by_scene), by_scene
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/real")

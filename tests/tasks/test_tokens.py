@@ -214,6 +214,14 @@ def test_a_seg_request_listing_classes_names_each_and_one_placed_by_another_name
     assert listed_classes(phrase) == listed
 
 
+def test_a_scene_holds_the_classes_its_kind_always_holds():
+    from rsapp.tasks.vocabulary import scene_holds
+
+    assert scene_holds("river") == scene_holds("harbor") == scene_holds("beach") == ("water",)
+    assert scene_holds("water") == ("water",) and scene_holds("bare land") == ("bare land",)  # land-cover words
+    assert scene_holds("forest") == scene_holds("dense residential") == scene_holds(None) == ()
+
+
 @pytest.mark.parametrize("question,n,built,verdict", [
     ("were any buildings demolished?", 12, True, "no: "), ("were any buildings demolished?", 3, False, "yes: "),
     ("has anything changed?", 12, True, "yes: "), ("[CCD] is there any change?", 0, None, "no: "),
