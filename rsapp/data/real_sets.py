@@ -476,8 +476,6 @@ SCENE_RULES_OUT = {
 }
 
 
-
-
 def holding_scenes(rasters: list[Raster]) -> list[Raster]:
     """The scenes of `rasters` whose class holds dense classes (SCENE_HOLDS), set "holds:<class>" (each scene class
     weighs the same), with those classes as `known`."""
