@@ -25,10 +25,11 @@ from rsapp.tasks.mask_sentences import (COMPOSITION_MIN_SHARE, class_shares, com
                                         where_in_image)
 from rsapp.tasks.tokens import TASKS, Route, route
 from rsapp.tasks.vocabulary import (DENSE_CLASSES, NO_CHANGE, SCENE_PHRASES, asks_average, asks_how_many,
-                                    asks_location, change_caption, change_verdict, dense_class_of, grounding_selection,
-                                    listed_classes, measured_question, named_part, option_answer, scene_holds,
-                                    scene_options, scene_verdict, selected_phrase, selection_of, unknown_thing,
-                                    unlearned_sentence, unmeasured_sentence, unresolved_relation, water_kind)
+                                    asks_location, asks_which_way, change_caption, change_verdict, dense_class_of,
+                                    grounding_selection, listed_classes, measured_question, named_part, option_answer,
+                                    scene_holds, scene_options, scene_verdict, selected_phrase, selection_of,
+                                    unknown_thing, unlearned_sentence, unmeasured_sentence, unresolved_relation,
+                                    water_kind)
 
 # What the runtime returns for a [VQA] question answered from the heads (rsapp.tasks.vocabulary.measured_question);
 # "is this an airport?" is asked as [CLS] and its label judged against the kind of scene named
@@ -311,6 +312,8 @@ class Analyst:
                 answer.raw_text = mask_to_text(grid, answer.mask_labels)
                 answer.text = mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, answer.is_change,
                                            answer.counts)
+                if answer.is_change and not asks_which_way(question):  # "has the vegetation changed?": yes or no
+                    answer.text = change_verdict(question, int(answer.mask.any()), None) + answer.text
                 if len(chips) == 1 and (thing := unknown_thing(question)):  # "segment the airplanes"
                     answer.warnings.append(f"the model has not learned to draw {thing}: drawn is every class it knows "
                                            f"({', '.join(DENSE_CLASSES)})")

@@ -53,8 +53,16 @@ def scene_holds(scene: str | None) -> tuple[str, ...]:
 
 # A yes-or-no question about change ("were any buildings demolished?", "has anything changed?") and the way it asks
 _YES_NO_RE = re.compile(r"^\s*(?:\[ccd\]\s*)?(?:is|are|was|were|has|have|had|did|do|does|can|could)\b", re.I)
-_GONE_RE = re.compile(r"\b(?:demolish\w*|destroy\w*|remov\w*|torn|tear\w*|razed|disappear\w*|lost|gone)\b", re.I)
-_BUILT_RE = re.compile(r"\b(?:built|builds?|construct\w*|new|newly|appear\w*|added|erected)\b", re.I)
+_GONE_RE = re.compile(r"\b(?:demolish\w*|destroy\w*|remov\w*|torn|tear\w*|razed|disappear\w*|lost|gone|cut|"
+                      r"felled|cleared|shr[iau]nk\w*|decreas\w*)\b", re.I)
+_BUILT_RE = re.compile(r"\b(?:built|builds?|construct\w*|new|newly|appear\w*|added|erected|gr[eo]w\w*|"
+                       r"increas\w*|expand\w*|planted)\b", re.I)
+
+
+def asks_which_way(question: str) -> bool:
+    """Whether a change question asks which way things changed ('were any trees cut down?', 'were roads built?'),
+    not only whether they did ('has the vegetation changed?')."""
+    return bool(_GONE_RE.search(question or "") or _BUILT_RE.search(question or ""))
 
 
 def change_verdict(question: str, n: int, built: bool | None) -> str:

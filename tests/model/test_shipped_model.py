@@ -649,13 +649,16 @@ def test_the_change_sentence_follows_the_map_not_the_question(analyst):
                                                         "has anything changed?")]
         how_many = [analyst.ask([a, b], q) for q in ("[CCD] how many buildings were built?", "how many new houses?")]
         vegetation = analyst.ask([a, b], "has the vegetation changed?")
+        cut = analyst.ask([a, b], "were any trees cut down?")
         reversed_dates = analyst.ask([b, a], "[CCD] what changed?").text
     assert asked[0].startswith("many buildings were built ("), asked
     # a yes-or-no question gets its yes or no before the same sentence (it got the sentence alone)
     assert asked[1:] == ["no: " + asked[0], "yes: " + asked[0]], asked
     n = how_many[0].counts["change"]
     assert n > 9 and {h.text for h in how_many} == {asked[0].replace("many", str(n), 1)}, [h.text for h in how_many]
-    assert vegetation.task == "[SEG]" and vegetation.text.startswith("changed — vegetation"), vegetation.text
+    # yes or no first, as for buildings; which way a class other than building changed is not read, so not said
+    assert vegetation.task == "[SEG]" and vegetation.text.startswith("yes: changed — vegetation"), vegetation.text
+    assert cut.task == "[SEG]" and cut.text == vegetation.text.removeprefix("yes: "), cut.text
     # a class's change map holds the regions its layer counts, without the specks (it held 44 covering 0.1 %)
     from scipy import ndimage
 

@@ -214,6 +214,14 @@ def test_a_seg_request_listing_classes_names_each_and_one_placed_by_another_name
     assert listed_classes(phrase) == listed
 
 
+def test_a_change_question_asking_which_way_is_told_from_one_asking_whether():
+    from rsapp.tasks.vocabulary import asks_which_way
+
+    assert all(asks_which_way(q) for q in ("were any trees cut down?", "has the forest grown?", "were roads built?",
+                                            "were any buildings demolished?", "is the lake shrinking?"))
+    assert not any(asks_which_way(q) for q in ("has the vegetation changed?", "did anything change?", "what changed?"))
+
+
 def test_a_scene_holds_the_classes_its_kind_always_holds():
     from rsapp.tasks.vocabulary import scene_holds
 
