@@ -99,12 +99,16 @@ def water_kind(question: str) -> str | None:
 
 
 
+def _class_mentions(text: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """The text without 'land cover' / 'land use', and every (start, end, dense class) it names, in order."""
+    text = _LAND_COVER_RE.sub(" ", text or "")
+    return text, sorted((m.start(), m.end(), name) for name, rx in _DENSE_RE for m in rx.finditer(text))
+
+
 def dense_classes_in(text: str) -> list[str]:
     """Every dense class a text names, in the order it first names them ('more houses than trees' → building,
     vegetation)."""
-    text = _LAND_COVER_RE.sub(" ", text or "")
-    hits = sorted((m.start(), name) for name, rx in _DENSE_RE for m in rx.finditer(text))
-    return list(dict.fromkeys(name for _, name in hits))
+    return list(dict.fromkeys(name for _, _, name in _class_mentions(text)[1]))
 
 
 # What joins the classes of a list ("roads, buildings and the water"), as against a relation ("the buildings near
@@ -116,8 +120,7 @@ def listed_classes(text: str) -> list[str]:
     """The dense classes a request lists ('segment the roads and buildings' → road, building): the first class it
     names and those joined to it by a comma, 'and', 'or' or '&'; one class when it names one, or places the thing by
     another ('the buildings near the road' → building); none when it names none."""
-    text = _LAND_COVER_RE.sub(" ", text or "")
-    hits = sorted((m.start(), m.end(), name) for name, rx in _DENSE_RE for m in rx.finditer(text))
+    text, hits = _class_mentions(text)
     listed, end = [], None
     for start, stop, name in hits:
         if end is not None and not _LIST_JOINER_RE.match(text[end:start]):
