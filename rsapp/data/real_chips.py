@@ -10,6 +10,8 @@ water (dark ground is what a model taught ponds paints as water)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -62,17 +64,46 @@ def jitter(rgb: np.ndarray, rng, strength: float = 1.0) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-def dense_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """(rgb chip, dense target chip, GSD of the chip or None) from a labelled raster."""
+def other_sensor(rgb: np.ndarray, rng) -> np.ndarray:
+    """The scene as another collection might render it: a colour cast, contrast and saturation change, and haze
+    (a blend towards bright bluish grey) one time in three."""
+    out = jitter(rgb, rng, rng.uniform(0.5, 1.5))
+    if rng.random() < 1 / 3:
+        a = rng.uniform(0.1, 0.35)
+        out = np.clip(out * (1 - a) + a * np.array([200.0, 205.0, 215.0]), 0, 255).astype(np.uint8)
+    return out
+
+
+def other_optics(rgb: np.ndarray, rng) -> np.ndarray:
+    """The scene through another sensor's optics and delivery: a softer lens (Gaussian blur, σ 0.6–1.8 px), a
+    sharpened product (unsharp mask), or heavy JPEG compression (quality 20–60), one of the three."""
+    kind = int(rng.integers(3))
+    if kind == 2:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=int(rng.integers(20, 61)))
+        return np.asarray(Image.open(buf).convert("RGB"))
+    x = rgb.astype(np.float32)
+    soft = ndimage.gaussian_filter(x, (rng.uniform(0.6, 1.8),) * 2 + (0,))
+    if kind == 0:
+        return np.clip(soft, 0, 255).astype(np.uint8)
+    return np.clip(x + rng.uniform(0.5, 1.5) * (x - soft), 0, 255).astype(np.uint8)
+
+
+def dense_chip(r: Raster, rng, chip: int, look: float = 0.0) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """(rgb chip, dense target chip, GSD of the chip or None) from a labelled raster; with probability `look` it is
+    seen as another sensor would deliver it: through its optics at the window's own pixels (before it is resampled)
+    and in its colours (other_optics, other_sensor)."""
     for _ in range(8):
         win, factor, side = window(r, rng, chip)
         labels = r.dense[win]
         if (labels < len(DENSE_INDEX)).any() or rng.random() < 0.2:
             break
-    rgb = _place(square_resize(r.rgb[win], side, False), chip, 0)
+    other = look and rng.random() < look
+    rgb = other_optics(r.rgb[win], rng) if other else r.rgb[win]
+    rgb = _place(square_resize(rgb, side, False), chip, 0)
     labels = _place(square_resize(labels, side, True), chip, IGNORE)
     rgb, labels = _augment([rgb, labels], rng)
-    return jitter(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
+    return (other_sensor if other else jitter)(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
 
 
 def instance_chip(r: Raster, rng, chip: int, max_factor: float = 3.0

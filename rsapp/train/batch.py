@@ -68,14 +68,16 @@ LAND = {"building", "road", "vegetation", "bare land"}  # a set labelling one of
 
 
 def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng, ponds: list | None = None,
-              pond_share: float = 0.0, shadow_share: float = 0.0, shadow_beside: float = 0.0) -> None:
+              pond_share: float = 0.0, shadow_share: float = 0.0, shadow_beside: float = 0.0, look: float = 0.0
+              ) -> None:
     """n dense chips (set-balanced); with probability pond_share a chip also gets a pond of real water from `ponds`
     (rsapp.data.real_chips.paste_pond), labelled water and no other class on every one of its pixels; with
     probability shadow_share a shadow (cast_shadow; that share of them thrown beside the chip's buildings and trees),
-    whose ground keeps its labels and is not water."""
+    whose ground keeps its labels and is not water; with probability look a chip is seen through another sensor
+    (rsapp.data.real_chips.dense_chip)."""
     for _ in range(n):
         r = pick(rasters, rng)
-        rgb, labels, gsd = dense_chip(r, rng, chip)
+        rgb, labels, gsd = dense_chip(r, rng, chip, look)
         target, weight = dense_targets(labels, r.known, classes)
         if ponds and rng.random() < pond_share:
             rgb, pond = paste_pond(rgb, labels, ponds, rng)

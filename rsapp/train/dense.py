@@ -23,7 +23,10 @@ With shadow_share, that share gets a shadow cast (cast_shadow: ground darkened i
 ponds alone, the head painted shadows as water (v2_dense5.json; docs/EXPERIMENTS.md). With shadow_beside, that share
 of the shadows is the one the chip's labelled buildings and trees throw beside them (shadow_beside): the Las Vegas
 street's false water was thin strips along its roofs (v2_dense6.json). With crowns_per_step, NEON's 0.1 m tree crowns
-are vegetation (add_crowns): the head had read a fifth of the held-out crowns as vegetation (v2_dense8.json).
+are vegetation (add_crowns): the head had read a fifth of the held-out crowns as vegetation (v2_dense8.json). With
+look, that share of the labelled chips is seen as another sensor would deliver it (rsapp.data.real_chips.dense_chip:
+blurred, sharpened or JPEG-compressed at its own pixels, then recoloured or hazed): held-out roads blurred by 1.5 px
+and land cover recoloured lost up to half their IoU (v2_dense9.json; not shipped: docs/EXPERIMENTS.md).
 
 With only_classes, a refit learns those classes alone: either only their rows of the head's 1×1 read-out (every
 other class's map stays exactly), or, with anchor, the whole head, the other classes' maps held to the starting
@@ -37,6 +40,7 @@ head's by a BCE (the release's water was refitted so, v2_dense2.json).
     python -m rsapp train dense --run configs/runs/v2_dense6.json --out runs/v2d17  # + shadows beside roofs, trees
     python -m rsapp train dense --run configs/runs/v2_dense7.json --out runs/v2d18  # longer, half the lr
     python -m rsapp train dense --run configs/runs/v2_dense8.json --out runs/v2d19  # + NEON's crowns
+    python -m rsapp train dense --run configs/runs/v2_dense9.json --out runs/v2d20  # other sensors' looks, not shipped
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class DenseRun:
     # held to the starting head's by a BCE of this weight, instead of freezing all but those rows
     tail_lr: float = 0.0  # > 0: the mask head's own copy of the deep blocks learns with it at this rate
     crowns_per_step: int = 0  # chips of the tree-crown sets (NEON, 0.1 m): their crowns are vegetation (add_crowns)
+    look: float = 0.0  # the share of labelled chips seen as another sensor delivers them (dense_chip)
     chip: int = 256
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -131,7 +136,7 @@ def train_dense(run: DenseRun, out: Path) -> Path:
     def loss_of_step() -> torch.Tensor:
         batch = Batch()
         add_dense(batch, labelled, run.chips_per_step, run.chip, classes, rng, ponds, run.pond_share,
-                  run.shadow_share, run.shadow_beside)
+                  run.shadow_share, run.shadow_beside, run.look)
         if run.crowns_per_step:
             add_crowns(batch, crowns, run.crowns_per_step, run.chip, classes, rng)
         if run.ruled_out_per_step:

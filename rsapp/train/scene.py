@@ -26,7 +26,6 @@ probabilities, which now hold at coarser scales. tools/ship_model.py grafts the 
 from __future__ import annotations
 
 import copy
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -36,10 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy import ndimage
 from tqdm import tqdm
 
-from rsapp.data.real_chips import jitter, square_resize
+from rsapp.data.real_chips import other_optics, other_sensor, square_resize
 from rsapp.data.real_sets import cover_scenes, split
 from rsapp.model.efficientnet import PooledTail
 from rsapp.model.vision_model import VisionConfig, VisionModel, to_tensor
@@ -90,31 +88,6 @@ def mosaic(images: list[np.ndarray], k: int) -> np.ndarray:
     """k × k images side by side, each area-averaged to MOSAIC_PX / k."""
     tiles = [square_resize(im, MOSAIC_PX // k, False) for im in images]
     return np.concatenate([np.concatenate(tiles[i * k:(i + 1) * k], 1) for i in range(k)], 0)
-
-
-def other_sensor(rgb: np.ndarray, rng) -> np.ndarray:
-    """The scene as another collection might render it: a colour cast, contrast and saturation change, and haze
-    (a blend towards bright bluish grey) one time in three."""
-    out = jitter(rgb, rng, rng.uniform(0.5, 1.5))
-    if rng.random() < 1 / 3:
-        a = rng.uniform(0.1, 0.35)
-        out = np.clip(out * (1 - a) + a * np.array([200.0, 205.0, 215.0]), 0, 255).astype(np.uint8)
-    return out
-
-
-def other_optics(rgb: np.ndarray, rng) -> np.ndarray:
-    """The scene through another sensor's optics and delivery: a softer lens (Gaussian blur, σ 0.6–1.8 px), a
-    sharpened product (unsharp mask), or heavy JPEG compression (quality 20–60), one of the three."""
-    kind = int(rng.integers(3))
-    if kind == 2:
-        buf = io.BytesIO()
-        Image.fromarray(rgb).save(buf, "JPEG", quality=int(rng.integers(20, 61)))
-        return np.asarray(Image.open(buf).convert("RGB"))
-    x = rgb.astype(np.float32)
-    soft = ndimage.gaussian_filter(x, (rng.uniform(0.6, 1.8),) * 2 + (0,))
-    if kind == 0:
-        return np.clip(soft, 0, 255).astype(np.uint8)
-    return np.clip(x + rng.uniform(0.5, 1.5) * (x - soft), 0, 255).astype(np.uint8)
 
 
 def views(rgb: np.ndarray, same_class: list[np.ndarray], rng, photometric: float = 0.0,

@@ -469,3 +469,25 @@ def test_the_caption_bank_holds_each_scene_class_s_most_written_train_captions(r
     config = json.loads((default_weights() / "config.json").read_text())
     assert config["captions"] == caption_bank(list(rasters))
     assert sorted(config["captions"]) == sorted(config["vision"]["scene_classes"] + config["vision"]["cover_scenes"])
+
+
+
+def test_a_chip_seen_through_another_sensor_keeps_its_labels_and_changes_its_look(rasters):
+    from rsapp.data.real_chips import dense_chip
+
+    source = next(r for r in rasters if not r.held_out and r.set == "dubai")
+
+    def edges(rgb):
+        return np.abs(np.diff(rgb.astype(float), axis=1)).mean()
+
+    softer_or_sharper = recoloured = 0
+    for seed in range(12):
+        plain = dense_chip(source, np.random.default_rng(seed), 256)
+        same = dense_chip(source, np.random.default_rng(seed), 256, look=0.0)
+        assert all(np.array_equal(a, b) for a, b in zip(plain[:2], same[:2]))  # look 0: earlier runs repeat exactly
+        rgb, labels, gsd = dense_chip(source, np.random.default_rng(seed), 256, look=1.0)
+        assert gsd == plain[2] and rgb.shape == plain[0].shape and rgb.dtype == np.uint8
+        assert np.array_equal(np.bincount(labels.ravel(), minlength=256), np.bincount(plain[1].ravel(), minlength=256))
+        softer_or_sharper += abs(edges(rgb) / edges(plain[0]) - 1) > 0.1
+        recoloured += np.abs(rgb.reshape(-1, 3).mean(0) - plain[0].reshape(-1, 3).mean(0)).max() > 8
+    assert softer_or_sharper >= 4 and recoloured >= 4

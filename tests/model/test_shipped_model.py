@@ -1222,7 +1222,7 @@ def test_held_out_scenes_in_another_sensors_colours_are_still_named_by_the_scene
 
     from rsapp.data.real_sets import SCENE_CLASSES_OF_UCM
     from rsapp.model.vision_model import to_tensor
-    from rsapp.train.scene import other_sensor
+    from rsapp.data.real_chips import other_sensor
 
     vision, hits, n, rng = runtime.model.vision, 0, 0, np.random.default_rng(0)
     for folder, label in SCENE_CLASSES_OF_UCM.items():

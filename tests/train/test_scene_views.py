@@ -3,7 +3,8 @@ another sensor's blur, sharpening or compression."""
 
 import numpy as np
 
-from rsapp.train.scene import other_optics, upsampled, views
+from rsapp.data.real_chips import other_optics
+from rsapp.train.scene import upsampled, views
 
 
 def test_a_finer_view_is_the_same_area_upsampled_and_at_most_the_chip():
