@@ -6,7 +6,8 @@ colour cast, haze, blur, a few pixels of misregistration, and roads, vegetation,
 The change mask is exact by construction. Ponds: real water (windows of train rasters that are all water) pasted
 onto land chips in a pond's outline, labelled water by construction (an isolated still pond is rare in the labelled
 sets, whose water is mostly sea and creek seen with its shore); and shadows, ground darkened in place, labelled not
-water (dark ground is what a model taught ponds paints as water)."""
+water (dark ground is what a model taught ponds paints as water). Another sensor's look (other_optics, other_sensor:
+blur, sharpening or JPEG, then a colour cast or haze) for scenes and, with dense_chip's `look`, land-cover chips."""
 
 from __future__ import annotations
 

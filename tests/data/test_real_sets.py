@@ -471,7 +471,6 @@ def test_the_caption_bank_holds_each_scene_class_s_most_written_train_captions(r
     assert sorted(config["captions"]) == sorted(config["vision"]["scene_classes"] + config["vision"]["cover_scenes"])
 
 
-
 def test_a_chip_seen_through_another_sensor_keeps_its_labels_and_changes_its_look(rasters):
     from rsapp.data.real_chips import dense_chip
 
