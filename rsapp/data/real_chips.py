@@ -107,21 +107,25 @@ def dense_chip(r: Raster, rng, chip: int, look: float = 0.0) -> tuple[np.ndarray
     return (other_sensor if other else jitter)(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
 
 
-def instance_chip(r: Raster, rng, chip: int, max_factor: float = 3.0
+def instance_chip(r: Raster, rng, chip: int, max_factor: float = 3.0, look: float = 0.0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
     """(rgb chip, instance ids chip (int32, 0 none), labelled chip (bool: the raster's labels say there), GSD of the
     chip or None) from a raster with instances, resampled to at most max_factor × its GSD (an instance must stay
-    a few pixels across to have a core)."""
+    a few pixels across to have a core); with probability `look` seen as another sensor would deliver it, as in
+    dense_chip."""
     for _ in range(8):
         win, factor, side = window(r, rng, chip, max_factor)
         if (r.instances[win] > 0).any() or rng.random() < 0.15:
             break
-    rgb = _place(square_resize(r.rgb[win], side, False), chip, 0)
+    other = look and rng.random() < look
+    rgb = other_optics(r.rgb[win], rng) if other else r.rgb[win]
+    rgb = _place(square_resize(rgb, side, False), chip, 0)
     ids = _place(square_resize(r.instances[win], side, True), chip, 0)
     known = np.ones(r.rgb.shape[:2], bool)[win] if r.dense is None else r.dense[win] != IGNORE  # boxes label all
     labelled = _place(square_resize(known.astype(np.uint8), side, True), chip, 0)
     rgb, ids, labelled = _augment([rgb, ids, labelled], rng)
-    return jitter(rgb, rng), ids, labelled > 0, None if r.gsd_m is None else r.gsd_m * factor
+    gsd = None if r.gsd_m is None else r.gsd_m * factor
+    return (other_sensor if other else jitter)(rgb, rng), ids, labelled > 0, gsd
 
 
 def scene_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, float | None]:

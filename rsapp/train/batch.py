@@ -91,11 +91,12 @@ def add_dense(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng,
         batch.gsd_m.append(gsd)
 
 
-def add_crowns(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng) -> None:
+def add_crowns(batch: Batch, rasters: list, n: int, chip: int, classes: int, rng, look: float = 0.0) -> None:
     """n chips of the tree-crown sets (NEON's boxes, as the ellipses they hold): a crown's pixels are vegetation and
-    no other land class; the ground between crowns is unlabelled (grass is vegetation too)."""
+    no other land class; the ground between crowns is unlabelled (grass is vegetation too). With probability look
+    a chip is seen through another sensor (instance_chip)."""
     for _ in range(n):
-        rgb, ids, _, gsd = instance_chip(pick(rasters, rng), rng, chip)
+        rgb, ids, _, gsd = instance_chip(pick(rasters, rng), rng, chip, look=look)
         crown = ids > 0
         target = np.zeros((classes,) + crown.shape, np.float32)
         weight = np.zeros_like(target)

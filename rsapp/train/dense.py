@@ -26,7 +26,8 @@ street's false water was thin strips along its roofs (v2_dense6.json). With crow
 are vegetation (add_crowns): the head had read a fifth of the held-out crowns as vegetation (v2_dense8.json). With
 look, that share of the labelled chips is seen as another sensor would deliver it (rsapp.data.real_chips.dense_chip:
 blurred, sharpened or JPEG-compressed at its own pixels, then recoloured or hazed): held-out roads blurred by 1.5 px
-and land cover recoloured lost up to half their IoU (v2_dense9.json; not shipped: docs/EXPERIMENTS.md).
+and land cover recoloured lost up to half their IoU (v2_dense9.json; not shipped: docs/EXPERIMENTS.md). With
+look_everywhere, the ruled-out scenes and the crowns are seen so at the same share (v2_dense10.json).
 
 With only_classes, a refit learns those classes alone: either only their rows of the head's 1×1 read-out (every
 other class's map stays exactly), or, with anchor, the whole head, the other classes' maps held to the starting
@@ -41,6 +42,7 @@ head's by a BCE (the release's water was refitted so, v2_dense2.json).
     python -m rsapp train dense --run configs/runs/v2_dense7.json --out runs/v2d18  # longer, half the lr
     python -m rsapp train dense --run configs/runs/v2_dense8.json --out runs/v2d19  # + NEON's crowns
     python -m rsapp train dense --run configs/runs/v2_dense9.json --out runs/v2d20  # other sensors' looks, not shipped
+    python -m rsapp train dense --run configs/runs/v2_dense10.json --out runs/v2d21  # looks on every chip
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class DenseRun:
     tail_lr: float = 0.0  # > 0: the mask head's own copy of the deep blocks learns with it at this rate
     crowns_per_step: int = 0  # chips of the tree-crown sets (NEON, 0.1 m): their crowns are vegetation (add_crowns)
     look: float = 0.0  # the share of labelled chips seen as another sensor delivers them (dense_chip)
+    look_everywhere: bool = False  # that share of the ruled-out scenes and the crowns too: a look then says nothing
+    # of what a chip holds (with labelled chips alone seen so, a hazy or blurred look came with water and roads)
     chip: int = 256
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -136,11 +140,12 @@ def train_dense(run: DenseRun, out: Path) -> Path:
     def loss_of_step() -> torch.Tensor:
         batch = Batch()
         add_dense(batch, labelled, run.chips_per_step, run.chip, classes, rng, ponds, run.pond_share,
-                  run.shadow_share, run.shadow_beside, run.look)
+                  run.shadow_share, run.shadow_beside, look=run.look)
+        look = run.look if run.look_everywhere else 0.0
         if run.crowns_per_step:
-            add_crowns(batch, crowns, run.crowns_per_step, run.chip, classes, rng)
+            add_crowns(batch, crowns, run.crowns_per_step, run.chip, classes, rng, look=look)
         if run.ruled_out_per_step:
-            add_dense(batch, ruled_out, run.ruled_out_per_step, run.chip, classes, rng)
+            add_dense(batch, ruled_out, run.ruled_out_per_step, run.chip, classes, rng, look=look)
         with torch.no_grad():
             levels = model.tower.pyramid(batch.pixels())
         raw, loss = read(levels)

@@ -490,3 +490,20 @@ def test_a_chip_seen_through_another_sensor_keeps_its_labels_and_changes_its_loo
         softer_or_sharper += abs(edges(rgb) / edges(plain[0]) - 1) > 0.1
         recoloured += np.abs(rgb.reshape(-1, 3).mean(0) - plain[0].reshape(-1, 3).mean(0)).max() > 8
     assert softer_or_sharper >= 4 and recoloured >= 4
+
+
+def test_a_crown_chip_seen_through_another_sensor_keeps_its_crowns_and_changes_its_look(rasters):
+    from rsapp.data.real_chips import instance_chip
+
+    source = next(r for r in rasters if not r.held_out and r.set == "neon-trees")
+    changed = 0
+    for seed in range(8):
+        plain = instance_chip(source, np.random.default_rng(seed), 256)
+        assert all(np.array_equal(a, b) for a, b in zip(plain, instance_chip(source, np.random.default_rng(seed), 256,
+                                                                              look=0.0)))  # look 0 repeats exactly
+        seen = instance_chip(source, np.random.default_rng(seed), 256, look=1.0)
+        # the same window, turned or flipped by later draws: the same crown pixels and labelled pixels, the same GSD
+        assert np.array_equal(np.sort(seen[1], None), np.sort(plain[1], None)) and seen[3] == plain[3]
+        assert seen[2].sum() == plain[2].sum()
+        changed += np.abs(seen[0].astype(int) - plain[0]).mean() > 4
+    assert changed >= 6

@@ -135,6 +135,30 @@ def test_stage_a_change_and_scene_heads_stage_b_and_the_release_load(tmp_path):
         train_dense(DenseRun(vision=str(tmp_path / "release4"), steps=1, only_classes=("water",), tail_lr=1e-4,
                              weight_decay=0.0), tmp_path / "d7")
 
+
+def test_look_everywhere_sees_the_ruled_out_scenes_and_the_crowns_as_another_sensor_too(tmp_path, monkeypatch):
+    from rsapp.train import dense
+    from tests.conftest import ROOT
+
+    looks = {}
+
+    def spy(name, real):
+        def drawn(*args, **kwargs):
+            looks.setdefault(name, set()).add(kwargs.get("look", 0.0))
+            return real(*args, **kwargs)
+        return drawn
+
+    monkeypatch.setattr(dense, "add_dense", spy("dense", dense.add_dense))
+    monkeypatch.setattr(dense, "add_crowns", spy("crowns", dense.add_crowns))
+    run = dict(vision=str(ROOT / "weights" / "rsapp-v2"), steps=1, chips_per_step=1, ruled_out_per_step=1,
+               crowns_per_step=1, look=0.5)
+    dense.train_dense(dense.DenseRun(**run), tmp_path / "labelled")
+    assert looks == {"dense": {0.5, 0.0}, "crowns": {0.0}}  # the labelled chips alone: a look came with labels
+    looks.clear()
+    dense.train_dense(dense.DenseRun(**run, look_everywhere=True), tmp_path / "everywhere")
+    assert looks == {"dense": {0.5}, "crowns": {0.5}}
+
+
 def _other_tower(tmp_path, a):
     """A copy of run `a` whose tower differs in one tensor."""
     from safetensors.torch import save_file
