@@ -43,7 +43,7 @@ class Request:
     labels: tuple[str, ...] = ()  # answer with one of these ([CLS] labels; empty: free text)
     select: str = "all"  # [VG]: which instances (all, largest, smallest, leftmost, rightmost, topmost, …)
     box_px: tuple[float, float, float, float] | None = None  # [REF]: the box asked about, chip pixels
-    turns: bool = True  # a pixel answer averages quarter turns (False: one view, as a whole-scene batch's tiles)
+    turns: bool = True  # a pixel answer averages dense_tta quarter turns (False: batch_tta, a batch's tile)
     counted: tuple[str, ...] = ()  # a mask answer of one image also counts these classes' instances (gen.counts)
     # [CAP]: the caption is of the class [CLS] answers, read with this expert (None: the scene head's own label)
     scene_expert: int | None = None
@@ -132,7 +132,8 @@ class Runtime:
         cores = (req.dense_class in known and (req.output in ("count", "boxes") or (
             req.output == "mask" and len(images) == 1))) or (len(images) == 1 and any(c in known for c in req.counted))
         # a pixel answer of one image averages its maps over quarter turns; text answers read one view
-        views = self.config.vision.dense_tta if req.turns and len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
+        turns = self.config.vision.dense_tta if req.turns else self.config.vision.batch_tta
+        views = turns if len(images) == 1 and req.output in PIXEL_OUTPUTS else 1
         pixels = req.output in PIXEL_OUTPUTS or len(images) == 2  # a change question draws its change map too
         # a question about the scene ([CLS] and its labels, [CAP] and its class) reads the scene head over quarter turns
         scene_views = self.config.vision.dense_tta if req.labels or req.token == "[CAP]" else 1
