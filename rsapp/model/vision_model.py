@@ -98,8 +98,9 @@ class VisionConfig:
     # by tools/choose_thresholds.py; 0.5 for a class without one)
     dense_tta: int = 1
     # ... and a batch's tile over this many, for speed (an area of more than TURNED_TILES_MAX tiles asked at once is
-    # read in one view): in one view held-out roads fell by a third and real sand held five times the false-water
-    # regions four turns leave; two, a quarter turn apart, took back most of both (docs/EXPERIMENTS.md)
+    # read in one view): in one view held-out roads lost a quarter to two fifths of their IoU and real sand held five
+    # times the false-water regions four turns leave; two, a quarter turn apart, took back most of both
+    # (docs/EXPERIMENTS.md)
     batch_tta: int = 1
     dense_thresholds: dict = field(default_factory=dict)
     # ... and with the image read again at each of these smaller scales (a wider context per map cell), on an area
