@@ -90,6 +90,14 @@ def other_optics(rgb: np.ndarray, rng) -> np.ndarray:
     return np.clip(x + rng.uniform(0.5, 1.5) * (x - soft), 0, 255).astype(np.uint8)
 
 
+def _through_sensor(pixels: np.ndarray, rng, look: float):
+    """(a window's pixels, the colouring its chip gets once resampled): with probability `look` through another
+    sensor's optics and then in its colours (other_optics, other_sensor), else as they are with a mild jitter."""
+    if look and rng.random() < look:
+        return other_optics(pixels, rng), other_sensor
+    return pixels, jitter
+
+
 def dense_chip(r: Raster, rng, chip: int, look: float = 0.0) -> tuple[np.ndarray, np.ndarray, float | None]:
     """(rgb chip, dense target chip, GSD of the chip or None) from a labelled raster; with probability `look` it is
     seen as another sensor would deliver it: through its optics at the window's own pixels (before it is resampled)
@@ -99,12 +107,11 @@ def dense_chip(r: Raster, rng, chip: int, look: float = 0.0) -> tuple[np.ndarray
         labels = r.dense[win]
         if (labels < len(DENSE_INDEX)).any() or rng.random() < 0.2:
             break
-    other = look and rng.random() < look
-    rgb = other_optics(r.rgb[win], rng) if other else r.rgb[win]
+    rgb, colour = _through_sensor(r.rgb[win], rng, look)
     rgb = _place(square_resize(rgb, side, False), chip, 0)
     labels = _place(square_resize(labels, side, True), chip, IGNORE)
     rgb, labels = _augment([rgb, labels], rng)
-    return (other_sensor if other else jitter)(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
+    return colour(rgb, rng), labels, None if r.gsd_m is None else r.gsd_m * factor
 
 
 def instance_chip(r: Raster, rng, chip: int, max_factor: float = 3.0, look: float = 0.0
@@ -117,15 +124,13 @@ def instance_chip(r: Raster, rng, chip: int, max_factor: float = 3.0, look: floa
         win, factor, side = window(r, rng, chip, max_factor)
         if (r.instances[win] > 0).any() or rng.random() < 0.15:
             break
-    other = look and rng.random() < look
-    rgb = other_optics(r.rgb[win], rng) if other else r.rgb[win]
+    rgb, colour = _through_sensor(r.rgb[win], rng, look)
     rgb = _place(square_resize(rgb, side, False), chip, 0)
     ids = _place(square_resize(r.instances[win], side, True), chip, 0)
     known = np.ones(r.rgb.shape[:2], bool)[win] if r.dense is None else r.dense[win] != IGNORE  # boxes label all
     labelled = _place(square_resize(known.astype(np.uint8), side, True), chip, 0)
     rgb, ids, labelled = _augment([rgb, ids, labelled], rng)
-    gsd = None if r.gsd_m is None else r.gsd_m * factor
-    return (other_sensor if other else jitter)(rgb, rng), ids, labelled > 0, gsd
+    return colour(rgb, rng), ids, labelled > 0, None if r.gsd_m is None else r.gsd_m * factor
 
 
 def scene_chip(r: Raster, rng, chip: int) -> tuple[np.ndarray, float | None]:
