@@ -5,7 +5,8 @@ Per set: scene top-1 (UC Merced; the land-cover scenes of the Dubai tiles, set d
 instance boxes at IoU 0.5 (sets labelling instances), the relative error of counts asked in words (RSIVQA's "how many
 cars in the picture?" on UC Merced, answered from the instances as the analyst answers a counting question), and
 the abs log10 error of the GSD predicted from pixels where the set's GSD is known; the sets of one example each
-(DIOR-RSVG's phrase, RSICD's and LEVIR-CC's captions) are asked through the analyst (asked_examples).
+(DIOR-RSVG's phrase, RSICD's and LEVIR-CC's captions) are asked through the analyst (asked_examples), and so are
+[VG] phrases made from the instance labels ("the largest building": referring_phrases, acc@0.5 of the first box).
 Images are read at their native resolution, in tiles when larger than the model's chip (VisionModel.encode_tiled),
 as the app reads pixel answers.
 """
@@ -35,6 +36,18 @@ TILE = 512
 # and pools are left out), and question words that count only some of them.
 INSTANCE_COUNTED = ("building", "car", "ship")
 QUALIFIED = re.compile(r"\b(red|yellow|white|black|blue|green|grey|gray|small|large|big)\b", re.IGNORECASE)
+# [VG] phrases made from a held-out set's instance labels (the issue's "the largest building" of the box sets), each
+# asked only where the labels name one instance clearly: the largest at least REFERENT_AREA_RATIO × the next one's
+# area, the leftmost's (…) or the most central's box centre at least REFERENT_GAP of the image's side ahead of the
+# next. Only sets labelling things one by one (footprints, boxes): Dubai's and ISPRS' building regions draw a
+# compound or a terrace as one, which no one would call "the largest building".
+REFERRING = (("largest", "the largest {}"), ("leftmost", "the leftmost {}"), ("rightmost", "the rightmost {}"),
+             ("topmost", "the {} at the top"), ("bottommost", "the {} at the bottom"),
+             ("central", "the {} nearest the centre"))
+REFERRING_SETS = ("spacenet-atlanta", "xbd-buildings", "vegas-buildings", "neon-trees", "sen2ships")
+REFERENT_AREA_RATIO = 1.25
+REFERENT_GAP = 0.05
+INSTANCE_WORD = {"building": "building", "vegetation": "tree", "ship": "ship"}  # the labelled class, as people say it
 
 
 class Predictor(Protocol):
@@ -121,6 +134,8 @@ def evaluate_real(predictor: Predictor, sets: tuple[str, ...] | None = None, pro
     if ask is not None:
         for name, scores in asked_examples(ask, [r for r in held if r.set in SINGLE_EXAMPLE_SETS]).items():
             out[name].update(scores)
+        for name, scores in referred_scores(ask, held).items():
+            out[name].update(scores)
     return dict(out)
 
 
@@ -145,6 +160,48 @@ def asked_examples(ask: Callable, rasters: list[Raster]) -> dict[str, dict]:
             continue
         out[r.set].update(n_examples=1, answer=answer.text)
     return out
+
+
+def referring_phrases(r: Raster) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """(phrase, the named instance's box in image pixels) of each REFERRING phrase the raster's instance labels
+    answer clearly; none for a raster without instances or with fewer than two."""
+    if r.set not in REFERRING_SETS or r.instances is None or r.instance_class not in INSTANCE_WORD:
+        return []
+    ids = np.maximum(r.instances, 0)
+    boxes = boxes_of(ids)
+    if len(boxes) < 2:
+        return []
+    areas = np.bincount(ids.ravel())[1:]
+    areas = areas[areas > 0]
+    centres = np.array([((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in boxes])
+    h, w = ids.shape
+    measures = {"largest": (-areas, lambda best, next_: -best >= REFERENT_AREA_RATIO * -next_),
+                "leftmost": (centres[:, 0], lambda best, next_: next_ - best >= REFERENT_GAP * w),
+                "rightmost": (-centres[:, 0], lambda best, next_: next_ - best >= REFERENT_GAP * w),
+                "topmost": (centres[:, 1], lambda best, next_: next_ - best >= REFERENT_GAP * h),
+                "bottommost": (-centres[:, 1], lambda best, next_: next_ - best >= REFERENT_GAP * h),
+                "central": (np.hypot(centres[:, 0] - w / 2, centres[:, 1] - h / 2),
+                            lambda best, next_: next_ - best >= REFERENT_GAP * max(h, w))}
+    out = []
+    for name, phrase in REFERRING:
+        value, clear = measures[name]
+        first, second = np.argsort(value, kind="stable")[:2]
+        if clear(value[first], value[second]):
+            out.append((phrase.format(INSTANCE_WORD[r.instance_class]), boxes[first]))
+    return out
+
+
+def referred_scores(ask: Callable, rasters: list[Raster]) -> dict[str, dict]:
+    """acc@0.5 of the first box the analyst answers each raster's referring_phrases with, asked as [VG] as the CLI
+    asks, per set (vg_acc50, over vg_phrases phrases)."""
+    hits, asked = defaultdict(int), defaultdict(int)
+    for r in rasters:
+        for phrase, truth in referring_phrases(r):
+            answer = ask([r.rgb], f"[VG] {phrase}")
+            boxes = [image_box(answer, b) for b in answer.boxes_px]
+            hits[r.set] += bool(boxes) and iou(boxes[0], truth) >= 0.5
+            asked[r.set] += 1
+    return {s: {"vg_acc50": round(hits[s] / n, 4), "vg_phrases": n} for s, n in asked.items()}
 
 
 def image_box(answer, box_px) -> tuple[float, float, float, float]:

@@ -266,6 +266,60 @@ def test_the_sets_of_one_example_are_held_out_and_asked_as_the_cli_asks(rasters)
     assert on["rsicd"]["cap_bleu4"] < 0.5 and on["rsicd"]["answer"] == "answer"  # a stadium is no row of houses
 
 
+def test_referring_phrases_name_only_the_instances_the_labels_single_out():
+    from rsapp.data.real_sets import Raster
+    from rsapp.evaluate.real import referring_phrases
+
+    ids = np.zeros((100, 100), np.int32)
+    ids[10:20, 5:15] = 1  # 100 px, the leftmost and the topmost
+    ids[40:60, 40:60] = 2  # 400 px: the largest, nearest the centre
+    ids[80:92, 80:92] = 3  # 144 px, the rightmost and the bottommost
+    r = Raster("xbd-buildings", "x", np.zeros((100, 100, 3), np.uint8), 0.5, True, instances=ids,
+               instance_class="building")
+    assert dict(referring_phrases(r)) == {
+        "the largest building": (40.0, 40.0, 60.0, 60.0), "the leftmost building": (5.0, 10.0, 15.0, 20.0),
+        "the rightmost building": (80.0, 80.0, 92.0, 92.0), "the building at the top": (5.0, 10.0, 15.0, 20.0),
+        "the building at the bottom": (80.0, 80.0, 92.0, 92.0),
+        "the building nearest the centre": (40.0, 40.0, 60.0, 60.0)}
+    ids[80:100, 80:100] = 3  # as large as the middle one, within 4 px of the right and bottom edges
+    ids[25:35, 6:15] = 4  # below the first, as far left: neither is clearly the leftmost
+    phrases = dict(referring_phrases(r))
+    assert "the largest building" not in phrases and "the leftmost building" not in phrases
+    assert phrases["the rightmost building"] == (80.0, 80.0, 100.0, 100.0)
+    r.instance_class = "vegetation"
+    assert "the tree nearest the centre" in dict(referring_phrases(r))
+    r.set = "dubai"  # building regions: a compound drawn as one is not "the largest building"
+    assert referring_phrases(r) == []
+
+
+def test_referring_phrases_are_asked_as_the_cli_asks_and_scored_by_their_first_box(rasters):
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from affine import Affine
+
+    from rsapp.evaluate.real import referred_scores, referring_phrases
+
+    held = [r for r in rasters if r.held_out]
+    phrases = defaultdict(list)
+    for r in held:
+        phrases[r.set] += referring_phrases(r)
+    assert {s for s, p in phrases.items() if p} >= {"xbd-buildings", "spacenet-atlanta", "vegas-buildings"}
+    truths = {f"[VG] {p}": box for r in held for p, box in referring_phrases(r)}
+
+    def ask(images, prompt):  # a chip at half the image's size: its boxes are read back at twice theirs
+        x0, y0, x1, y1 = truths[prompt]
+        return SimpleNamespace(boxes_px=[(x0 / 2, y0 / 2, x1 / 2, y1 / 2)], transform=Affine.scale(2))
+
+    right = referred_scores(ask, held)
+    assert right["xbd-buildings"] == {"vg_acc50": 1, "vg_phrases": len(phrases["xbd-buildings"])}
+    assert "dubai" not in right and "ucmerced" not in right
+    wrong = referred_scores(lambda im, p: SimpleNamespace(boxes_px=[(0, 0, 3, 3)], transform=Affine.scale(2)), held)
+    assert all(v["vg_acc50"] == 0 for v in wrong.values())
+    none = referred_scores(lambda im, p: SimpleNamespace(boxes_px=[], transform=Affine.scale(2)), held)
+    assert all(v["vg_acc50"] == 0 for v in none.values())
+
+
 def test_instance_boxes_are_matched_one_to_one():
     from rsapp.evaluate.metrics import matched_boxes
 
