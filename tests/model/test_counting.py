@@ -74,12 +74,18 @@ def test_the_change_sentence_counts_the_maps_regions_and_reads_built_or_demolish
     change = np.zeros((100, 100), np.uint8)
     assert change_sentence(instance_count(change > 0), None) == "no change"
     change[10:20, 10:20] = 1
-    assert change_sentence(instance_count(change > 0), 0.4) == "a building was built"
+    assert change_sentence(instance_count(change > 0), 0.5) == "a building was built"
+    assert change_sentence(1, 0.2) == "a changed area, not clearly a building built or demolished"
     change[50:60, 50:60] = change[80:90, 10:20] = 1
     change[0, 99] = 1  # a speck under MIN_INSTANCE_SHARE of the map is not a change
     assert change_sentence(instance_count(change > 0), -0.3) == "3 buildings were demolished"
-    # no building seen either way: new
-    assert change_sentence(instance_count(change > 0), None) == "3 buildings were built"
+    # the building probability neither clearly rose nor fell (a flood, a roof seen from another angle), or no
+    # building class to read: changed areas (the flooded xBD pair, +0.04, had "6 buildings were built")
+    for gain in (0.3, 0.04, -0.05, None):
+        assert change_sentence(instance_count(change > 0), gain) == (
+            "3 changed areas, not clearly buildings built or demolished")
+    assert change_sentence(12, 0.1).startswith("many changed areas") and change_sentence(12, 0.1, exact=True) == (
+        "12 changed areas, not clearly buildings built or demolished")
     # the speck is what the drawn and exported map leaves out: it holds the three regions counted
     kept = without_specks(change > 0)
     assert kept.sum() == 300 and not kept[0, 99] and ndimage.label(kept)[1] == 3
