@@ -175,7 +175,8 @@ def referring_phrases(r: Raster) -> list[tuple[str, tuple[float, float, float, f
     areas = areas[areas > 0]
     centres = np.array([((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in boxes])
     h, w = ids.shape
-    measures = {"largest": (-areas, lambda best, next_: -best >= REFERENT_AREA_RATIO * -next_),
+    # each measure's values (the first in sorted order is the one named) and whether the first is clear of the next
+    measures = {"largest": (-areas, lambda best, next_: best <= REFERENT_AREA_RATIO * next_),
                 "leftmost": (centres[:, 0], lambda best, next_: next_ - best >= REFERENT_GAP * w),
                 "rightmost": (-centres[:, 0], lambda best, next_: next_ - best >= REFERENT_GAP * w),
                 "topmost": (centres[:, 1], lambda best, next_: next_ - best >= REFERENT_GAP * h),

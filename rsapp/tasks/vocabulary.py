@@ -46,6 +46,7 @@ def unclear_change(n: int, exact: bool = False) -> str:
         return "a changed area, not clearly a building built or demolished"
     return f"{n if n <= 9 or exact else 'many'} changed areas, not clearly buildings built or demolished"
 
+
 # Dense classes a UC Merced scene class holds somewhere in every one of its scenes (a river, a harbour and a beach
 # hold water): the scene says the class is there, not where (rsapp.train.dense pushes the scene's most likely pixels
 # of it; a presence question reads it: scene_holds). Stage A learned water from Dubai's dark sea and creeks and
