@@ -94,6 +94,7 @@ def _bad_inputs(tmp_path, utm_tif):
         "CCD with one image": ("ask", utm_tif, "--prompt", "[CCD] what changed?"),
         "absurd gsd": (*ask, "--gsd", "-3"),
         "no weights there": (*ask, "--weights", tmp_path / "empty-weights"),
+        "unknown quantization": (*ask, "--quant", "none"),
         "out in a missing folder": (*ask, "--out", tmp_path / "no" / "such" / "a.geojson"),
         "out is a folder": (*ask, "--out", tmp_path),
         "prompt too long": ("ask", utm_tif, "--prompt", "[VQA] " + "why " * 400),

@@ -100,8 +100,8 @@ class Runtime:
     @classmethod
     def load(cls, folder: str | Path, quant: str = "auto") -> "Runtime":
         folder = Path(folder)
+        path = choose_path(quant)  # an unknown path is said before the weights are read
         model = RsappVLM.load(folder).eval()
-        path = choose_path(quant)
         sizes = {"bytes_fp32": held_bytes(model), "shipped_bytes_fp32": shipped_bytes(model, "fp32"),
                  "shipped_bytes_quantized": shipped_bytes(model, path)}
         if path == "nf4":

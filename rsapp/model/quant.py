@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from rsapp.errors import RsappError
 from rsapp.model.packed_lm import PackedLM
 
 PATHS = ("fp32", "int8", "nf4")
@@ -29,8 +30,8 @@ def choose_path(requested: str = "auto") -> str:
     requested = (requested or "auto").lower()
     if requested == "auto":
         return "nf4" if torch.cuda.is_available() else "int8"
-    if requested not in PATHS:
-        raise ValueError(f"unknown quantization {requested!r}; use auto, {', '.join(PATHS)}")
+    if requested not in PATHS:  # a user's word (--quant, RSAPP_QUANT): said in one line, as any bad input is
+        raise RsappError(f"unknown quantization {requested!r}; use auto, {', '.join(PATHS)}")
     return requested
 
 
