@@ -345,9 +345,7 @@ class Analyst:
                 mask[regions == 0] = 0
                 answer.counts = {"change": n}
                 answer.raw_text = change_sentence(n, gen.building_gain, asks_how_many(question))
-                built = built_by(gen.building_gain)  # neither clearly: no yes or no to which way it went
-                verdict = "" if built is None and asks_which_way(question) else change_verdict(question, n, built)
-                answer.text = (f"{verdict}{answer.raw_text} "
+                answer.text = (f"{change_verdict(question, n, built_by(gen.building_gain))}{answer.raw_text} "
                                f"({mask_summary(mask, answer.mask_labels, valid, answer.chip_gsd_m, True)})")
 
     @staticmethod

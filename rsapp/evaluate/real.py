@@ -148,9 +148,8 @@ def asked_examples(ask: Callable, rasters: list[Raster]) -> dict[str, dict]:
         if r.referred is not None:
             phrase, truth = r.referred
             answer = ask([r.rgb], f"[VG] {phrase}")
-            boxes = [image_box(answer, b) for b in answer.boxes_px]
-            first = iou(boxes[0], truth) if boxes else 0.0
-            out[r.set] = {"vg_acc50": float(first >= 0.5), "vg_iou": round(first, 4), "n_boxes": len(boxes)}
+            first = first_box_iou(answer, truth)
+            out[r.set] = {"vg_acc50": float(first >= 0.5), "vg_iou": round(first, 4), "n_boxes": len(answer.boxes_px)}
         elif r.captions:  # a pair's captions are of its change
             images, prompt = (([r.rgb, r.after], "[CCD] what changed?") if r.after is not None
                               else ([r.rgb], "[CAP] describe the image"))
@@ -198,11 +197,14 @@ def referred_scores(ask: Callable, rasters: list[Raster]) -> dict[str, dict]:
     hits, asked = defaultdict(int), defaultdict(int)
     for r in rasters:
         for phrase, truth in referring_phrases(r):
-            answer = ask([r.rgb], f"[VG] {phrase}")
-            boxes = [image_box(answer, b) for b in answer.boxes_px]
-            hits[r.set] += bool(boxes) and iou(boxes[0], truth) >= 0.5
+            hits[r.set] += first_box_iou(ask([r.rgb], f"[VG] {phrase}"), truth) >= 0.5
             asked[r.set] += 1
     return {s: {"vg_acc50": round(hits[s] / n, 4), "vg_phrases": n} for s, n in asked.items()}
+
+
+def first_box_iou(answer, truth: tuple[float, float, float, float]) -> float:
+    """IoU of a [VG] answer's first box (read back to the image's pixels) with the true box; 0 without a box."""
+    return iou(image_box(answer, answer.boxes_px[0]), truth) if answer.boxes_px else 0.0
 
 
 def image_box(answer, box_px) -> tuple[float, float, float, float]:

@@ -76,11 +76,13 @@ def asks_which_way(question: str) -> bool:
 
 def change_verdict(question: str, n: int, built: bool | None) -> str:
     """'yes: ' or 'no: ' before the change sentence when the question asks yes or no: whether any change (n regions)
-    happened, or whether buildings were built or demolished (built: the map's buildings rose, None: unknown, read as
-    built as change_caption reads it); '' for any other question."""
+    happened, or whether buildings were built or demolished (built: the map's buildings rose, None: which way is not
+    known, so a question asking which way gets no yes or no unless nothing changed); '' for any other question."""
     if not _YES_NO_RE.search(question or ""):
         return ""
     gone, new = bool(_GONE_RE.search(question)), bool(_BUILT_RE.search(question))
+    if built is None and n > 0 and (gone or new):
+        return ""
     found_gone = n > 0 and built is False
     yes = n > 0 and (gone == new or found_gone == gone)  # neither asked (or both): any change
     return "yes: " if yes else "no: "

@@ -236,6 +236,9 @@ def test_a_scene_holds_the_classes_its_kind_always_holds():
     ("were new houses built?", 5, True, "yes: "), ("did they build anything?", 5, False, "no: "),
     ("did buildings appear or disappear?", 2, False, "yes: "), ("what changed?", 12, True, ""),
     ("how many buildings were built?", 4, True, ""),
+    # which way is not known (a flood's changed areas): no yes or no to which way, but "no" when nothing changed
+    ("were any buildings built?", 6, None, ""), ("were any buildings built?", 0, None, "no: "),
+    ("has anything changed?", 6, None, "yes: "),
 ])
 def test_a_yes_or_no_change_question_is_answered_yes_or_no_by_what_the_map_found(question, n, built, verdict):
     from rsapp.tasks.vocabulary import change_verdict
